@@ -1,0 +1,230 @@
+"""Writing and reading alerts and their history: the one place that touches ``alerts`` and ``alert_changes``.
+
+Every writer (the engine, panic, device events, operator actions) goes through :func:`append_change`, which
+takes a transaction-scoped advisory lock before it assigns ``seq``. Transactions that write alert changes
+therefore commit in ``seq`` order, so the WebSocket stream, which reads ``seq > after``, never skips a change
+that commits late.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Iterable
+
+import asyncpg
+
+from api import metrics
+from geofence.model import AlertChange
+
+_ALERT_LOG_LOCK = 0x616C_7274  # "alrt"
+NOTIFY_CHANNEL = "afstand_alert_changes"
+
+_LEVEL_RANK = {"none": 0, "warning": 1, "violation": 2}
+
+
+async def append_change(
+    conn: asyncpg.Connection,
+    alert_id: uuid.UUID,
+    change: str,
+    *,
+    n: int | None = None,
+    level: str,
+    confidence: str,
+    fix_at: datetime | None = None,
+    actor: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> int | None:
+    """Record one change; returns its seq, or None when (alert_id, n) was already stored. Call in a transaction."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", _ALERT_LOG_LOCK)
+    seq = await conn.fetchval(
+        "INSERT INTO alert_changes (alert_id, n, change, level, confidence, fix_at, actor, detail)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (alert_id, n) DO NOTHING RETURNING seq",
+        alert_id, n, change, level, confidence, fix_at, actor, detail or {},
+    )
+    if seq is not None:
+        await conn.execute("UPDATE alerts SET seq = $2 WHERE id = $1", alert_id, seq)
+        await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, str(seq))
+    return seq
+
+
+async def open_alert(
+    conn: asyncpg.Connection,
+    *,
+    alert_id: uuid.UUID,
+    case_id: uuid.UUID,
+    kind: str,
+    level: str,
+    confidence: str,
+    opened_at: datetime,
+    subject_id: str | None = None,
+    zone_id: uuid.UUID | None = None,
+    device_id: uuid.UUID | None = None,
+    late: bool = False,
+    detail: dict[str, Any] | None = None,
+    actor: str | None = None,
+) -> bool:
+    """Create an alert with its ``opened`` change; False if it existed already (idempotent)."""
+    inserted = await conn.fetchval(
+        "INSERT INTO alerts (id, case_id, kind, subject_id, zone_id, device_id, level, max_level, confidence,"
+        " opened_at, late, detail) VALUES ($1,$2,$3,$4,$5,$6,$7,$7,$8,$9,$10,$11)"
+        " ON CONFLICT (id) DO NOTHING RETURNING true",
+        alert_id, case_id, kind, subject_id, zone_id, device_id, level, confidence, opened_at, late, detail or {},
+    )
+    if not inserted:
+        return False
+    await append_change(
+        conn, alert_id, "opened", n=1 if actor is None else None, level=level, confidence=confidence,
+        fix_at=opened_at, actor=actor,
+    )
+    metrics.ALERTS.labels(kind, level, "opened").inc()
+    return True
+
+
+def _as_uuid(value: str | None) -> uuid.UUID | None:
+    if value is None:
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+async def apply_engine_changes(conn: asyncpg.Connection, changes: Iterable[AlertChange]) -> int:
+    """Store the engine's decisions. Idempotent: replaying the same changes stores nothing new."""
+    stored = 0
+    for c in changes:
+        alert_id = uuid.UUID(c.episode_id)
+        if c.change.value == "opened":
+            zone_id = _as_uuid(c.zone_id)
+            device_id = _as_uuid(c.subject_id) if c.kind.value.endswith("_silent") else None
+            await conn.execute(
+                "INSERT INTO alerts (id, case_id, kind, subject_id, zone_id, device_id, level, max_level,"
+                " confidence, opened_at, late, min_distance_m, evidence)"
+                " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13) ON CONFLICT (id) DO NOTHING",
+                alert_id, uuid.UUID(c.case_id), c.kind.value, c.subject_id, zone_id, device_id, c.level.label,
+                c.max_level.label, c.confidence.label, c.opened_at, c.late, c.min_distance_m, list(c.evidence),
+            )
+        seq = await append_change(
+            conn, alert_id, c.change.value, n=c.n, level=c.level.label, confidence=c.confidence.label,
+            fix_at=c.fix_at, detail={"reason": c.reason} if c.reason else None,
+        )
+        if seq is None:
+            continue
+        stored += 1
+        metrics.ALERTS.labels(c.kind.value, c.level.label, c.change.value).inc()
+        if c.change.value == "cleared":
+            await conn.execute(
+                "UPDATE alerts SET cleared_at = $2, clear_reason = $3, min_distance_m = $4 WHERE id = $1",
+                alert_id, c.fix_at, c.reason, c.min_distance_m,
+            )
+        elif c.change.value != "opened":
+            await conn.execute(
+                "UPDATE alerts SET level = $2, max_level = $3, confidence = $4, min_distance_m = $5,"
+                " evidence = $6 WHERE id = $1",
+                alert_id, c.level.label, c.max_level.label, c.confidence.label, c.min_distance_m, list(c.evidence),
+            )
+    return stored
+
+
+_ALERT_COLUMNS = (
+    "a.id, a.case_id, c.reference AS case_reference, a.kind, a.subject_id, a.zone_id, a.device_id, a.level,"
+    " a.max_level, a.confidence, a.status, a.opened_at, a.cleared_at, a.clear_reason, a.raised_at,"
+    " a.min_distance_m, a.late, a.evidence, a.detail, a.outcome, a.seq"
+)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def alert_json(row: asyncpg.Record, changes: list[asyncpg.Record] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": str(row["id"]),
+        "case_id": str(row["case_id"]),
+        "case_reference": row["case_reference"],
+        "kind": row["kind"],
+        "zone_id": str(row["zone_id"]) if row["zone_id"] else None,
+        "device_id": str(row["device_id"]) if row["device_id"] else None,
+        "level": row["level"],
+        "max_level": row["max_level"],
+        "confidence": row["confidence"],
+        "status": row["status"],
+        "opened_at": _iso(row["opened_at"]),
+        "cleared_at": _iso(row["cleared_at"]),
+        "clear_reason": row["clear_reason"],
+        "raised_at": _iso(row["raised_at"]),
+        "min_distance_m": row["min_distance_m"],
+        "late": row["late"],
+        "evidence": row["evidence"],
+        "detail": row["detail"],
+        "outcome": row["outcome"],
+        "seq": row["seq"],
+    }
+    if changes is not None:
+        out["changes"] = [change_json(ch) for ch in changes]
+    return out
+
+
+def change_json(ch: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "seq": ch["seq"],
+        "change": ch["change"],
+        "level": ch["level"],
+        "confidence": ch["confidence"],
+        "at": _iso(ch["at"]),
+        "fix_at": _iso(ch["fix_at"]),
+        "actor": ch["actor"],
+        "detail": ch["detail"],
+    }
+
+
+async def fetch_alert(conn: asyncpg.Connection | asyncpg.Pool, alert_id: uuid.UUID) -> dict[str, Any] | None:
+    row = await conn.fetchrow(f"SELECT {_ALERT_COLUMNS} FROM alerts a JOIN cases c ON c.id = a.case_id WHERE a.id = $1", alert_id)
+    if row is None:
+        return None
+    changes = await conn.fetch(
+        "SELECT seq, change, level, confidence, at, fix_at, actor, detail FROM alert_changes"
+        " WHERE alert_id = $1 ORDER BY seq",
+        alert_id,
+    )
+    return alert_json(row, changes)
+
+
+async def list_alerts(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    *,
+    status: str | None,
+    case_id: uuid.UUID | None,
+    case_ids: list[uuid.UUID] | None = None,
+    after_seq: int | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Newest change first; the cursor is the ``seq`` of the last alert of the previous page."""
+    rows = await conn.fetch(
+        f"SELECT {_ALERT_COLUMNS} FROM alerts a JOIN cases c ON c.id = a.case_id"
+        " WHERE ($1::text IS NULL OR a.status = $1) AND ($2::uuid IS NULL OR a.case_id = $2)"
+        " AND ($3::uuid[] IS NULL OR a.case_id = ANY($3)) AND ($4::bigint IS NULL OR a.seq < $4)"
+        " ORDER BY a.seq DESC LIMIT $5",
+        status, case_id, case_ids, after_seq, limit,
+    )
+    return [alert_json(r) for r in rows]
+
+
+async def changes_after(conn: asyncpg.Connection | asyncpg.Pool, after: int, limit: int = 500) -> list[dict[str, Any]]:
+    """Stream items ``{seq, change, alert}`` for every change after ``after``, oldest first."""
+    rows = await conn.fetch(
+        "SELECT seq, alert_id, change, level, confidence, at, fix_at, actor, detail FROM alert_changes"
+        " WHERE seq > $1 ORDER BY seq LIMIT $2",
+        after, limit,
+    )
+    if not rows:
+        return []
+    ids = list({r["alert_id"] for r in rows})
+    alerts = {
+        r["id"]: alert_json(r)
+        for r in await conn.fetch(
+            f"SELECT {_ALERT_COLUMNS} FROM alerts a JOIN cases c ON c.id = a.case_id WHERE a.id = ANY($1)", ids
+        )
+    }
+    return [{"seq": r["seq"], "change": change_json(r), "alert": alerts[r["alert_id"]]} for r in rows]

@@ -1,0 +1,83 @@
+"""The FastAPI application: wiring only. Each router owns one part of the contract."""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from api import problems
+from api.context import Context
+from api.database import connect, create_pool, resolve_url
+from api.migrate import apply_migrations
+from api.routers import alerts, cases, health, ingest, me
+from api.secrets import server_key
+from api.settings import Settings
+from api.stream import AlertHub
+
+log = logging.getLogger("afstand")
+
+
+def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        url = resolve_url(settings.database_url, settings.data_dir)
+        conn = await connect(url)
+        try:
+            await apply_migrations(conn)
+        finally:
+            await conn.close()
+        pool = await create_pool(url, settings.db_pool_min, settings.db_pool_max)
+        ctx = Context(settings=settings, pool=pool, key=server_key(settings))
+        ctx.hub = AlertHub(url)
+        await ctx.hub.start()
+        if run_engine:
+            from api.engine_runner import EngineRunner  # imports the engine core only when it runs
+
+            ctx.engine = EngineRunner(ctx, url)
+            await ctx.engine.start()
+        app.state.ctx = ctx
+        log.info("afstand ready", extra={"engine": run_engine})
+        try:
+            yield
+        finally:
+            if ctx.engine:
+                await ctx.engine.stop()
+            await ctx.hub.stop()
+            await pool.close()
+
+    app = FastAPI(
+        title="Afstand",
+        version="0.1.0",
+        description="Proximity and zone monitoring that protects victims of stalking. See CONTRACT.md.",
+        lifespan=lifespan,
+    )
+    problems.install(app)
+
+    @app.middleware("http")
+    async def request_log(request: Request, call_next):  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
+        response = await call_next(request)
+        # Path and status only: query strings and bodies may carry personal data.
+        log.info(
+            "request",
+            extra={
+                "method": request.method,
+                "path": request.scope.get("route").path if request.scope.get("route") else "unmatched",
+                "status": response.status_code,
+                "ms": round((time.perf_counter() - started) * 1000, 1),
+            },
+        )
+        return response
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    for router in (health.router, cases.router, alerts.router, ingest.router, me.router):
+        app.include_router(router)
+    return app

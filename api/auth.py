@@ -1,0 +1,155 @@
+"""Who is calling: staff (bearer JWT), victim app devices (bearer device token), suppliers (HMAC).
+
+Each kind of caller has one FastAPI dependency; routes declare which one they accept, so a supplier key can
+never read alerts and a victim token reaches only ``/v1/me/…``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Annotated, Callable
+
+import jwt
+from fastapi import Depends, Request
+
+from api.context import Context, get_context
+from api.problems import Problem
+from api.secrets import decrypt, derive
+
+STAFF_ROLES = ("admin", "operator", "case_director", "contact_person", "auditor")
+DEV_ISSUER = "afstand-dev"
+AUDIENCE = "afstand"
+
+
+@dataclass(frozen=True)
+class Staff:
+    sub: str
+    role: str
+
+    @property
+    def actor(self) -> str:
+        return f"{self.role}:{self.sub}"
+
+
+@dataclass(frozen=True)
+class VictimDevice:
+    device_id: uuid.UUID
+    case_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class Supplier:
+    supplier_id: uuid.UUID
+    key_id: str
+
+
+def _unauthorized(detail: str) -> Problem:
+    return Problem(401, "Unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise _unauthorized("a bearer token is required in the Authorization header")
+    return token.strip()
+
+
+def mint_staff_token(key: bytes, role: str, sub: str, ttl_s: int = 12 * 3600, now: float | None = None) -> str:
+    if role not in STAFF_ROLES:
+        raise ValueError(f"unknown role {role!r}; one of {', '.join(STAFF_ROLES)}")
+    iat = int(now if now is not None else time.time())
+    claims = {"iss": DEV_ISSUER, "aud": AUDIENCE, "sub": sub, "role": role, "iat": iat, "exp": iat + ttl_s}
+    return jwt.encode(claims, derive(key, "staff-tokens"), algorithm="HS256")
+
+
+def mint_device_token(key: bytes, device_id: uuid.UUID, case_id: uuid.UUID, ttl_s: int) -> str:
+    iat = int(time.time())
+    claims = {"aud": "afstand-device", "sub": str(device_id), "case": str(case_id), "iat": iat, "exp": iat + ttl_s}
+    return jwt.encode(claims, derive(key, "device-tokens"), algorithm="HS256")
+
+
+def staff_principal(request: Request, ctx: Annotated[Context, Depends(get_context)]) -> Staff:
+    token = _bearer(request)
+    try:
+        claims = jwt.decode(
+            token,
+            derive(ctx.key, "staff-tokens"),
+            algorithms=["HS256"],
+            audience=AUDIENCE,
+            issuer=DEV_ISSUER,
+            options={"require": ["exp", "sub", "iss", "aud"]},
+        )
+    except jwt.PyJWTError as e:
+        raise _unauthorized(f"staff token rejected: {e}") from None
+    role = claims.get("role")
+    if role not in STAFF_ROLES:
+        raise Problem(403, "Forbidden", "the token carries no staff role")
+    return Staff(sub=str(claims["sub"]), role=role)
+
+
+def require_staff(*roles: str) -> Callable[..., Staff]:
+    """A dependency that admits staff with one of ``roles`` (admin is always admitted)."""
+    allowed = set(roles) | {"admin"}
+
+    def dependency(staff: Annotated[Staff, Depends(staff_principal)]) -> Staff:
+        if staff.role not in allowed:
+            raise Problem(403, "Forbidden", f"role {staff.role} may not do this; needs one of {sorted(allowed)}")
+        return staff
+
+    return dependency
+
+
+async def victim_device(request: Request, ctx: Annotated[Context, Depends(get_context)]) -> VictimDevice:
+    token = _bearer(request)
+    try:
+        claims = jwt.decode(
+            token, derive(ctx.key, "device-tokens"), algorithms=["HS256"], audience="afstand-device",
+            options={"require": ["exp", "sub"]},
+        )
+    except jwt.PyJWTError as e:
+        raise _unauthorized(f"device token rejected: {e}") from None
+    device_id = uuid.UUID(claims["sub"])
+    # Checked on every request so that revoking a device kills its tokens at once.
+    row = await ctx.pool.fetchrow(
+        "SELECT case_id FROM devices WHERE id = $1 AND role = 'victim_app' AND revoked_at IS NULL", device_id
+    )
+    if row is None:
+        raise _unauthorized("this device has been revoked")
+    return VictimDevice(device_id=device_id, case_id=row["case_id"])
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    return hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+
+
+async def supplier_principal(request: Request, ctx: Annotated[Context, Depends(get_context)]) -> Supplier:
+    key_id = request.headers.get("x-afstand-key")
+    ts = request.headers.get("x-afstand-timestamp")
+    signature = request.headers.get("x-afstand-signature")
+    if not key_id or not ts or not signature:
+        raise Problem(401, "Unauthorized", "X-Afstand-Key, X-Afstand-Timestamp and X-Afstand-Signature are required")
+    try:
+        ts_value = int(ts)
+    except ValueError:
+        raise Problem(401, "Unauthorized", "X-Afstand-Timestamp must be UNIX seconds") from None
+    if abs(time.time() - ts_value) > ctx.settings.hmac_window_s:
+        raise Problem(401, "Unauthorized", f"X-Afstand-Timestamp is more than {ctx.settings.hmac_window_s} s from server time")
+    row = await ctx.pool.fetchrow(
+        "SELECT supplier_id, secret_enc FROM supplier_keys WHERE key_id = $1 AND revoked_at IS NULL", key_id
+    )
+    body = await request.body()
+    # Compare against a computed signature even for unknown keys, so timing does not reveal which keys exist.
+    secret = decrypt(ctx.key, row["secret_enc"]) if row else "unknown-key"
+    if not hmac.compare_digest(sign(secret, ts, body), signature.lower()) or row is None:
+        raise Problem(401, "Unauthorized", "unknown key or bad signature")
+    return Supplier(supplier_id=row["supplier_id"], key_id=key_id)
+
+
+StaffDep = Annotated[Staff, Depends(staff_principal)]
+VictimDep = Annotated[VictimDevice, Depends(victim_device)]
+SupplierDep = Annotated[Supplier, Depends(supplier_principal)]

@@ -1,0 +1,126 @@
+"""The ``afstand`` command: serve, dev-token, supplier create, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import secrets
+import sys
+import uuid
+from pathlib import Path
+
+from api.settings import Settings, load_settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, object] = {}
+    if getattr(args, "data_dir", None):
+        overrides["data_dir"] = Path(args.data_dir)
+    if getattr(args, "host", None):
+        overrides["host"] = args.host
+    if getattr(args, "port", None):
+        overrides["port"] = args.port
+    return load_settings(**overrides)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.app import create_app
+    from api.logs import configure_logging
+
+    settings = _settings(args)
+    configure_logging(settings.log_level)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, ws="websockets")
+    return 0
+
+
+def cmd_dev_token(args: argparse.Namespace) -> int:
+    from api.auth import STAFF_ROLES, mint_staff_token
+    from api.secrets import server_key
+
+    settings = _settings(args)
+    if settings.oidc_issuer:
+        print("afstand dev-token: refused: an OIDC issuer is configured (AFSTAND_OIDC_ISSUER); use its tokens", file=sys.stderr)
+        return 2
+    if args.role not in STAFF_ROLES:
+        print(f"afstand dev-token: unknown role {args.role!r}; one of {', '.join(STAFF_ROLES)}", file=sys.stderr)
+        return 2
+    print(mint_staff_token(server_key(settings), args.role, args.sub or f"dev-{args.role}"))
+    return 0
+
+
+async def create_supplier(settings: Settings, name: str) -> dict[str, str]:
+    from api.database import connect, resolve_url
+    from api.migrate import apply_migrations
+    from api.secrets import encrypt, server_key
+
+    conn = await connect(resolve_url(settings.database_url, settings.data_dir))
+    try:
+        await apply_migrations(conn)
+        key_id = "sk_" + secrets.token_hex(8)
+        secret = secrets.token_urlsafe(32)
+        async with conn.transaction():
+            supplier_id = await conn.fetchval(
+                "INSERT INTO suppliers (id, name) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET name = $2 RETURNING id",
+                uuid.uuid4(), name,
+            )
+            await conn.execute(
+                "INSERT INTO supplier_keys (key_id, supplier_id, secret_enc) VALUES ($1, $2, $3)",
+                key_id, supplier_id, encrypt(server_key(settings), secret),
+            )
+        return {"key_id": key_id, "secret": secret}
+    finally:
+        await conn.close()
+
+
+def cmd_supplier_create(args: argparse.Namespace) -> int:
+    print(json.dumps(asyncio.run(create_supplier(_settings(args), args.name))))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from api.demo import run_demo
+
+    return asyncio.run(run_demo(_settings(args), port=args.port or 8765, keep_serving=args.serve))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="afstand", description="Afstand: protective proximity monitoring")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the API and the engine")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--data-dir")
+    serve.set_defaults(func=cmd_serve)
+
+    tok = sub.add_parser("dev-token", help="print a staff token (development mode only)")
+    tok.add_argument("--role", required=True)
+    tok.add_argument("--sub")
+    tok.add_argument("--data-dir")
+    tok.set_defaults(func=cmd_dev_token)
+
+    sup = sub.add_parser("supplier", help="manage ankle-monitor suppliers")
+    sup_sub = sup.add_subparsers(dest="supplier_command", required=True)
+    create = sup_sub.add_parser("create", help="create a supplier key; prints {key_id, secret} once")
+    create.add_argument("name")
+    create.add_argument("--data-dir")
+    create.set_defaults(func=cmd_supplier_create)
+
+    demo = sub.add_parser("demo", help="replay a scripted incident near Utrecht through the whole system")
+    demo.add_argument("--data-dir")
+    demo.add_argument("--port", type=int)
+    demo.add_argument("--serve", action="store_true", help="keep serving after the script, for the console")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,29 @@
+"""What a request handler may reach: settings, the pool, the server key and the live services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+from fastapi import Request
+
+from api.settings import Settings
+
+if TYPE_CHECKING:
+    from api.engine_runner import EngineRunner
+    from api.stream import AlertHub
+
+
+@dataclass
+class Context:
+    settings: Settings
+    pool: asyncpg.Pool
+    key: bytes
+    engine: "EngineRunner | None" = None
+    hub: "AlertHub | None" = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def get_context(request: Request) -> Context:
+    return request.app.state.ctx

@@ -1,0 +1,48 @@
+"""The PostgreSQL adapter: an embedded server when no ``DATABASE_URL`` is set, and an asyncpg pool."""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from pathlib import Path
+
+import asyncpg
+
+log = logging.getLogger(__name__)
+
+
+def embedded_url(data_dir: Path) -> str:
+    """Start (or join) the pip-installed PostgreSQL that lives in ``data_dir/pg`` and return its URL.
+
+    pgserver keeps the server running while any process that asked for it is alive, so ``afstand serve`` and
+    ``afstand supplier create`` on the same data dir share one server.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver
+
+    pgdata = (data_dir / "pg").resolve()
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(pgdata, cleanup_mode=None)
+    log.info("embedded postgresql ready", extra={"pgdata": str(pgdata)})
+    return server.get_uri()
+
+
+def resolve_url(database_url: str | None, data_dir: Path) -> str:
+    return database_url or embedded_url(data_dir)
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for typ in ("json", "jsonb"):
+        await conn.set_type_codec(typ, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(url: str, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
+    return await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, init=_init_connection)
+
+
+async def connect(url: str) -> asyncpg.Connection:
+    conn = await asyncpg.connect(url)
+    await _init_connection(conn)
+    return conn

@@ -1,0 +1,191 @@
+"""The adapter that feeds the pure engine from the fix log and stores its decisions.
+
+Flow: ingestion commits fixes to ``positions`` (the ordered log, ``seq``) and NOTIFYs ``afstand_fixes``;
+this runner reads ``seq > last_seq`` in batches, lets :class:`geofence.Engine` decide, and in ONE transaction
+stores the alert changes and advances its durable progress marker. A crash before that commit replays the
+batch; a crash after it does not. Either way the engine's decisions are deterministic in log order and alert
+writes are keyed by ``(episode_id, n)``, so nothing is evaluated twice into a second alert.
+
+Scale-out seam: today one runner reads the whole log. Partitioning means one runner per hash(case_id) range
+reading the same kind of ordered, per-case log (e.g. a NATS JetStream subject per partition); nothing in
+``geofence/`` changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from datetime import datetime, timezone
+
+import asyncpg
+
+from api import metrics
+from api.alert_store import apply_engine_changes
+from api.context import Context
+from api.engine_config import load_cases
+from geofence import Engine, EngineSettings
+from geofence.model import AlertChange, Fix, FixStatus, Party
+
+log = logging.getLogger(__name__)
+
+FIXES_CHANNEL = "afstand_fixes"
+CONFIG_CHANNEL = "afstand_config"
+ENGINE_ID = "main"
+
+
+def _engine_settings(ctx: Context) -> EngineSettings:
+    s = ctx.settings
+    return EngineSettings(
+        victim_max_age_s=s.victim_max_age_s,
+        coarse_accuracy_m=s.coarse_accuracy_m,
+        offender_silent_s=s.offender_silent_s,
+        victim_silent_s=s.victim_silent_s,
+        history_s=s.history_s,
+    )
+
+
+def _fix(row: asyncpg.Record) -> Fix:
+    return Fix(
+        fix_id=str(row["seq"]),
+        device_id=str(row["device_id"]),
+        case_id=str(row["case_id"]),
+        party=Party(row["party"]),
+        recorded_at=row["recorded_at"],
+        received_at=row["received_at"],
+        lat=row["lat"],
+        lon=row["lon"],
+        accuracy_m=row["accuracy_m"],
+        source=row["source"],
+    )
+
+
+class EngineRunner:
+    def __init__(self, ctx: Context, url: str) -> None:
+        self.ctx = ctx
+        self._url = url
+        self._wake = asyncio.Event()
+        self._reload: set[uuid.UUID] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._listener: asyncpg.Connection | None = None
+        self.engine = Engine(_engine_settings(ctx))
+        self.last_seq = 0
+        self.caught_up = False
+        self._last_tick = 0.0
+        self._last_snapshot = time.monotonic()
+
+    async def start(self) -> None:
+        pool = self.ctx.pool
+        snap = await pool.fetchrow("SELECT last_seq, state FROM engine_snapshots WHERE engine_id = $1", ENGINE_ID)
+        if snap is not None:
+            self.engine = Engine.restore(bytes(snap["state"]), _engine_settings(self.ctx))
+            self.last_seq = snap["last_seq"]
+        marker = await pool.fetchval("SELECT last_seq FROM engine_progress WHERE engine_id = $1", ENGINE_ID)
+        log.info("engine starting", extra={"snapshot_seq": self.last_seq, "progress_seq": marker or 0})
+        # Fixes between the snapshot and the marker are evaluated again; their alert writes are idempotent.
+        await self._configure(await load_cases(pool))
+        self._listener = await asyncpg.connect(self._url)
+        await self._listener.add_listener(FIXES_CHANNEL, lambda *_: self._wake.set())
+        await self._listener.add_listener(CONFIG_CHANNEL, self._on_config)
+        self._task = asyncio.create_task(self._run(), name="engine")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        if self._listener is not None:
+            await self._listener.close()
+
+    def _on_config(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        self._reload.add(uuid.UUID(payload))
+        self._wake.set()
+
+    async def _configure(self, configs: list) -> None:
+        now = datetime.now(timezone.utc)
+        changes: list[AlertChange] = []
+        for cfg in configs:
+            changes += self.engine.configure(cfg, now)
+        if changes:
+            await self._store(changes, None)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # The engine must keep running: log, back off, and retry the same batch.
+                log.exception("engine step failed; retrying")
+                await asyncio.sleep(1.0)
+
+    async def _step(self) -> None:
+        if self._reload:
+            ids, self._reload = list(self._reload), set()
+            configs = await load_cases(self.ctx.pool, ids)
+            await self._configure(configs)
+            now = datetime.now(timezone.utc)
+            for cid in set(map(str, ids)) - {c.case_id for c in configs}:
+                changes = self.engine.remove_case(cid, now)
+                if changes:
+                    await self._store(changes, None)
+        batch = await self.ctx.pool.fetch(
+            "SELECT seq, device_id, case_id, party, recorded_at, received_at, lat, lon, accuracy_m, source"
+            " FROM positions WHERE seq > $1 ORDER BY seq LIMIT $2",
+            self.last_seq, self.ctx.settings.engine_batch_size,
+        )
+        if batch:
+            await self._process(batch)
+        self.caught_up = len(batch) < self.ctx.settings.engine_batch_size
+        if time.monotonic() - self._last_tick >= self.ctx.settings.engine_tick_s:
+            self._last_tick = time.monotonic()
+            changes = self.engine.tick(datetime.now(timezone.utc))
+            if changes:
+                await self._store(changes, None)
+        if self.caught_up:
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.ctx.settings.engine_poll_s)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _process(self, batch: list[asyncpg.Record]) -> None:
+        fixes = [_fix(r) for r in batch]
+        verdicts, changes = self.engine.process(fixes)
+        for v in verdicts:
+            if v.status is not FixStatus.ACCEPTED:
+                metrics.FIXES.labels("engine", v.status.value).inc()
+        received = {f.fix_id: f.received_at for f in fixes}
+        await self._store(changes, batch[-1]["seq"])
+        self.last_seq = batch[-1]["seq"]
+        now = datetime.now(timezone.utc)
+        for c in changes:
+            if c.evidence and c.evidence[-1] in received:
+                metrics.FIX_TO_ALERT.observe((now - received[c.evidence[-1]]).total_seconds())
+        lag = await self.ctx.pool.fetchval("SELECT coalesce(max(seq), 0) FROM positions") - self.last_seq
+        metrics.ENGINE_LAG.set(max(lag, 0))
+
+    async def _store(self, changes: list[AlertChange], last_seq: int | None) -> None:
+        snapshot_due = last_seq is not None and (
+            time.monotonic() - self._last_snapshot >= self.ctx.settings.engine_snapshot_every_s
+        )
+        async with self.ctx.pool.acquire() as conn, conn.transaction():
+            await apply_engine_changes(conn, changes)
+            if last_seq is not None:
+                await conn.execute(
+                    "INSERT INTO engine_progress (engine_id, last_seq) VALUES ($1, $2) ON CONFLICT (engine_id)"
+                    " DO UPDATE SET last_seq = GREATEST(engine_progress.last_seq, $2), updated_at = now()",
+                    ENGINE_ID, last_seq,
+                )
+            if snapshot_due:
+                await conn.execute(
+                    "INSERT INTO engine_snapshots (engine_id, last_seq, state) VALUES ($1, $2, $3)"
+                    " ON CONFLICT (engine_id) DO UPDATE SET last_seq = $2, state = $3, taken_at = now()",
+                    ENGINE_ID, last_seq, self.engine.snapshot(),
+                )
+        if snapshot_due:
+            self._last_snapshot = time.monotonic()

@@ -1,0 +1,17 @@
+"""Prometheus metrics served at /metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+FIXES = Counter("afstand_fixes_total", "Fixes received, by source and outcome", ["source", "outcome"])
+EVENTS = Counter("afstand_device_events_total", "Device events received, by outcome", ["outcome"])
+ALERTS = Counter("afstand_alerts_total", "Alert changes, by kind, level and change", ["kind", "level", "change"])
+FIX_TO_ALERT = Histogram(
+    "afstand_fix_to_alert_seconds",
+    "From a fix being received to the alert change it caused being committed",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+ENGINE_LAG = Gauge("afstand_engine_lag_fixes", "Accepted fixes not yet evaluated by the engine")
+OUTBOX_DEPTH = Gauge("afstand_outbox_depth", "Notifications waiting for delivery")
+DELIVERY_FAILURES = Counter("afstand_delivery_failures_total", "Failed notification attempts", ["channel", "reason"])

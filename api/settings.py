@@ -1,0 +1,51 @@
+"""Every setting of the service, each read from a documented ``AFSTAND_*`` environment variable.
+
+The defaults are the safe ones: development mode only without an OIDC issuer, closed CORS, strict limits.
+README.md lists each variable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AFSTAND_", extra="ignore")
+
+    # DATABASE_URL is the conventional name; it is read without the prefix.
+    database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
+    data_dir: Path = Path(".afstand")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "INFO"
+    db_pool_min: int = 2
+    db_pool_max: int = 10
+
+    # Server secret (hex, 32 bytes) used to sign dev staff tokens and device tokens and to encrypt supplier
+    # secrets at rest. Unset: generated once and kept in the data dir.
+    secret_key: str | None = None
+    oidc_issuer: str | None = None
+
+    ingest_max_items: int = 1000
+    hmac_window_s: int = 300
+    access_token_ttl_s: int = 900
+    refresh_token_ttl_s: int = 30 * 24 * 3600
+    enrollment_ttl_s: int = 24 * 3600
+    enrollment_max_failures: int = 5
+
+    engine_batch_size: int = 1000
+    engine_poll_s: float = 1.0
+    engine_tick_s: float = 5.0
+    engine_snapshot_every_s: float = 30.0
+    victim_max_age_s: float = 120
+    coarse_accuracy_m: float = 200
+    offender_silent_s: float = 300
+    victim_silent_s: float = 900
+    history_s: float = 6 * 3600
+
+
+def load_settings(**overrides: object) -> Settings:
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,54 @@
+"""Wakes WebSocket clients when alert changes commit, through PostgreSQL LISTEN/NOTIFY.
+
+Clients never receive data through the notification itself: each reads ``seq > last`` from the table, so a
+missed or coalesced notification costs latency, never a change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import asyncpg
+
+from api.alert_store import NOTIFY_CHANNEL
+
+log = logging.getLogger(__name__)
+
+
+class AlertHub:
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._conn: asyncpg.Connection | None = None
+        self._version = 0
+        self._cond = asyncio.Condition()
+
+    async def start(self) -> None:
+        self._conn = await asyncpg.connect(self._url)
+        await self._conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
+
+    async def stop(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+    def _on_notify(self, *_: object) -> None:
+        asyncio.get_running_loop().create_task(self.poke())
+
+    async def poke(self) -> None:
+        async with self._cond:
+            self._version += 1
+            self._cond.notify_all()
+
+    @property
+    def version(self) -> int:
+        return self._version
+
+    async def wait(self, seen_version: int, timeout: float) -> int:
+        """Return once a change newer than ``seen_version`` was announced, or after ``timeout`` seconds."""
+        async with self._cond:
+            try:
+                await asyncio.wait_for(self._cond.wait_for(lambda: self._version != seen_version), timeout)
+            except asyncio.TimeoutError:
+                pass
+            return self._version

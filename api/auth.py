@@ -73,8 +73,7 @@ def mint_device_token(key: bytes, device_id: uuid.UUID, case_id: uuid.UUID, ttl_
     return jwt.encode(claims, derive(key, "device-tokens"), algorithm="HS256")
 
 
-def staff_principal(request: Request, ctx: Annotated[Context, Depends(get_context)]) -> Staff:
-    token = _bearer(request)
+def decode_staff_token(ctx: Context, token: str) -> Staff:
     try:
         claims = jwt.decode(
             token,
@@ -90,6 +89,10 @@ def staff_principal(request: Request, ctx: Annotated[Context, Depends(get_contex
     if role not in STAFF_ROLES:
         raise Problem(403, "Forbidden", "the token carries no staff role")
     return Staff(sub=str(claims["sub"]), role=role)
+
+
+def staff_principal(request: Request, ctx: Annotated[Context, Depends(get_context)]) -> Staff:
+    return decode_staff_token(ctx, _bearer(request))
 
 
 def require_staff(*roles: str) -> Callable[..., Staff]:

@@ -1,5 +1,153 @@
-"""Placeholder: filled in by its own change."""
+"""The monitoring room's alert queue: list, read, acknowledge, resolve, and the live stream."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+import asyncio
+import uuid
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, WebSocket, WebSocketDisconnect
+from pydantic import BaseModel, ConfigDict, Field
+
+from api import alert_store
+from api.auth import Staff, decode_staff_token, require_staff
+from api.context import Context, get_context
+from api.problems import Problem, conflict, field_error, not_found
+
+router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
+
+ReadAlerts = Annotated[Staff, Depends(require_staff("operator", "case_director", "contact_person"))]
+ActOnAlerts = Annotated[Staff, Depends(require_staff("operator"))]
+Ctx = Annotated[Context, Depends(get_context)]
+
+OUTCOMES = (
+    "offender_contacted_complied", "police_dispatched", "false_alarm_gps", "victim_safe_confirmed",
+    "technical_fault", "order_expired", "other",
+)
+
+
+class AlertPage(BaseModel):
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+class Resolve(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    outcome: Literal[OUTCOMES]  # type: ignore[valid-type]
+    note: str | None = Field(default=None, max_length=4000)
+
+
+class Note(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: str = Field(min_length=1, max_length=4000)
+
+
+def _alert_id(alert_id: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(alert_id)
+    except ValueError:
+        raise not_found("alert") from None
+
+
+@router.get("", response_model=AlertPage)
+async def list_alerts(
+    ctx: Ctx,
+    staff: ReadAlerts,
+    status: Literal["open", "acknowledged", "resolved"] | None = None,
+    case_id: uuid.UUID | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: str | None = None,
+) -> AlertPage:
+    after: int | None = None
+    if cursor is not None:
+        if not cursor.isdigit():
+            raise field_error(["query", "cursor"], "cursor must be a value returned as next_cursor")
+        after = int(cursor)
+    items = await alert_store.list_alerts(ctx.pool, status=status, case_id=case_id, after_seq=after, limit=limit)
+    return AlertPage(items=items, next_cursor=str(items[-1]["seq"]) if len(items) == limit else None)
+
+
+@router.get("/{alert_id}")
+async def get_alert(alert_id: str, ctx: Ctx, staff: ReadAlerts) -> dict[str, Any]:
+    alert = await alert_store.fetch_alert(ctx.pool, _alert_id(alert_id))
+    if alert is None:
+        raise not_found("alert")
+    return alert
+
+
+async def _operator_action(ctx: Context, alert_id: uuid.UUID, staff: Staff, change: str, detail: dict[str, Any],
+                           new_status: str | None, allowed_from: tuple[str, ...]) -> dict[str, Any]:
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow("SELECT status, level, confidence, case_id FROM alerts WHERE id = $1 FOR UPDATE", alert_id)
+        if row is None:
+            raise not_found("alert")
+        if row["status"] not in allowed_from:
+            raise conflict(f"the alert is {row['status']}; {change} is possible only when it is {' or '.join(allowed_from)}")
+        if new_status is not None:
+            await conn.execute(
+                "UPDATE alerts SET status = $2, outcome = COALESCE($3, outcome) WHERE id = $1",
+                alert_id, new_status, detail.get("outcome"),
+            )
+        await alert_store.append_change(
+            conn, alert_id, change, level=row["level"], confidence=row["confidence"], actor=staff.actor, detail=detail
+        )
+        await conn.execute(
+            "INSERT INTO audit_log (actor, role, action, case_id, detail) VALUES ($1, $2, $3, $4, $5)",
+            staff.sub, staff.role, f"alert.{change}", row["case_id"], {"alert_id": str(alert_id)},
+        )
+    alert = await alert_store.fetch_alert(ctx.pool, alert_id)
+    assert alert is not None
+    return alert
+
+
+@router.post("/{alert_id}/acknowledge")
+async def acknowledge(alert_id: str, ctx: Ctx, staff: ActOnAlerts) -> dict[str, Any]:
+    return await _operator_action(ctx, _alert_id(alert_id), staff, "acknowledged", {}, "acknowledged", ("open",))
+
+
+@router.post("/{alert_id}/resolve")
+async def resolve(alert_id: str, body: Resolve, ctx: Ctx, staff: ActOnAlerts) -> dict[str, Any]:
+    detail = {"outcome": body.outcome, "note": body.note}
+    return await _operator_action(ctx, _alert_id(alert_id), staff, "resolved", detail, "resolved", ("open", "acknowledged"))
+
+
+@router.post("/{alert_id}/notes")
+async def add_note(alert_id: str, body: Note, ctx: Ctx, staff: ActOnAlerts) -> dict[str, Any]:
+    """A call-log note on the alert's history (who was called, what was said)."""
+    return await _operator_action(
+        ctx, _alert_id(alert_id), staff, "note", {"note": body.note}, None, ("open", "acknowledged", "resolved")
+    )
+
+
+@router.websocket("/stream")
+async def stream(websocket: WebSocket, after: int = 0) -> None:
+    """Every alert change as ``{seq, change, alert}``, oldest first, from ``seq > after``; then live.
+
+    The token comes in the Authorization header or, for browsers that cannot set headers on a WebSocket,
+    as the ``token`` query parameter.
+    """
+    ctx: Context = websocket.app.state.ctx
+    header = websocket.headers.get("authorization", "")
+    token = header[7:].strip() if header.lower().startswith("bearer ") else websocket.query_params.get("token", "")
+    try:
+        staff = decode_staff_token(ctx, token)
+        if staff.role not in ("admin", "operator", "case_director", "contact_person"):
+            raise Problem(403, "Forbidden", "this role may not follow the alert stream")
+    except Problem as p:
+        await websocket.close(code=4401 if p.status == 401 else 4403, reason=p.detail[:120])
+        return
+    await websocket.accept()
+    last = max(after, 0)
+    hub = ctx.hub
+    assert hub is not None
+    try:
+        while True:
+            version = hub.version
+            items = await alert_store.changes_after(ctx.pool, last)
+            for item in items:
+                await websocket.send_json(item)
+                last = item["seq"]
+            if not items:
+                await hub.wait(version, timeout=5.0)
+    except (WebSocketDisconnect, asyncio.CancelledError):
+        return

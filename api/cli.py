@@ -86,6 +86,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return asyncio.run(run_demo(_settings(args), port=args.port or 8765, keep_serving=args.serve))
 
 
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from api.audit import verify_chain
+    from api.database import connect, resolve_url
+
+    settings = _settings(args)
+
+    async def run() -> int:
+        conn = await connect(resolve_url(settings.database_url, settings.data_dir))
+        try:
+            report = await verify_chain(conn)
+        finally:
+            await conn.close()
+        for fault in report.faults:
+            print(fault)
+        print(f"audit chain {'intact' if report.intact else 'BROKEN'}: {report.records} records")
+        return 0 if report.intact else 1
+
+    return asyncio.run(run())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="afstand", description="Afstand: protective proximity monitoring")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -108,6 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("name")
     create.add_argument("--data-dir")
     create.set_defaults(func=cmd_supplier_create)
+
+    audit = sub.add_parser("audit", help="the audit log")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_sub.add_parser("verify", help="check the hash chain; exit 1 when a record was altered or deleted")
+    verify.add_argument("--data-dir")
+    verify.set_defaults(func=cmd_audit_verify)
 
     demo = sub.add_parser("demo", help="replay a scripted incident near Utrecht through the whole system")
     demo.add_argument("--data-dir")

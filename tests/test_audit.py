@@ -1,0 +1,72 @@
+"""The audit log is append-only and its hash chain exposes any altered or deleted record."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import asyncpg
+import pytest
+
+from api.audit import record, verify_chain
+from api.cli import main
+from api.database import connect
+
+
+async def _write(conn: asyncpg.Connection, n: int) -> None:
+    case = uuid.uuid4()
+    for i in range(n):
+        await record(conn, actor=f"staff{i}", role="operator", action="track.read", case_id=case,
+                     reason="alert follow-up", detail={"i": i})
+
+
+def test_chain_is_intact_after_concurrent_appends(database_url: str) -> None:
+    async def run() -> tuple[int, list[str]]:
+        conns = [await connect(database_url) for _ in range(3)]
+        try:
+            await asyncio.gather(*(_write(c, 10) for c in conns))
+            report = await verify_chain(conns[0])
+            return report.records, report.faults
+        finally:
+            for c in conns:
+                await c.close()
+
+    assert asyncio.run(run()) == (30, [])
+
+
+def test_update_and_delete_are_refused(database_url: str) -> None:
+    async def run() -> None:
+        conn = await connect(database_url)
+        try:
+            await _write(conn, 2)
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await conn.execute("UPDATE audit_log SET actor = 'someone else'")
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await conn.execute("DELETE FROM audit_log")
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize("tamper, fault", [
+    ("UPDATE audit_log SET reason = 'curiosity' WHERE chain_seq = 3", "record 3: content does not match its hash"),
+    ("DELETE FROM audit_log WHERE chain_seq = 2", "record 2 is missing"),
+])
+def test_tampering_by_a_superuser_is_detected(database_url: str, tamper: str, fault: str,
+                                              monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    async def run() -> list[str]:
+        conn = await connect(database_url)
+        try:
+            await _write(conn, 5)
+            await conn.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only")
+            await conn.execute(tamper)
+            return (await verify_chain(conn)).faults
+        finally:
+            await conn.close()
+
+    faults = asyncio.run(run())
+    assert any(f.startswith(fault) for f in faults), faults
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    assert main(["audit", "verify"]) == 1
+    assert "audit chain BROKEN: " in capsys.readouterr().out

@@ -16,6 +16,7 @@ from api.database import connect, create_pool, resolve_url
 from api.migrate import apply_migrations
 from api.routers import alerts, cases, health, ingest, me
 from api.secrets import server_key
+from api.security_headers import SecurityHeaders
 from api.settings import Settings
 from api.stream import AlertHub
 
@@ -57,6 +58,7 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
         lifespan=lifespan,
     )
     problems.install(app)
+    app.add_middleware(SecurityHeaders)
 
     @app.middleware("http")
     async def request_log(request: Request, call_next):  # type: ignore[no-untyped-def]

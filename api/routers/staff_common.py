@@ -1,0 +1,90 @@
+"""What the staff routers for cases, orders, zones, devices and enrollments share: roles, id parsing,
+keyset pagination, and the audit + engine-reload step every change ends with."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+import asyncpg
+from fastapi import Depends, Query
+
+from api import audit
+from api.auth import Staff, require_staff
+from api.context import Context, get_context
+from api.problems import field_error, not_found
+
+# Changing what protects a victim is for the case owner; the monitoring room and contact persons read.
+WriteStaff = Annotated[Staff, Depends(require_staff("case_director"))]
+ReadStaff = Annotated[Staff, Depends(require_staff("case_director", "operator", "contact_person"))]
+Ctx = Annotated[Context, Depends(get_context)]
+Limit = Annotated[int, Query(ge=1, le=500)]
+
+CONFIG_CHANNEL = "afstand_config"  # api/engine_runner.py listens here and reloads the case named in the payload
+
+
+def parse_id(value: str, what: str) -> uuid.UUID:
+    """A malformed id names nothing that exists: 404, as for an unknown one."""
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise not_found(what) from None
+
+
+async def case_or_404(conn: asyncpg.Connection, case_id: str, *, lock: bool = False) -> uuid.UUID:
+    cid = parse_id(case_id, "case")
+    # FOR SHARE: a change to a case's orders/zones/devices must not interleave with a change of the case itself.
+    sql = "SELECT id FROM cases WHERE id = $1" + (" FOR SHARE" if lock else "")
+    if await conn.fetchval(sql, cid) is None:
+        raise not_found("case")
+    return cid
+
+
+async def changed(
+    conn: asyncpg.Connection,
+    staff: Staff,
+    action: str,
+    case_id: uuid.UUID,
+    detail: dict[str, Any],
+    *,
+    reason: str | None = None,
+    engine: bool = True,
+) -> None:
+    """Audit a change and, when it alters what the engine enforces, tell the engine to reload the case.
+
+    Call inside the request's transaction: the audit row commits with the change or not at all, and
+    PostgreSQL delivers the NOTIFY only on commit, so the engine never reloads a half-made change.
+    ``detail`` must never hold coordinates or secrets: the audit log is read widely.
+    """
+    await audit.record(conn, actor=staff.actor, role=staff.role, action=action, case_id=case_id, reason=reason,
+                       detail=detail)
+    if engine:
+        await conn.execute("SELECT pg_notify($1, $2)", CONFIG_CHANNEL, str(case_id))
+
+
+# ---------------------------------------------------------------- keyset pagination on (created_at, id)
+
+def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{row_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> tuple[datetime | None, uuid.UUID | None]:
+    if cursor is None:
+        return None, None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        at, _, rid = raw.partition("|")
+        return datetime.fromisoformat(at), uuid.UUID(rid)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise field_error(["query", "cursor"], "cursor must be a value returned as next_cursor") from None
+
+
+def next_cursor(rows: list[asyncpg.Record], limit: int) -> str | None:
+    """Rows were fetched with ``limit + 1``: an extra row means there is a next page."""
+    if len(rows) <= limit:
+        return None
+    last = rows[limit - 1]
+    return encode_cursor(last["created_at"], last["id"])

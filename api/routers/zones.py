@@ -1,0 +1,86 @@
+"""Zones of a case: where the offender may not go (exclusion) or must stay (inclusion), and when."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+from fastapi import APIRouter, Response
+
+from api.geometry import parse_geometry, parse_schedule
+from api.problems import conflict, field_error, not_found
+from api.routers.staff_common import (
+    Ctx, Limit, ReadStaff, WriteStaff, case_or_404, changed, decode_cursor, next_cursor, parse_id,
+)
+from api.schemas.staff import ZoneCreate, ZoneOut, ZonePage
+
+router = APIRouter(tags=["zones"])  # mounted under /v1/cases by cases.py
+
+_COLUMNS = "id, case_id, order_id, name, kind, geometry, buffer_m, schedule, created_at, created_by"
+# A zone order of one kind cannot carry a zone of the other; contact bans and court orders may carry either.
+_ORDER_FORBIDS = {"exclusion_zone": "inclusion", "inclusion_zone": "exclusion"}
+
+
+def zone_out(row: asyncpg.Record) -> ZoneOut:
+    return ZoneOut(**dict(row))
+
+
+async def fetch_zones(conn: asyncpg.Connection, case_id: uuid.UUID, limit: int | None = None,
+                      cursor: str | None = None) -> list[asyncpg.Record]:
+    after_at, after_id = decode_cursor(cursor)
+    return await conn.fetch(
+        f"SELECT {_COLUMNS} FROM zones WHERE case_id = $1"
+        " AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3)) ORDER BY created_at, id LIMIT $4",
+        case_id, after_at, after_id, None if limit is None else limit + 1,
+    )
+
+
+@router.post("/{case_id}/zones", status_code=201, response_model=ZoneOut)
+async def create_zone(case_id: str, body: ZoneCreate, ctx: Ctx, staff: WriteStaff) -> ZoneOut:
+    # The same parsers the engine loads zones with (api/engine_config.py): what is stored, the engine can run.
+    parse_geometry(body.geometry)
+    parse_schedule(body.schedule)
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        cid = await case_or_404(conn, case_id, lock=True)
+        order_kind = await conn.fetchval("SELECT kind FROM orders WHERE id = $1 AND case_id = $2", body.order_id, cid)
+        if order_kind is None:
+            raise field_error(["order_id"], "no order with this id on this case")
+        if _ORDER_FORBIDS.get(order_kind) == body.kind:
+            raise field_error(["kind"], f"an {order_kind} order cannot carry an {body.kind} zone")
+        row = await conn.fetchrow(
+            f"INSERT INTO zones (id, case_id, order_id, name, kind, geometry, buffer_m, schedule, created_by)"
+            f" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {_COLUMNS}",
+            uuid.uuid4(), cid, body.order_id, body.name, body.kind, body.geometry, body.buffer_m, body.schedule,
+            staff.actor,
+        )
+        # No coordinates in the audit detail: the zone row itself is the record of where.
+        await changed(conn, staff, "zone.create", cid, {
+            "zone_id": str(row["id"]), "order_id": str(body.order_id), "kind": body.kind, "name": body.name,
+            "geometry_type": body.geometry.get("type"), "buffer_m": body.buffer_m, "scheduled": body.schedule is not None,
+        })
+    return zone_out(row)
+
+
+@router.get("/{case_id}/zones", response_model=ZonePage)
+async def list_zones(case_id: str, ctx: Ctx, staff: ReadStaff, limit: Limit = 100, cursor: str | None = None) -> ZonePage:
+    async with ctx.pool.acquire() as conn:
+        cid = await case_or_404(conn, case_id)
+        rows = await fetch_zones(conn, cid, limit, cursor)
+    return ZonePage(items=[zone_out(r) for r in rows[:limit]], next_cursor=next_cursor(rows, limit))
+
+
+@router.delete("/{case_id}/zones/{zone_id}", status_code=204)
+async def delete_zone(case_id: str, zone_id: str, ctx: Ctx, staff: WriteStaff) -> Response:
+    """Remove a zone entered by mistake. A zone that has raised an alert is evidence of what was enforced
+    when it fired, so it stays (409); end its order instead."""
+    zid = parse_id(zone_id, "zone")
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        cid = await case_or_404(conn, case_id, lock=True)
+        zone = await conn.fetchrow("SELECT name, kind FROM zones WHERE id = $1 AND case_id = $2 FOR UPDATE", zid, cid)
+        if zone is None:
+            raise not_found("zone")
+        if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM alerts WHERE zone_id = $1)", zid):
+            raise conflict("this zone has raised alerts and is kept as evidence; end its order instead")
+        await conn.execute("DELETE FROM zones WHERE id = $1", zid)
+        await changed(conn, staff, "zone.delete", cid, {"zone_id": str(zid), "name": zone["name"], "kind": zone["kind"]})
+    return Response(status_code=204)

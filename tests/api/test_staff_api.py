@@ -494,3 +494,13 @@ def test_engine_is_told_to_reload_the_changed_case(api) -> None:  # type: ignore
         time.sleep(0.05)
     api.portal.call(unlisten, listener)
     assert payloads == [cid, cid, cid]
+
+
+def test_openapi_documents_the_staff_routes(api) -> None:  # type: ignore[no-untyped-def]
+    paths = api.get("/openapi.json").json()["paths"]
+    assert set(paths["/v1/cases"]) == {"get", "post"}
+    assert set(paths["/v1/cases/{case_id}"]) == {"get", "patch"}
+    for sub in ("orders", "zones", "devices"):
+        assert set(paths[f"/v1/cases/{{case_id}}/{sub}"]) == {"get", "post"}
+    assert "post" in paths["/v1/cases/{case_id}/devices/{device_id}/revoke"]
+    assert "post" in paths["/v1/cases/{case_id}/enrollments"]

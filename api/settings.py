@@ -13,7 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="AFSTAND_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="AFSTAND_", extra="ignore", populate_by_name=True)
 
     # DATABASE_URL is the conventional name; it is read without the prefix.
     database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")

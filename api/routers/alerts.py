@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field
 
-from api import alert_store
+from api import alert_store, audit
 from api.auth import Staff, decode_staff_token, require_staff
 from api.context import Context, get_context
 from api.problems import Problem, conflict, field_error, not_found
@@ -91,10 +91,8 @@ async def _operator_action(ctx: Context, alert_id: uuid.UUID, staff: Staff, chan
         await alert_store.append_change(
             conn, alert_id, change, level=row["level"], confidence=row["confidence"], actor=staff.actor, detail=detail
         )
-        await conn.execute(
-            "INSERT INTO audit_log (actor, role, action, case_id, detail) VALUES ($1, $2, $3, $4, $5)",
-            staff.sub, staff.role, f"alert.{change}", row["case_id"], {"alert_id": str(alert_id)},
-        )
+        await audit.record(conn, actor=staff.actor, role=staff.role, action=f"alert.{change}",
+                           case_id=row["case_id"], detail={"alert_id": str(alert_id)})
     alert = await alert_store.fetch_alert(ctx.pool, alert_id)
     assert alert is not None
     return alert

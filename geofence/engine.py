@@ -1,0 +1,397 @@
+"""The proximity engine: fixes and case configuration in, fix verdicts and alert changes out.
+
+Pure and deterministic: no clock, no I/O. Time comes only from the fixes (``recorded_at``, ``received_at``)
+and from ``tick(now)``; fixes are handled one by one in the given (log) order, so the same log split into
+different batches, or resumed from a snapshot, yields the same alert changes.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+import zlib
+from collections.abc import Sequence
+from datetime import datetime
+
+from geofence.episode import Reading, SubjectEpisodes
+from geofence.geometry import geodesic_m, lonlat_gap_lower_m
+from geofence.model import (
+    AlertChange, AlertKind, CaseConfig, Confidence, Fix, FixStatus, FixVerdict, Level, Party,
+)
+from geofence.quality import Counterpart, DeviceTrack, invalid_reason
+from geofence.rules import CompiledCase, CompiledZone, SubjectKey
+from geofence.settings import EngineSettings
+
+_SNAPSHOT_VERSION = 1
+_SILENCE_KIND = {Party.OFFENDER: AlertKind.OFFENDER_SILENT, Party.VICTIM: AlertKind.VICTIM_SILENT}
+_SILENCE_LEVEL = {Party.OFFENDER: Level.VIOLATION, Party.VICTIM: Level.WARNING}
+
+
+class CaseState:
+    """Everything the engine remembers of one case. ``compiled`` is derived and rebuilt, never pickled."""
+
+    def __init__(self, config: CaseConfig, settings: EngineSettings) -> None:
+        self.config = config
+        self.compiled = CompiledCase(config, settings)
+        self.subjects: dict[SubjectKey, SubjectEpisodes] = {}
+        self.open: dict[SubjectKey, SubjectEpisodes] = {}  # subjects with a live or late episode
+        self.tracks: dict[Party, list[DeviceTrack]] = {Party.OFFENDER: [], Party.VICTIM: []}
+        self.window_checked: dict[str, float] = {}  # zone id -> start of the last window checked by tick
+        self.next_expiry = self.compiled.first_expiry()  # first valid_until not yet acted upon
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        del state["compiled"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+
+    def subject(self, key: SubjectKey) -> SubjectEpisodes:
+        subject = self.subjects.get(key)
+        if subject is None:
+            subject = self.subjects[key] = SubjectEpisodes(self.config.case_id, key[0], key[1])
+        return subject
+
+    def settle(self, key: SubjectKey, subject: SubjectEpisodes) -> None:
+        """Keep ``open`` in step after a subject's episodes may have changed."""
+        if subject.is_open:
+            self.open[key] = subject
+        else:
+            self.open.pop(key, None)
+
+    def close(self, key: SubjectKey, ts: float, reason: str, out: list[AlertChange]) -> None:
+        subject = self.open.get(key)
+        if subject is not None:
+            subject.close_all(ts, reason, out)
+            self.settle(key, subject)
+
+
+class Engine:
+    def __init__(self, settings: EngineSettings = EngineSettings()) -> None:
+        self.settings = settings
+        self._cases: dict[str, CaseState] = {}
+        self._tracks: dict[str, DeviceTrack] = {}
+
+    # ---------------------------------------------------------------- configuration
+
+    def configure(self, case: CaseConfig, at: datetime) -> list[AlertChange]:
+        """Add or replace a case. Episodes of rules and zones that disappeared close (``rule_removed``)."""
+        out: list[AlertChange] = []
+        at_ts = at.timestamp()
+        state = self._cases.get(case.case_id)
+        if state is None:
+            state = self._cases[case.case_id] = CaseState(case, self.settings)
+        else:
+            state.config = case
+            state.compiled = CompiledCase(case, self.settings)
+            state.next_expiry = state.compiled.first_expiry()
+            wanted = state.compiled.keys()
+            for key in list(state.subjects):
+                if key[0] in (AlertKind.OFFENDER_SILENT, AlertKind.VICTIM_SILENT) or key in wanted:
+                    continue
+                state.close(key, at_ts, "rule_removed", out)
+                del state.subjects[key]
+        parties = {device: Party.OFFENDER for device in case.offender_devices}
+        parties.update({device: Party.VICTIM for device in case.victim_devices})
+        for party, tracks in state.tracks.items():
+            for track in tracks:
+                if parties.get(track.device_id) != party:
+                    self._drop_track(state, track, at_ts, out)
+        for device_id, party in sorted(parties.items()):
+            track = self._tracks.get(device_id)
+            if track is not None and (track.case_id != case.case_id or track.party != party):
+                self._drop_track(self._cases[track.case_id], track, at_ts, out)
+                track = None
+            if track is None:
+                track = self._tracks[device_id] = DeviceTrack(device_id, case.case_id, party)
+            if track not in state.tracks[party]:
+                state.tracks[party].append(track)
+        return out
+
+    def remove_case(self, case_id: str, at: datetime) -> list[AlertChange]:
+        out: list[AlertChange] = []
+        state = self._cases.pop(case_id, None)
+        if state is None:
+            return out
+        for key in list(state.open):
+            state.close(key, at.timestamp(), "case_removed", out)
+        for tracks in state.tracks.values():
+            for track in tracks:
+                self._tracks.pop(track.device_id, None)
+        return out
+
+    def _drop_track(self, state: CaseState, track: DeviceTrack, ts: float, out: list[AlertChange]) -> None:
+        state.close((_SILENCE_KIND[track.party], track.device_id), ts, "device_removed", out)
+        state.tracks[track.party] = [t for t in state.tracks[track.party] if t is not track]
+        if self._tracks.get(track.device_id) is track:
+            del self._tracks[track.device_id]
+
+    # ---------------------------------------------------------------- fixes
+
+    def process(self, fixes: Sequence[Fix]) -> tuple[list[FixVerdict], list[AlertChange]]:
+        """One verdict per fix, in input order, and the alert changes they caused, in causal order."""
+        out: list[AlertChange] = []
+        verdicts = [self._process_one(fix, out) for fix in fixes]
+        return verdicts, out
+
+    def _process_one(self, fix: Fix, out: list[AlertChange]) -> FixVerdict:
+        settings = self.settings
+        track = self._tracks.get(fix.device_id)
+        if track is None or track.case_id != fix.case_id:
+            return FixVerdict(fix.fix_id, FixStatus.REJECTED, "unknown_device")
+        reason = invalid_reason(fix, settings)
+        if reason is not None:
+            return FixVerdict(fix.fix_id, FixStatus.REJECTED, reason)
+        ts = fix.recorded_at.timestamp()
+        if track.is_duplicate(ts):
+            return FixVerdict(fix.fix_id, FixStatus.DUPLICATE)
+        case = self._cases[track.case_id]
+        if track.silent and ts > track.newest_ts:
+            track.silent = False
+            case.close((_SILENCE_KIND[track.party], track.device_id), ts, "fixes_resumed", out)
+        lat, lon, acc = float(fix.lat), float(fix.lon), float(fix.accuracy_m)
+        in_order = not track.ts or ts > track.ts[-1]
+        previous = track.previous_good(ts)
+        plausible = previous < 0 or track.implied_speed(previous, ts, lat, lon, acc) <= settings.max_speed_mps
+        verdict = FixVerdict(fix.fix_id, FixStatus.ACCEPTED)
+        if not plausible:
+            track.insert(ts, lat, lon, acc, fix.fix_id, good=False)
+            if not in_order:
+                return FixVerdict(fix.fix_id, FixStatus.OUTLIER, "implied_speed")
+            if track.pending:
+                last = track.index_of(track.pending[-1])
+                if track.implied_speed(last, ts, lat, lon, acc) <= settings.max_speed_mps:
+                    track.pending.append(ts)
+                    if len(track.pending) <= settings.outlier_confirmations:
+                        return FixVerdict(fix.fix_id, FixStatus.OUTLIER, "unconfirmed_jump")
+                    self._confirm_chain(case, track, out)
+                    return verdict
+            track.pending = [ts]
+            return FixVerdict(fix.fix_id, FixStatus.OUTLIER, "implied_speed")
+        if in_order and track.pending:
+            track.pending = []  # back where it was: the jump was a spike, it stays an outlier
+        track.insert(ts, lat, lon, acc, fix.fix_id, good=True)
+        self._evaluate(case, track, ts, lat, lon, acc, fix.fix_id, out)
+        track.prune(settings.history_s)
+        return verdict
+
+    def _confirm_chain(self, case: CaseState, track: DeviceTrack, out: list[AlertChange]) -> None:
+        """The fixes after a jump agree with each other: it was a real trip. Evaluate the chain in order."""
+        for ts in track.pending:
+            i = track.index_of(ts)
+            track.good[i] = 1
+            self._evaluate(case, track, ts, track.lat[i], track.lon[i], track.acc[i], track.fix_ids[i], out)
+        track.pending = []
+
+    # ---------------------------------------------------------------- evaluation
+
+    def _evaluate(self, case: CaseState, track: DeviceTrack, ts: float, lat: float, lon: float, acc: float,
+                  fix_id: str, out: list[AlertChange]) -> None:
+        late = ts < track.newest_evaluated_ts
+        if not late:
+            track.newest_evaluated_ts = ts
+            if case.open:
+                self._end_late_episodes(case, track.device_id, out)
+        compiled = case.compiled
+        if ts >= case.next_expiry:
+            self._expire(case, ts, out)
+        if compiled.proximity is not None:
+            self._evaluate_proximity(case, track, ts, lat, lon, acc, fix_id, late, out)
+        if track.party is Party.OFFENDER and compiled.zones:
+            self._evaluate_zones(case, track, ts, lat, lon, acc, fix_id, late, out)
+
+    def _end_late_episodes(self, case: CaseState, device_id: str, out: list[AlertChange]) -> None:
+        """The device is back to live data: its late episode has told all it can."""
+        for key, subject in list(case.open.items()):
+            episode = subject.late
+            if episode is not None and episode.source_device == device_id:
+                subject.close(episode, episode.last_ts, "late_data_end", out)
+                case.settle(key, subject)
+
+    def _evaluate_proximity(self, case: CaseState, track: DeviceTrack, ts: float, lat: float, lon: float,
+                            acc: float, fix_id: str, late: bool, out: list[AlertChange]) -> None:
+        rule = case.compiled.proximity
+        if not (rule.valid_from <= ts < rule.valid_until):
+            return
+        other = Party.VICTIM if track.party is Party.OFFENDER else Party.OFFENDER
+        counterpart = self._counterpart(case.tracks[other], ts)
+        if counterpart is None:
+            return  # position of the other party unknown: no decision, an open episode stays open
+        x = geodesic_m(lon, lat, counterpart.lon, counterpart.lat)
+        u = acc + counterpart.acc
+        subject = case.open.get(rule.key)
+        if subject is None and x - u > rule.ladder.steps[-1][1]:
+            return
+        coarse = max(acc, counterpart.acc) > self.settings.coarse_accuracy_m
+        level, confidence = rule.ladder.assess(x, u, coarse)
+        evidence = (fix_id, counterpart.fix_id) if track.party is Party.OFFENDER else (counterpart.fix_id, fix_id)
+        reading = Reading(ts, x, u, level, confidence, x, evidence)
+        self._feed(case, rule.key, rule.ladder, reading, late, track.device_id, None, out)
+
+    def _counterpart(self, tracks: list[DeviceTrack], ts: float) -> Counterpart | None:
+        """The other party's newest good fix recorded at or before ts and at most victim_max_age_s older."""
+        oldest = ts - self.settings.victim_max_age_s
+        best: DeviceTrack | None = None
+        best_i = -1
+        for track in tracks:
+            i = track.good_at_or_before(ts, oldest)
+            if i >= 0 and (best is None or track.ts[i] > best.ts[best_i]):
+                best, best_i = track, i
+        return None if best is None else best.counterpart(best_i)
+
+    def _evaluate_zones(self, case: CaseState, track: DeviceTrack, ts: float, lat: float, lon: float,
+                        acc: float, fix_id: str, late: bool, out: list[AlertChange]) -> None:
+        compiled = case.compiled
+        # Most fixes are far from every exclusion zone: one cheap lon/lat test settles them all.
+        bounds = compiled.exclusion_bounds
+        near = bounds is not None and lonlat_gap_lower_m(lon, lat, bounds) <= compiled.exclusion_reach_m + acc
+        coarse = acc > self.settings.coarse_accuracy_m
+        for zone in compiled.zones:
+            if not (zone.valid_from <= ts < zone.valid_until):
+                continue
+            subject = case.open.get(zone.key)
+            window_end = None
+            if zone.schedule is not None:
+                active, _, window_end = zone.schedule.state_at(ts)
+                if subject is not None:
+                    self._end_windows(case, zone, subject, ts, late, out)
+                    subject = case.open.get(zone.key)
+                if not active:
+                    continue
+            if zone.inclusion:
+                sd = zone.shape.signed_distance(lon, lat, zone.reach_m)
+                x = -sd
+            elif near and lonlat_gap_lower_m(lon, lat, zone.shape.lonlat_bounds) <= zone.reach_m + acc:
+                sd = zone.shape.signed_distance(lon, lat, zone.reach_m + acc)
+                x = sd
+            elif subject is None:
+                continue
+            else:
+                sd = x = math.inf  # beyond every threshold; counts towards clearing
+            level, confidence = zone.ladder.assess(x, acc, coarse)
+            if subject is None and level == Level.NONE:
+                continue
+            distance = max(sd, 0.0) if sd < math.inf else None
+            reading = Reading(ts, x, acc, level, confidence, distance, (fix_id,))
+            self._feed(case, zone.key, zone.ladder, reading, late, track.device_id, window_end, out)
+
+    def _end_windows(self, case: CaseState, zone: CompiledZone, subject: SubjectEpisodes, ts: float, late: bool,
+                     out: list[AlertChange]) -> None:
+        """Close the zone's episode (live for live data, late for late data) whose schedule window has ended."""
+        episode = subject.late if late else subject.live
+        if episode is not None and episode.window_end_ts is not None and ts >= episode.window_end_ts:
+            subject.close(episode, episode.window_end_ts, "window_ended", out)
+            case.settle(zone.key, subject)
+
+    def _feed(self, case: CaseState, key: SubjectKey, ladder, reading: Reading, late: bool, device_id: str,
+              window_end: float | None, out: list[AlertChange]) -> None:
+        settings = self.settings
+        subject = case.subject(key)
+        subject.feed(ladder, reading, late, device_id, settings.clear_hold_s, settings.clear_min_fixes,
+                     settings.evidence_limit, window_end, out)
+        subject.forget_before(reading.ts - settings.history_s)
+        case.settle(key, subject)
+
+    def _expire(self, case: CaseState, ts: float, out: list[AlertChange]) -> None:
+        """Orders whose validity has ended close their open episodes at the moment they ended."""
+        upcoming = math.inf
+        for rule in case.compiled.rules():
+            if rule.valid_until <= ts:
+                case.close(rule.key, rule.valid_until, "order_expired", out)
+            else:
+                upcoming = min(upcoming, rule.valid_until)
+        case.next_expiry = upcoming
+
+    # ---------------------------------------------------------------- time passing
+
+    def tick(self, now: datetime) -> list[AlertChange]:
+        """Order expiry, schedule windows opening and closing, and silent devices, as of ``now``."""
+        out: list[AlertChange] = []
+        now_ts = now.timestamp()
+        for case in self._cases.values():
+            if now_ts >= case.next_expiry:
+                self._expire(case, now_ts, out)
+            for zone in case.compiled.zones:
+                if zone.schedule is not None:
+                    self._tick_window(case, zone, now_ts, out)
+            for party, tracks in case.tracks.items():
+                for track in tracks:
+                    self._tick_silence(case, party, track, now_ts, out)
+        return out
+
+    def _tick_window(self, case: CaseState, zone: CompiledZone, now_ts: float, out: list[AlertChange]) -> None:
+        subject = case.open.get(zone.key)
+        if subject is not None:
+            for late in (False, True):
+                self._end_windows(case, zone, subject, now_ts, late, out)
+        active, start, end = zone.schedule.state_at(now_ts)
+        if not zone.inclusion or not active or case.window_checked.get(zone.zone_id, -math.inf) >= start:
+            return
+        case.window_checked[zone.zone_id] = start
+        if not (zone.valid_from <= start < zone.valid_until):
+            return
+        subject = case.open.get(zone.key)
+        if subject is not None and subject.live is not None:
+            return
+        # A window that opens while the offender is outside (curfew, not home) is a breach from its start.
+        newest: DeviceTrack | None = None
+        newest_i = -1
+        for track in case.tracks[Party.OFFENDER]:
+            i = track.newest_good()
+            if i >= 0 and (newest is None or track.ts[i] > newest.ts[newest_i]):
+                newest, newest_i = track, i
+        if newest is None or newest.ts[newest_i] > start:
+            return  # fixes inside the window were evaluated as they came
+        acc = newest.acc[newest_i]
+        sd = zone.shape.signed_distance(newest.lon[newest_i], newest.lat[newest_i], zone.reach_m)
+        level, confidence = zone.ladder.assess(-sd, acc, acc > self.settings.coarse_accuracy_m)
+        if level == Level.NONE:
+            return
+        reading = Reading(start, -sd, acc, level, confidence, max(sd, 0.0), (newest.fix_ids[newest_i],))
+        self._feed(case, zone.key, zone.ladder, reading, False, newest.device_id, end, out)
+
+    def _tick_silence(self, case: CaseState, party: Party, track: DeviceTrack, now_ts: float,
+                      out: list[AlertChange]) -> None:
+        if track.silent or track.newest_ts == -math.inf:
+            return
+        threshold = self.settings.offender_silent_s if party is Party.OFFENDER else self.settings.victim_silent_s
+        if now_ts < track.newest_ts + threshold:
+            return
+        key = (_SILENCE_KIND[party], track.device_id)
+        reading = Reading(track.newest_ts + threshold, math.inf, 0.0, _SILENCE_LEVEL[party],
+                          Confidence.CONFIRMED, None, ())
+        subject = case.subject(key)
+        subject.open_direct(reading, None, out)
+        case.settle(key, subject)
+        track.silent = True
+
+    # ---------------------------------------------------------------- state
+
+    def open_episodes(self, case_id: str | None = None) -> list[AlertChange]:
+        """The latest state of each open episode (n is that of its latest change)."""
+        cases = self._cases.values() if case_id is None else [self._cases[case_id]] if case_id in self._cases else []
+        found = []
+        for case in cases:
+            for subject in case.open.values():
+                for episode in (subject.live, subject.late):
+                    if episode is not None:
+                        found.append(episode.current())
+        return found
+
+    def snapshot(self) -> bytes:
+        """All state, for restart without raising any episode twice."""
+        state = {"version": _SNAPSHOT_VERSION, "cases": self._cases, "tracks": self._tracks}
+        return zlib.compress(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL), 1)
+
+    @classmethod
+    def restore(cls, data: bytes, settings: EngineSettings = EngineSettings()) -> Engine:
+        state = pickle.loads(zlib.decompress(data))
+        if state.get("version") != _SNAPSHOT_VERSION:
+            raise ValueError(f"unsupported engine snapshot version {state.get('version')!r}")
+        engine = cls(settings)
+        engine._cases = state["cases"]
+        engine._tracks = state["tracks"]
+        for case in engine._cases.values():
+            case.compiled = CompiledCase(case.config, settings)
+        return engine

@@ -1,0 +1,26 @@
+"""Tunable thresholds of the proximity engine; every time in seconds of fix time, every distance in metres."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    victim_max_age_s: float = 120  # max age of the counterpart fix for proximity pairing
+    coarse_accuracy_m: float = 200  # fixes worse than this (cell towers) can only reach confidence POSSIBLE
+    clear_hold_s: float = 60  # stay beyond threshold + margin this long (fix time) ...
+    clear_min_fixes: int = 2  # ... and for at least this many consecutive fixes before stepping down
+    margin_ratio: float = 0.10
+    margin_min_m: float = 50
+    future_tolerance_s: float = 300  # recorded_at > received_at + this: rejected
+    max_speed_mps: float = 70  # implied speed above this: outlier
+    outlier_confirmations: int = 2  # consistent fixes after an outlier that confirm its new place
+    evidence_limit: int = 16  # fix ids kept per episode
+    history_s: float = 6 * 3600  # per-device history kept for late data and pairing
+    offender_silent_s: float = 300
+    victim_silent_s: float = 900
+
+    def margin(self, threshold_m: float) -> float:
+        """Hysteresis margin for stepping down from a level with this threshold."""
+        return max(self.margin_ratio * threshold_m, self.margin_min_m)

@@ -1,0 +1,100 @@
+from geofence import ChangeKind, Confidence, Engine, EngineSettings, FixStatus, Level
+
+from tests.geofence.builders import T0, UTRECHT, at, fix, offset, proximity_case
+
+
+def run(engine, fixes):
+    verdicts, changes = engine.process(fixes)
+    return changes
+
+
+def test_approach_warns_then_violates_then_clears_after_hold():
+    engine = Engine()
+    engine.configure(proximity_case(warn_m=1000, alert_m=500), T0)
+    victim = UTRECHT
+    changes = run(engine, [fix("phone-1", 0, victim)])
+    assert changes == []
+    track = [(10, 3000), (40, 900), (70, 400), (100, 300), (130, 2000), (160, 2000), (190, 2000)]
+    log = []
+    for t, d in track:
+        log += run(engine, [fix("phone-1", t - 5, victim), fix("tag-1", t, offset(victim, d))])
+    kinds = [(c.change, c.level) for c in log]
+    assert kinds == [
+        (ChangeKind.OPENED, Level.WARNING),
+        (ChangeKind.ESCALATED, Level.VIOLATION),
+        (ChangeKind.CLEARED, Level.VIOLATION),
+    ]
+    opened, escalated, cleared = log
+    assert opened.fix_at == at(40) and escalated.fix_at == at(70)
+    assert cleared.reason == "departed" and cleared.fix_at == at(190)  # 130 + 60 s hold
+    assert cleared.max_level == Level.VIOLATION
+    assert abs(cleared.min_distance_m - 300) < 1
+    assert len({c.episode_id for c in log}) == 1 and [c.n for c in log] == [1, 2, 3]
+    assert engine.open_episodes() == []
+
+
+def test_victim_fix_121_s_old_gives_no_decision_but_119_s_does():
+    for age, expect_open in ((121, False), (119, True)):
+        engine = Engine()
+        engine.configure(proximity_case(), T0)
+        _, changes = engine.process([fix("phone-1", 0, UTRECHT), fix("tag-1", age, offset(UTRECHT, 100))])
+        assert bool(changes) is expect_open, age
+
+
+def test_victim_approaching_a_standing_offender_is_caught():
+    engine = Engine()
+    engine.configure(proximity_case(), T0)
+    engine.process([fix("tag-1", 0, offset(UTRECHT, 100))])
+    _, changes = engine.process([fix("phone-1", 30, UTRECHT)])
+    assert [c.change for c in changes] == [ChangeKind.OPENED]
+    assert changes[0].level == Level.VIOLATION and changes[0].fix_at == at(30)
+
+
+def test_pairing_uses_recorded_times_not_arrival_order():
+    engine = Engine()
+    engine.configure(proximity_case(), T0)
+    # The victim fix recorded after the offender fix must not be paired with it.
+    _, changes = engine.process([fix("phone-1", 20, UTRECHT), fix("tag-1", 10, offset(UTRECHT, 100))])
+    assert changes == []
+
+
+def test_confidence_from_both_accuracy_radii_and_coarse_cap():
+    cases = [  # (distance, offender acc, victim acc) -> (level, confidence)
+        (400, 5, 5, Level.VIOLATION, Confidence.CONFIRMED),
+        (480, 30, 20, Level.VIOLATION, Confidence.PROBABLE),
+        (540, 30, 20, Level.VIOLATION, Confidence.POSSIBLE),
+        (400, 250, 5, Level.VIOLATION, Confidence.POSSIBLE),  # cell-tower fix: at most possible
+    ]
+    for distance, acc_o, acc_v, level, confidence in cases:
+        engine = Engine()
+        engine.configure(proximity_case(), T0)
+        _, changes = engine.process([fix("phone-1", 0, UTRECHT, acc_v), fix("tag-1", 5, offset(UTRECHT, distance),
+                                                                             acc_o)])
+        assert (changes[0].level, changes[0].confidence) == (level, confidence), distance
+
+
+def test_open_episode_stays_open_while_victim_position_unknown():
+    engine = Engine()
+    engine.configure(proximity_case(), T0)
+    engine.process([fix("phone-1", 0, UTRECHT), fix("tag-1", 5, offset(UTRECHT, 100))])
+    far = offset(UTRECHT, 5000)
+    _, changes = engine.process([fix("tag-1", t, far) for t in range(200, 600, 30)])
+    assert changes == [] and len(engine.open_episodes()) == 1
+
+
+def test_clearing_needs_two_fixes_and_sixty_seconds():
+    engine = Engine(EngineSettings())
+    engine.configure(proximity_case(), T0)
+    engine.process([fix("phone-1", 0, UTRECHT), fix("tag-1", 5, offset(UTRECHT, 100))])
+    far = offset(UTRECHT, 3000)
+    _, changes = engine.process([fix("phone-1", 100, UTRECHT), fix("tag-1", 110, far), fix("tag-1", 150, far)])
+    assert changes == []  # two fixes, but only 40 s
+    _, changes = engine.process([fix("phone-1", 160, UTRECHT), fix("tag-1", 170, far)])
+    assert [c.change for c in changes] == [ChangeKind.CLEARED]
+
+
+def test_unknown_device_is_rejected():
+    engine = Engine()
+    engine.configure(proximity_case(), T0)
+    verdicts, _ = engine.process([fix("tag-9", 0, UTRECHT), fix("tag-1", 0, UTRECHT, case="case-2")])
+    assert [(v.status, v.reason) for v in verdicts] == [(FixStatus.REJECTED, "unknown_device")] * 2

@@ -1,0 +1,118 @@
+"""Bodies of the position and device-event intake, shared by suppliers (HMAC) and the victim app.
+
+A batch is validated in two steps. The envelope (``{positions: [...]}``) is strict: an unknown top-level field
+is a 422 for the whole request, and a list over the limit is a 413. Each item is then validated on its own, so
+one bad item is reported (``rejected`` with the field and the reason) while the good ones are stored.
+
+Numbers are strict (``true`` or ``"52.1"`` is not a latitude) and finite; times are RFC 3339 strings with an
+offset (a naive time is ambiguous by an hour or two: enough to turn a violation into none).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
+
+# A fix more than this far ahead of the server clock is refused: a wrong device clock must not open or hold
+# an episode in the future.
+FUTURE_TOLERANCE_S = 300
+
+EVENT_TYPES = (
+    "strap_tamper", "case_tamper", "strap_restored", "case_restored",
+    "battery_low", "battery_critical", "charging",
+    "gps_lost", "gps_restored", "device_offline", "device_online",
+)
+
+
+def _rfc3339(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise ValueError("must be an RFC 3339 date-time string with an offset")
+    return value
+
+
+Rfc3339 = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+Num = dict(strict=True, allow_inf_nan=False)
+Lat = Annotated[float, Field(ge=-90, le=90, **Num, description="WGS84 latitude, decimal degrees")]
+Lon = Annotated[float, Field(ge=-180, le=180, **Num, description="WGS84 longitude, decimal degrees")]
+Accuracy = Annotated[float, Field(gt=0, le=100_000, **Num, description="horizontal accuracy, metres (radius)")]
+Source = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z0-9_]+$",
+                              description="how the fix was made, e.g. gps, wifi, cell, fused; default gps")]
+Serial = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$",
+                              description="the tag's serial as registered for this supplier")]
+
+
+class _Item(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SupplierPosition(_Item):
+    serial: Serial
+    recorded_at: Rfc3339
+    lat: Lat
+    lon: Lon
+    accuracy_m: Accuracy
+    source: Source = "gps"
+    speed_mps: Annotated[float, Field(ge=0, le=1000, **Num)] | None = None
+    heading_deg: Annotated[float, Field(ge=0, le=360, **Num)] | None = None
+    battery_pct: Annotated[float, Field(ge=0, le=100, **Num)] | None = None
+
+
+class AppPosition(_Item):
+    recorded_at: Rfc3339
+    lat: Lat
+    lon: Lon
+    accuracy_m: Accuracy
+    source: Source = "gps"
+
+
+class SupplierEvent(_Item):
+    serial: Serial
+    recorded_at: Rfc3339
+    type: Literal[EVENT_TYPES]  # type: ignore[valid-type]
+    detail: dict[str, Any] | None = Field(default=None, description="free-form, at most 4 KB as JSON")
+
+
+SUPPLIER_POSITION = TypeAdapter(SupplierPosition)
+APP_POSITION = TypeAdapter(AppPosition)
+SUPPLIER_EVENT = TypeAdapter(SupplierEvent)
+
+
+# ---------------------------------------------------------------- envelopes and results
+
+class _Envelope(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SupplierPositionBatch(_Envelope):
+    """At most ``AFSTAND_INGEST_MAX_ITEMS`` (1,000) items; more is a 413."""
+
+    positions: list[SupplierPosition]
+
+
+class AppPositionBatch(_Envelope):
+    positions: list[AppPosition]
+
+
+class SupplierEventBatch(_Envelope):
+    events: list[SupplierEvent]
+
+
+class RawPositionBatch(_Envelope):
+    positions: list[Any]
+
+
+class RawEventBatch(_Envelope):
+    events: list[Any]
+
+
+class ItemResult(BaseModel):
+    index: int = Field(description="position of the item in the request's list, from 0")
+    status: Literal["accepted", "duplicate", "rejected"]
+    error: str | None = Field(default=None, description="for a rejected item: the field and why")
+
+
+class BatchResult(BaseModel):
+    results: list[ItemResult]
+

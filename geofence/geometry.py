@@ -109,8 +109,8 @@ class PolygonShape:
         if gap > reach_m:
             return gap
         if shapely.contains_xy(self.geom, x, y):
-            return -shapely.distance(self.boundary, shapely.Point(x, y))
-        return shapely.distance(self.geom, shapely.Point(x, y))
+            return -float(shapely.distance(self.boundary, shapely.Point(x, y)))
+        return float(shapely.distance(self.geom, shapely.Point(x, y)))
 
 
 def _project_array(transformer: Transformer, xy):

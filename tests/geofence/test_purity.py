@@ -1,0 +1,23 @@
+"""The engine core stays pure: no I/O layers (import-linter contract) and no clock reads."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = Path(__file__).with_name("importlinter.ini")
+
+
+def test_import_contract_holds():
+    command = "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())"
+    result = subprocess.run([sys.executable, "-c", command, "--config", str(CONFIG), "--no-cache"], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "KEPT" in result.stdout
+
+
+def test_no_clock_reads_in_the_engine():
+    clock = re.compile(r"datetime\.now|datetime\.utcnow|date\.today|time\.time\(|time\.monotonic|perf_counter")
+    offenders = [str(path) for path in (ROOT / "geofence").rglob("*.py") if clock.search(path.read_text())]
+    assert offenders == []

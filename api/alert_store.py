@@ -16,6 +16,7 @@ import asyncpg
 
 from api import metrics
 from geofence.model import AlertChange
+from notifications import outbox
 
 _ALERT_LOG_LOCK = 0x616C_7274  # "alrt"
 NOTIFY_CHANNEL = "afstand_alert_changes"
@@ -45,6 +46,9 @@ async def append_change(
     if seq is not None:
         await conn.execute("UPDATE alerts SET seq = $2 WHERE id = $1", alert_id, seq)
         await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, str(seq))
+        # Notifications this change causes, in this same transaction (transactional outbox).
+        await outbox.enqueue_for_change(conn, alert_id=alert_id, seq=seq, change=change, level=level,
+                                        confidence=confidence, actor=actor, detail=detail)
     return seq
 
 
@@ -188,7 +192,9 @@ async def fetch_alert(conn: asyncpg.Connection | asyncpg.Pool, alert_id: uuid.UU
         " WHERE alert_id = $1 ORDER BY seq",
         alert_id,
     )
-    return alert_json(row, changes)
+    out = alert_json(row, changes)
+    out["deliveries"] = await outbox.deliveries_for_alert(conn, alert_id)
+    return out
 
 
 async def list_alerts(

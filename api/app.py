@@ -14,7 +14,7 @@ from api import problems
 from api.context import Context
 from api.database import connect, create_pool, resolve_url
 from api.migrate import apply_migrations
-from api.routers import alerts, cases, health, ingest, me
+from api.routers import alert_actions, alerts, cases, health, ingest, me
 from api.secrets import server_key
 from api.security_headers import SecurityHeaders
 from api.settings import Settings
@@ -41,11 +41,14 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
 
             ctx.engine = EngineRunner(ctx, url)
             await ctx.engine.start()
+        notifier = _notifications(settings, ctx, url)
+        await notifier.start()
         app.state.ctx = ctx
         log.info("afstand ready", extra={"engine": run_engine})
         try:
             yield
         finally:
+            await notifier.stop()
             if ctx.engine:
                 await ctx.engine.stop()
             await ctx.hub.stop()
@@ -80,6 +83,26 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    for router in (health.router, cases.router, alerts.router, ingest.router, me.router):
+    for router in (health.router, cases.router, alerts.router, alert_actions.router, alert_actions.policy_router,
+                   ingest.router, me.router):
         app.include_router(router)
     return app
+
+
+def _notifications(settings: Settings, ctx: Context, url: str):  # type: ignore[no-untyped-def]
+    """The outbox dispatcher (notifications/), given the alert writers so that package never imports api."""
+    from api import alert_store, metrics
+    from api.secrets import decrypt
+    from notifications.service import NotificationService
+
+    service = NotificationService.from_settings(
+        settings, pool=ctx.pool, listen_url=url if settings.notify_enabled else None,
+        append_change=alert_store.append_change, open_alert=alert_store.open_alert,
+        decrypt=lambda blob: decrypt(ctx.key, blob),
+        on_failure=lambda channel, reason: metrics.DELIVERY_FAILURES.labels(channel, reason).inc(),
+        on_depth=metrics.OUTBOX_DEPTH.set,
+    )
+    ctx.extras["notifications"] = service
+    if not settings.notify_enabled:
+        service.dispatcher.config.workers = 0
+    return service

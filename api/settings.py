@@ -46,6 +46,34 @@ class Settings(BaseSettings):
     victim_silent_s: float = 900
     history_s: float = 6 * 3600
 
+    # Notifications (notifications/): outbox dispatcher, channels, deadlines. A channel without its URL / project
+    # is off; a message that has no channel left shows as delivery_failed on its alert.
+    notify_enabled: bool = True
+    notify_workers: int = 2
+    notify_batch: int = 100
+    notify_concurrency: int = 32
+    notify_poll_s: float = 1.0
+    notify_lease_s: float = 60.0
+    notify_deadline_s: float = 900.0
+    notify_backoff_base_s: float = 1.0
+    notify_backoff_max_s: float = 60.0
+    victim_ack_deadline_s: float = 30.0
+    auto_escalate_after_s: float = 60.0
+    pursuit_interval_s: int = 15
+    fcm_project_id: str | None = None
+    fcm_url: str | None = None
+    fcm_credentials_file: str | None = None
+    fcm_timeout_s: float = 10.0
+    fcm_ttl_s: int = 60
+    fcm_critical_alerts: bool = False
+    sms_url: str | None = None
+    sms_api_key: str | None = None
+    sms_sender: str = "Afstand"
+    police_webhook_url: str | None = None
+    police_webhook_key_id: str = "afstand"
+    police_webhook_secret: str | None = None
+    webhook_timeout_s: float = 10.0
+
 
 def load_settings(**overrides: object) -> Settings:
     return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,104 @@
+"""Signed HTTP webhooks (police control room, supplier pursuit mode) and the generic HTTP SMS gateway.
+
+Webhooks are signed exactly as suppliers sign to us (CONTRACT.md, Supplier API): ``X-Afstand-Key``,
+``X-Afstand-Timestamp`` and ``X-Afstand-Signature: hex(HMAC-SHA256(secret, TIMESTAMP + "." + RAW_BODY))``,
+plus an ``Idempotency-Key`` header the receiver can dedupe on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+
+import httpx
+
+from notifications.channels import Delivery, Outcome, retry_after
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    return hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+
+
+def classify(resp: httpx.Response) -> Outcome:
+    if 200 <= resp.status_code < 300:
+        provider_id = None
+        try:
+            doc = resp.json()
+            if isinstance(doc, dict) and doc.get("id") is not None:
+                provider_id = str(doc["id"])[:200]
+        except ValueError:
+            pass
+        return Outcome("sent", provider_id=provider_id)
+    after = retry_after(resp.headers.get("Retry-After"))
+    if resp.status_code in (408, 409, 425, 429) or resp.status_code >= 500:
+        return Outcome("retry", f"http_{resp.status_code}", retry_after_s=after)
+    return Outcome("failed", f"http_{resp.status_code}")
+
+
+class _HttpChannel:
+    name = "http"
+
+    def __init__(self, timeout_s: float = 10.0, max_connections: int = 32) -> None:
+        self._http = httpx.AsyncClient(
+            timeout=timeout_s, limits=httpx.Limits(max_connections=max_connections), follow_redirects=False
+        )
+
+    async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> Outcome:
+        try:
+            resp = await self._http.post(url, content=body, headers=headers)
+        except httpx.TimeoutException:
+            return Outcome("retry", "timeout")
+        except httpx.HTTPError as e:
+            return Outcome("retry", type(e).__name__)
+        return classify(resp)
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+
+class WebhookChannel(_HttpChannel):
+    """POST ``delivery.json_body`` to ``delivery.address``, HMAC-signed with the delivery's key."""
+
+    def __init__(self, name: str, timeout_s: float = 10.0) -> None:
+        super().__init__(timeout_s)
+        self.name = name
+
+    async def send(self, d: Delivery) -> Outcome:
+        body = json.dumps(d.json_body or {}, separators=(",", ":"), sort_keys=True).encode()
+        ts = str(int(time.time()))
+        headers = {"Content-Type": "application/json", "Idempotency-Key": d.idempotency_key}
+        if d.signing_key_id and d.signing_secret:
+            headers.update({
+                "X-Afstand-Key": d.signing_key_id,
+                "X-Afstand-Timestamp": ts,
+                "X-Afstand-Signature": sign(d.signing_secret, ts, body),
+            })
+        return await self._post(d.address, body, headers)
+
+
+class SmsGatewayChannel(_HttpChannel):
+    """A generic HTTP SMS gateway: ``POST {url}`` with ``{"to", "from", "text", "reference"}`` and a bearer key.
+
+    2xx is accepted (``id`` in the answer kept as provider id); 429/5xx/timeouts retry (``Retry-After``
+    honoured); any other 4xx is a permanent failure (e.g. an invalid number)."""
+
+    name = "sms"
+
+    def __init__(self, url: str, api_key: str | None, sender: str = "Afstand", timeout_s: float = 10.0) -> None:
+        super().__init__(timeout_s)
+        self._url = url
+        self._key = api_key
+        self._sender = sender
+
+    async def send(self, d: Delivery) -> Outcome:
+        body = json.dumps({"to": d.address, "from": self._sender, "text": d.body, "reference": d.idempotency_key},
+                          ensure_ascii=False).encode()
+        headers = {"Content-Type": "application/json", "Idempotency-Key": d.idempotency_key}
+        if self._key:
+            headers["Authorization"] = f"Bearer {self._key}"
+        outcome = await self._post(self._url, body, headers)
+        if outcome.result == "failed" and outcome.reason in ("http_400", "http_404", "http_422"):
+            return Outcome("failed", outcome.reason, invalid_address=True)
+        return outcome

@@ -1,0 +1,230 @@
+"""The transactional outbox: notification rows written in the transaction of the alert change that causes them.
+
+``api.alert_store.append_change`` calls :func:`enqueue_for_change` after it stored a change, on the same
+connection and inside the same transaction: the change and its notifications commit together or not at all.
+Rows carry a deterministic ``idempotency_key`` (UNIQUE, inserted with ON CONFLICT DO NOTHING), so a replayed
+or repeated decision never enqueues twice. The ``message_key`` (a UUID derived from the alert and the message)
+travels in every payload so the victim's app can drop a resend after a crash between send and record.
+
+This module never imports ``api``: ``api`` imports it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Mapping
+
+import asyncpg
+
+from notifications import policy
+from notifications.clock import Clock, SystemClock
+
+NOTIFY_CHANNEL = "afstand_outbox"
+_NS = uuid.UUID("5d1f6a3e-3c0b-4bb7-9a59-2f8e7e0d9a11")
+
+
+@dataclass(frozen=True)
+class OutboxConfig:
+    """Process-wide settings for enqueueing (set once at startup by the app from its Settings)."""
+
+    defaults: policy.CasePolicy = policy.DEFAULT_POLICY
+    deadline_s: float = 900.0  # retry until this long after enqueueing, then dead-letter
+    enabled: bool = True
+
+
+_config = OutboxConfig()
+_clock: Clock = SystemClock()
+
+
+def configure(config: OutboxConfig | None = None, clock: Clock | None = None) -> None:
+    global _config, _clock
+    if config is not None:
+        _config = config
+    if clock is not None:
+        _clock = clock
+
+
+def current_config() -> OutboxConfig:
+    return _config
+
+
+def clock() -> Clock:
+    return _clock
+
+
+def message_key(alert_id: uuid.UUID | str, key: str) -> uuid.UUID:
+    return uuid.uuid5(_NS, f"{alert_id}/{key}")
+
+
+def ordering_key(recipient: str, case_id: uuid.UUID | str, channel: str, safety: bool) -> str | None:
+    """Per victim (case), per channel, per class: delivered strictly in order. Timers need no order."""
+    if channel == "timer":
+        return None
+    return f"{recipient}:{case_id}:{channel}:{'safety' if safety else 'info'}"
+
+
+@dataclass(frozen=True)
+class Row:
+    idempotency_key: str
+    message_key: uuid.UUID
+    alert_id: uuid.UUID | None
+    case_id: uuid.UUID
+    change_seq: int | None
+    recipient: str
+    channel: str
+    purpose: str
+    safety: bool
+    payload: Mapping[str, Any]
+    next_attempt_at: datetime
+    deadline: datetime
+    enqueued_at: datetime
+
+
+_LOOKUP = (
+    "SELECT a.kind, a.case_id, a.status, a.max_level, np.policy,"
+    " EXISTS (SELECT 1 FROM parties p WHERE p.case_id = a.case_id AND p.role = 'victim') AS has_victim,"
+    " COALESCE((SELECT p.language FROM parties p WHERE p.case_id = a.case_id AND p.role = 'victim'), 'nl') AS language"
+    " FROM alerts a LEFT JOIN notification_policies np ON np.case_id = a.case_id WHERE a.id = $1"
+)
+
+
+def case_policy(stored: Mapping[str, Any] | None) -> policy.CasePolicy:
+    """The defaults with a case's stored overrides; overrides that no longer validate are ignored field by
+    field rather than silencing every notification of the case."""
+    try:
+        return _config.defaults.with_overrides(stored)
+    except ValueError:
+        p = _config.defaults
+        for k, v in (stored or {}).items():
+            try:
+                p = p.with_overrides({k: v})
+            except ValueError:
+                continue
+        return p
+
+
+async def enqueue_for_change(
+    conn: asyncpg.Connection,
+    *,
+    alert_id: uuid.UUID,
+    seq: int,
+    change: str,
+    level: str,
+    confidence: str,
+    actor: str | None = None,
+    detail: Mapping[str, Any] | None = None,
+) -> int:
+    """Decide and enqueue the notifications of one stored change. Returns rows inserted. Call in its transaction."""
+    if not _config.enabled or not policy.may_notify(change, level):
+        return 0
+    a = await conn.fetchrow(_LOOKUP, alert_id)
+    if a is None:
+        return 0
+    p = case_policy(a["policy"])
+    facts = policy.ChangeFacts(
+        alert_id=str(alert_id), case_id=str(a["case_id"]), kind=a["kind"], change=change, level=level,
+        confidence=confidence, max_level=_max_level(a["max_level"], level), status=a["status"], seq=seq,
+        actor=actor, detail=detail or {}, has_victim=a["has_victim"],
+    )
+    intents = [i for i in policy.decide(facts, p) if i.channel != "stream"]
+    if not intents:
+        return 0
+    now = _clock.now()
+    rows: list[Row] = []
+    for it in intents:
+        at = now + timedelta(seconds=it.delay_s)
+        if it.recipient == "victim" and not it.safety:
+            recent = await conn.fetch(
+                "SELECT next_attempt_at FROM outbox WHERE case_id = $1 AND recipient = 'victim' AND NOT safety"
+                " AND channel = 'push' AND next_attempt_at > $2 ORDER BY next_attempt_at",
+                a["case_id"], now - timedelta(hours=1),
+            )
+            at = policy.release_time(at, p, [r["next_attempt_at"] for r in recent])
+        mkey = message_key(alert_id, it.key)
+        payload = {
+            "alert_id": str(alert_id), "kind": a["kind"], "level": level, "confidence": confidence,
+            "purpose": it.purpose, "template": it.template, "language": a["language"], "change_seq": seq,
+            **{k: v for k, v in it.params.items()},
+        }
+        rows.append(Row(
+            idempotency_key=f"{mkey}:{it.channel}", message_key=mkey, alert_id=alert_id, case_id=a["case_id"],
+            change_seq=seq, recipient=it.recipient, channel=it.channel, purpose=it.purpose, safety=it.safety,
+            payload=payload, next_attempt_at=at, deadline=at + timedelta(seconds=_config.deadline_s),
+            enqueued_at=now,
+        ))
+    return await insert_rows(conn, rows)
+
+
+def _max_level(stored: str, level: str) -> str:
+    return stored if policy.LEVEL_RANK.get(stored, 0) >= policy.LEVEL_RANK.get(level, 0) else level
+
+
+async def insert_rows(conn: asyncpg.Connection, rows: list[Row]) -> int:
+    """Insert rows, skipping any whose idempotency key exists; NOTIFY the dispatchers when something is new."""
+    if not rows:
+        return 0
+    inserted = await conn.fetch(
+        "INSERT INTO outbox (idempotency_key, message_key, alert_id, case_id, change_seq, recipient, channel,"
+        " purpose, safety, ordering_key, payload, enqueued_at, next_attempt_at, deadline)"
+        " SELECT * FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::uuid[], $5::bigint[], $6::text[],"
+        " $7::text[], $8::text[], $9::bool[], $10::text[], $11::jsonb[], $12::timestamptz[],"
+        " $13::timestamptz[], $14::timestamptz[])"
+        " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+        [r.idempotency_key for r in rows], [r.message_key for r in rows], [r.alert_id for r in rows],
+        [r.case_id for r in rows], [r.change_seq for r in rows], [r.recipient for r in rows],
+        [r.channel for r in rows], [r.purpose for r in rows], [r.safety for r in rows],
+        [ordering_key(r.recipient, r.case_id, r.channel, r.safety) for r in rows],
+        [dict(r.payload) for r in rows], [r.enqueued_at for r in rows], [r.next_attempt_at for r in rows],
+        [r.deadline for r in rows],
+    )
+    if inserted:
+        await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+    return len(inserted)
+
+
+def fallback_row(original: Mapping[str, Any], channel: str, now: datetime) -> Row:
+    """The same message (same message key) on another channel, e.g. SMS after push failed."""
+    payload = dict(original["payload"])
+    return Row(
+        idempotency_key=f"{original['message_key']}:{channel}", message_key=original["message_key"],
+        alert_id=original["alert_id"], case_id=original["case_id"], change_seq=original["change_seq"],
+        recipient=original["recipient"], channel=channel, purpose=original["purpose"], safety=original["safety"],
+        payload=payload, next_attempt_at=now, deadline=now + timedelta(seconds=_config.deadline_s), enqueued_at=now,
+    )
+
+
+_STATUS_VIEW = {"queued": "queued", "sending": "queued", "sent": "sent", "failed": "failed", "dead": "failed",
+                "skipped": "skipped"}
+
+
+async def deliveries_for_alert(conn: asyncpg.Connection | asyncpg.Pool, alert_id: uuid.UUID) -> list[dict[str, Any]]:
+    """Delivery status per recipient and channel, for ``GET /v1/alerts/{id}`` (timers left out)."""
+    rows = await conn.fetch(
+        "SELECT id, recipient, channel, purpose, status, attempts, last_error, enqueued_at, next_attempt_at,"
+        " sent_at, message_key FROM outbox WHERE alert_id = $1 AND channel <> 'timer' ORDER BY id",
+        alert_id,
+    )
+    return [
+        {
+            "recipient": r["recipient"],
+            "channel": r["channel"],
+            "purpose": r["purpose"],
+            "status": _STATUS_VIEW.get(r["status"], r["status"]),
+            "dead_lettered": r["status"] == "dead",
+            "reason": r["last_error"],
+            "attempts": r["attempts"],
+            "queued_at": _iso(r["enqueued_at"]),
+            "next_attempt_at": _iso(r["next_attempt_at"]) if r["status"] in ("queued", "sending") else None,
+            "sent_at": _iso(r["sent_at"]),
+            "idempotency_key": str(r["message_key"]),
+        }
+        for r in rows
+    ]
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+

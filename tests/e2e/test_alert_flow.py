@@ -57,7 +57,7 @@ def test_approach_reaches_operator_stream_and_is_worked_to_resolution(client) ->
     start = datetime.now(timezone.utc) - timedelta(seconds=70)
     with client.websocket_connect("/v1/alerts/stream?after=0", headers=operator) as ws:
         sent = time.monotonic()
-        for i, dist in enumerate([2000, 900, 400, 300]):
+        for i, dist in enumerate([1300, 900, 600, 400, 300]):  # ~25 m/s, a car: no outlier
             _send(client, setup, start + timedelta(seconds=15 * i), dist)
         seen = []
         while not any(item["change"]["level"] == "violation" for item in seen):

@@ -14,14 +14,15 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from geofence.episode import Reading, SubjectEpisodes
-from geofence.geometry import geodesic_m, lonlat_gap_lower_m
+from geofence.geometry import GEOD, lonlat_gap_lower_m
 from geofence.model import (
     AlertChange, AlertKind, CaseConfig, Confidence, Fix, FixStatus, FixVerdict, Level, Party,
 )
-from geofence.quality import Counterpart, DeviceTrack, invalid_reason
+from geofence.quality import DeviceTrack, invalid_reason
 from geofence.rules import CompiledCase, CompiledZone, SubjectKey
 from geofence.settings import EngineSettings
 
+_geod_inv = GEOD.inv
 _SNAPSHOT_VERSION = 1
 _SILENCE_KIND = {Party.OFFENDER: AlertKind.OFFENDER_SILENT, Party.VICTIM: AlertKind.VICTIM_SILENT}
 _SILENCE_LEVEL = {Party.OFFENDER: Level.VIOLATION, Party.VICTIM: Level.WARNING}
@@ -140,10 +141,12 @@ class Engine:
         track = self._tracks.get(fix.device_id)
         if track is None or track.case_id != fix.case_id:
             return FixVerdict(fix.fix_id, FixStatus.REJECTED, "unknown_device")
-        reason = invalid_reason(fix, settings)
+        if fix.recorded_at.tzinfo is None or fix.received_at.tzinfo is None:
+            return FixVerdict(fix.fix_id, FixStatus.REJECTED, "naive_time")
+        ts = fix.recorded_at.timestamp()
+        reason = invalid_reason(fix, ts, settings)
         if reason is not None:
             return FixVerdict(fix.fix_id, FixStatus.REJECTED, reason)
-        ts = fix.recorded_at.timestamp()
         if track.is_duplicate(ts):
             return FixVerdict(fix.fix_id, FixStatus.DUPLICATE)
         case = self._cases[track.case_id]
@@ -215,22 +218,24 @@ class Engine:
         if not (rule.valid_from <= ts < rule.valid_until):
             return
         other = Party.VICTIM if track.party is Party.OFFENDER else Party.OFFENDER
-        counterpart = self._counterpart(case.tracks[other], ts)
-        if counterpart is None:
+        other_track, i = self._counterpart(case.tracks[other], ts)
+        if other_track is None:
             return  # position of the other party unknown: no decision, an open episode stays open
-        x = geodesic_m(lon, lat, counterpart.lon, counterpart.lat)
-        u = acc + counterpart.acc
-        subject = case.open.get(rule.key)
-        if subject is None and x - u > rule.ladder.steps[-1][1]:
+        other_acc = other_track.acc[i]
+        x = _geod_inv(lon, lat, other_track.lon[i], other_track.lat[i])[2]
+        u = acc + other_acc
+        if x - u > rule.ladder.steps[-1][1] and rule.key not in case.open:
             return
-        coarse = max(acc, counterpart.acc) > self.settings.coarse_accuracy_m
+        coarse = max(acc, other_acc) > self.settings.coarse_accuracy_m
         level, confidence = rule.ladder.assess(x, u, coarse)
-        evidence = (fix_id, counterpart.fix_id) if track.party is Party.OFFENDER else (counterpart.fix_id, fix_id)
+        other_id = other_track.fix_ids[i]
+        evidence = (fix_id, other_id) if track.party is Party.OFFENDER else (other_id, fix_id)
         reading = Reading(ts, x, u, level, confidence, x, evidence)
         self._feed(case, rule.key, rule.ladder, reading, late, track.device_id, None, out)
 
-    def _counterpart(self, tracks: list[DeviceTrack], ts: float) -> Counterpart | None:
-        """The other party's newest good fix recorded at or before ts and at most victim_max_age_s older."""
+    def _counterpart(self, tracks: list[DeviceTrack], ts: float) -> tuple[DeviceTrack | None, int]:
+        """The other party's newest good fix recorded at or before ts and at most victim_max_age_s older, as
+        (track, index)."""
         oldest = ts - self.settings.victim_max_age_s
         best: DeviceTrack | None = None
         best_i = -1
@@ -238,7 +243,7 @@ class Engine:
             i = track.good_at_or_before(ts, oldest)
             if i >= 0 and (best is None or track.ts[i] > best.ts[best_i]):
                 best, best_i = track, i
-        return None if best is None else best.counterpart(best_i)
+        return best, best_i
 
     def _evaluate_zones(self, case: CaseState, track: DeviceTrack, ts: float, lat: float, lon: float,
                         acc: float, fix_id: str, late: bool, out: list[AlertChange]) -> None:
@@ -246,8 +251,14 @@ class Engine:
         # Most fixes are far from every exclusion zone: one cheap lon/lat test settles them all.
         bounds = compiled.exclusion_bounds
         near = bounds is not None and lonlat_gap_lower_m(lon, lat, bounds) <= compiled.exclusion_reach_m + acc
+        if not near and not case.open:
+            zones = compiled.inclusion_zones  # nothing else can open, and nothing is open to clear
+            if not zones:
+                return
+        else:
+            zones = compiled.zones
         coarse = acc > self.settings.coarse_accuracy_m
-        for zone in compiled.zones:
+        for zone in zones:
             if not (zone.valid_from <= ts < zone.valid_until):
                 continue
             subject = case.open.get(zone.key)

@@ -10,38 +10,29 @@ import math
 from array import array
 from bisect import bisect_left, bisect_right
 
-from geofence.geometry import geodesic_m
+from geofence.geometry import GEOD
 from geofence.model import Fix, Party
 from geofence.settings import EngineSettings
 
+_geod_inv = GEOD.inv
 _PRUNE_BATCH = 64  # drop expired history in chunks, so pruning costs nothing per fix
 
 
-def invalid_reason(fix: Fix, settings: EngineSettings) -> str | None:
-    """Why a fix cannot be used at all, or None."""
+def invalid_reason(fix: Fix, recorded_ts: float, settings: EngineSettings) -> str | None:
+    """Why a fix cannot be used at all, or None. The common, valid case costs a handful of comparisons:
+    NaN fails every comparison, so the range tests also catch non-finite numbers."""
     lat, lon, acc = fix.lat, fix.lon, fix.accuracy_m
-    if not (isinstance(lat, (int, float)) and isinstance(lon, (int, float)) and isinstance(acc, (int, float))):
+    try:
+        plausible = -90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0 and 0.0 < acc < math.inf
+    except TypeError:
         return "non_numeric"
-    if not (math.isfinite(lat) and math.isfinite(lon) and math.isfinite(acc)):
-        return "non_finite"
-    if not (-90.0 <= lat <= 90.0) or not (-180.0 <= lon <= 180.0):
-        return "coordinates_out_of_range"
-    if acc <= 0.0:
-        return "invalid_accuracy"
-    if fix.recorded_at.tzinfo is None or fix.received_at.tzinfo is None:
-        return "naive_time"
-    if (fix.recorded_at - fix.received_at).total_seconds() > settings.future_tolerance_s:
+    if not plausible:
+        if not (math.isfinite(lat) and math.isfinite(lon) and math.isfinite(acc)):
+            return "non_finite"
+        return "invalid_accuracy" if acc <= 0.0 else "coordinates_out_of_range"
+    if recorded_ts - fix.received_at.timestamp() > settings.future_tolerance_s:
         return "future"
     return None
-
-
-class Counterpart:
-    """The fix of the other party that a reading was paired with."""
-
-    __slots__ = ("ts", "lat", "lon", "acc", "fix_id")
-
-    def __init__(self, ts: float, lat: float, lon: float, acc: float, fix_id: str) -> None:
-        self.ts, self.lat, self.lon, self.acc, self.fix_id = ts, lat, lon, acc, fix_id
 
 
 class DeviceTrack:
@@ -123,7 +114,7 @@ class DeviceTrack:
         dt = abs(ts - self.ts[i])
         if dt == 0.0:
             return math.inf
-        dist = geodesic_m(self.lon[i], self.lat[i], lon, lat)
+        dist = _geod_inv(self.lon[i], self.lat[i], lon, lat)[2]
         return max(0.0, dist - acc - self.acc[i]) / dt
 
     def prune(self, horizon_s: float) -> None:
@@ -138,6 +129,3 @@ class DeviceTrack:
         for column in (times, self.lat, self.lon, self.acc, self.good):
             del column[:n]
         del self.fix_ids[:n]
-
-    def counterpart(self, i: int) -> Counterpart:
-        return Counterpart(self.ts[i], self.lat[i], self.lon[i], self.acc[i], self.fix_ids[i])

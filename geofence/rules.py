@@ -60,11 +60,12 @@ class CompiledZone:
 
 
 class CompiledCase:
-    __slots__ = ("proximity", "zones", "exclusion_bounds", "exclusion_reach_m")
+    __slots__ = ("proximity", "zones", "inclusion_zones", "exclusion_bounds", "exclusion_reach_m")
 
     def __init__(self, config: CaseConfig, settings: EngineSettings) -> None:
         self.proximity = CompiledProximity(config.proximity, settings) if config.proximity else None
         self.zones = [CompiledZone(zone, settings) for zone in config.zones]
+        self.inclusion_zones = [zone for zone in self.zones if zone.inclusion]
         exclusions = [zone for zone in self.zones if not zone.inclusion]
         if exclusions:
             boxes = [zone.shape.lonlat_bounds for zone in exclusions]

@@ -69,3 +69,14 @@ def test_restore_after_any_fix_gives_the_same_changes(k):
     assert first + rest == REFERENCE
     keys = [(c.episode_id, c.n) for c in first + rest]
     assert len(keys) == len(set(keys))  # no episode raised twice
+
+
+def test_replaying_fixes_already_seen_after_restore_raises_nothing_twice():
+    """Recovery by replay: a restored engine fed the log again from well before the snapshot."""
+    engine = Engine()
+    engine.configure(CASE, T0)
+    engine.process(LOG[:150])
+    restored = Engine.restore(engine.snapshot())
+    verdicts, changes = restored.process(LOG[100:150])
+    assert changes == [] and {v.status.value for v in verdicts} == {"duplicate"}
+    assert restored.open_episodes() == engine.open_episodes()

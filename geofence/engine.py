@@ -3,6 +3,17 @@
 Pure and deterministic: no clock, no I/O. Time comes only from the fixes (``recorded_at``, ``received_at``)
 and from ``tick(now)``; fixes are handled one by one in the given (log) order, so the same log split into
 different batches, or resumed from a snapshot, yields the same alert changes.
+
+Choices the issue leaves open:
+- ``min_distance_m`` is the smallest distance seen during the episode: to the victim for the contact ban, to
+  the zone (0 inside) for an exclusion zone, and how far outside the zone for an inclusion zone.
+- A ``cleared`` change carries the level that was cleared, so levels stay ``warning``/``violation``.
+- An inclusion zone opens an episode only when the centre of the fix is outside; a fix inside whose accuracy
+  circle crosses the edge is calm, otherwise a home smaller than the GPS error would flap open and shut.
+- A late episode ended by live data (``late_data_end``) carries the time of its last late reading.
+- A late fix is checked for speed against the previous good fix in time; unlike a live jump, a late outlier
+  is not confirmed by later fixes.
+- A silence episode clears on the first fix newer than the one it waited on; buffered older fixes do not.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from api.context import Context
 from api.database import connect, create_pool, resolve_url
 from api.migrate import apply_migrations
 from api.routers import alert_actions, alerts, cases, health, ingest, me
+from api.routers import case_messages, contacts, feasibility, order_terms, risk, timeline, victim_case
 from api.secrets import server_key
 from api.security_headers import SecurityHeaders
 from api.settings import Settings
@@ -43,11 +44,16 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
             await ctx.engine.start()
         notifier = _notifications(settings, ctx, url)
         await notifier.start()
+        from api.order_reminders import OrderScheduler  # order reminders, expiry, daily digest (issue 5)
+
+        ctx.extras["order_scheduler"] = scheduler = OrderScheduler(pool, settings)
+        await scheduler.start()
         app.state.ctx = ctx
         log.info("afstand ready", extra={"engine": run_engine})
         try:
             yield
         finally:
+            await scheduler.stop()
             await notifier.stop()
             if ctx.engine:
                 await ctx.engine.stop()
@@ -84,7 +90,9 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     for router in (health.router, cases.router, alerts.router, alert_actions.router, alert_actions.policy_router,
-                   ingest.router, me.router):
+                   ingest.router, me.router, victim_case.router, case_messages.victim_router,
+                   case_messages.staff_router, contacts.router, timeline.router, order_terms.router, risk.router,
+                   feasibility.router):
         app.include_router(router)
     return app
 

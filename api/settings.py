@@ -46,6 +46,13 @@ class Settings(BaseSettings):
     victim_silent_s: float = 900
     history_s: float = 6 * 3600
 
+    # Keeping the victim informed (issue 5): the feasibility check, order reminders and expiry, the daily digest.
+    feasibility_gps_accuracy_m: float = 100.0
+    feasibility_max_zone_km2: float = 25.0
+    order_reminder_days: tuple[int, ...] = (14, 7, 2)
+    order_check_s: float = 60.0  # how often reminders and expiries are checked; 0 disables the scheduler
+    digest_hour: int = Field(default=8, ge=0, le=23)  # local (Europe/Amsterdam) hour of the daily overdue digest
+
     # Notifications (notifications/): outbox dispatcher, channels, deadlines. A channel without its URL / project
     # is off; a message that has no channel left shows as delivery_failed on its alert.
     notify_enabled: bool = True

@@ -13,7 +13,8 @@ from api.schemas.staff import OrderCreate, OrderOut, OrderPage
 
 router = APIRouter(tags=["orders"])  # mounted under /v1/cases by cases.py
 
-_COLUMNS = "id, case_id, kind, reference, valid_from, valid_until, created_at, created_by"
+_COLUMNS = ("id, case_id, kind, reference, valid_from, valid_until, created_at, created_by, legal_basis, extension_count,"
+            " let_go_at, let_go_reason")
 
 
 def order_out(row: asyncpg.Record) -> OrderOut:
@@ -35,15 +36,16 @@ async def create_order(case_id: str, body: OrderCreate, ctx: Ctx, staff: WriteSt
     async with ctx.pool.acquire() as conn, conn.transaction():
         cid = await case_or_404(conn, case_id, lock=True)
         row = await conn.fetchrow(
-            f"INSERT INTO orders (id, case_id, kind, reference, valid_from, valid_until, created_by)"
-            f" VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {_COLUMNS}",
+            f"INSERT INTO orders (id, case_id, kind, reference, valid_from, valid_until, created_by, legal_basis)"
+            f" VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {_COLUMNS}",
             uuid.uuid4(), cid, body.kind, body.reference, body.valid_from.astimezone(timezone.utc),
-            body.valid_until.astimezone(timezone.utc) if body.valid_until else None, staff.actor,
+            body.valid_until.astimezone(timezone.utc) if body.valid_until else None, staff.actor, body.legal_basis,
         )
         await changed(conn, staff, "order.create", cid, {
             "order_id": str(row["id"]), "kind": body.kind, "reference": body.reference,
             "valid_from": row["valid_from"].isoformat(),
             "valid_until": row["valid_until"].isoformat() if row["valid_until"] else None,
+            "legal_basis": body.legal_basis,
         })
     return order_out(row)
 

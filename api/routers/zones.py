@@ -9,6 +9,7 @@ from fastapi import APIRouter, Response
 
 from api.geometry import parse_geometry, parse_schedule
 from api.problems import conflict, field_error, not_found
+from api.routers.feasibility import zone_findings
 from api.routers.staff_common import (
     Ctx, Limit, ReadStaff, WriteStaff, case_or_404, changed, decode_cursor, next_cursor, parse_id,
 )
@@ -16,7 +17,7 @@ from api.schemas.staff import ZoneCreate, ZoneOut, ZonePage
 
 router = APIRouter(tags=["zones"])  # mounted under /v1/cases by cases.py
 
-_COLUMNS = "id, case_id, order_id, name, kind, geometry, buffer_m, schedule, created_at, created_by"
+_COLUMNS = "id, case_id, order_id, name, kind, geometry, buffer_m, schedule, created_at, created_by, findings"
 # A zone order of one kind cannot carry a zone of the other; contact bans and court orders may carry either.
 _ORDER_FORBIDS = {"exclusion_zone": "inclusion", "inclusion_zone": "exclusion"}
 
@@ -47,16 +48,21 @@ async def create_zone(case_id: str, body: ZoneCreate, ctx: Ctx, staff: WriteStaf
             raise field_error(["order_id"], "no order with this id on this case")
         if _ORDER_FORBIDS.get(order_kind) == body.kind:
             raise field_error(["kind"], f"an {order_kind} order cannot carry an {body.kind} zone")
+        # The feasibility check (api/routers/feasibility.py) against the case's known addresses: the findings
+        # are stored with the zone and answered with the 201, so an unenforceable ban is flagged at once.
+        zid = uuid.uuid4()
+        findings = await zone_findings(conn, ctx.settings, cid, zid, body)
         row = await conn.fetchrow(
-            f"INSERT INTO zones (id, case_id, order_id, name, kind, geometry, buffer_m, schedule, created_by)"
-            f" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {_COLUMNS}",
-            uuid.uuid4(), cid, body.order_id, body.name, body.kind, body.geometry, body.buffer_m, body.schedule,
-            staff.actor,
+            f"INSERT INTO zones (id, case_id, order_id, name, kind, geometry, buffer_m, schedule, created_by, findings)"
+            f" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {_COLUMNS}",
+            zid, cid, body.order_id, body.name, body.kind, body.geometry, body.buffer_m, body.schedule,
+            staff.actor, findings,
         )
         # No coordinates in the audit detail: the zone row itself is the record of where.
         await changed(conn, staff, "zone.create", cid, {
             "zone_id": str(row["id"]), "order_id": str(body.order_id), "kind": body.kind, "name": body.name,
             "geometry_type": body.geometry.get("type"), "buffer_m": body.buffer_m, "scheduled": body.schedule is not None,
+            "findings": [f["code"] for f in findings],
         })
     return zone_out(row)
 

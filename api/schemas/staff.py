@@ -97,6 +97,7 @@ class OrderCreate(_Request):
     reference: str = Field(min_length=1, max_length=100)
     valid_from: AwareDatetime
     valid_until: AwareDatetime | None = Field(default=None, description="null: until further notice")
+    legal_basis: str | None = Field(default=None, max_length=500, description="e.g. 'art. 509hh Sv'")
 
     @field_validator("valid_until")
     @classmethod
@@ -111,7 +112,7 @@ class OrderCreate(_Request):
         if kind == "behavioural_order" and v - start > BEHAVIOURAL_ORDER_MAX:
             raise ValueError(
                 f"a behavioural order runs at most 90 days per term; this one runs {(v - start) / timedelta(days=1):.1f}"
-                " days. Register an extension as a new order when it is granted"
+                " days. Impose it for at most 90 days and extend it (POST …/orders/{order_id}/extensions) when that is granted"
             )
         return v
 
@@ -125,6 +126,10 @@ class OrderOut(BaseModel):
     valid_until: datetime | None
     created_at: datetime
     created_by: str
+    legal_basis: str | None = None
+    extension_count: int = Field(default=0, description="extensions granted so far (a behavioural order: at most 3)")
+    let_go_at: datetime | None = Field(default=None, description="set when the order is deliberately not extended")
+    let_go_reason: str | None = None
 
 
 # ---------------------------------------------------------------- zones
@@ -149,6 +154,10 @@ class ZoneOut(BaseModel):
     schedule: dict[str, Any] | None
     created_at: datetime
     created_by: str
+    findings: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="feasibility findings {severity, subject, code, explanation, location} from when it was stored",
+    )
 
 
 # ---------------------------------------------------------------- devices and enrollments

@@ -60,6 +60,8 @@ class AlertHooks:
     decrypt: Callable[[bytes], str] = lambda blob: ""
     on_failure: Callable[[str, str], None] = lambda channel, reason: None
     on_depth: Callable[[int], None] = lambda depth: None
+    # The transaction-scoped advisory lock that append_change takes (api.alert_store._ALERT_LOG_LOCK).
+    alert_log_lock: int | None = None
 
 
 @dataclass
@@ -303,14 +305,39 @@ class Dispatcher:
             delay = max(delay, min(retry_after_s, self.config.retry_after_max_s))
         return delay
 
+    async def _locked(self, conn: asyncpg.Connection, alert_ids: list[uuid.UUID]) -> dict[uuid.UUID, asyncpg.Record]:
+        """Take the alert-log lock first, then the alerts' row locks without waiting.
+
+        Operator routes lock an alert row and then the alert-log lock; the engine takes the alert-log lock and
+        then updates alert rows. Waiting for a row while holding the log lock could deadlock with a route, so a
+        busy row aborts this transaction instead (LockNotAvailableError) and the caller tries again."""
+        if self.hooks.alert_log_lock is not None:
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", self.hooks.alert_log_lock)
+        rows = await conn.fetch(
+            "SELECT id, level, confidence, status FROM alerts WHERE id = ANY($1) ORDER BY id FOR UPDATE NOWAIT",
+            alert_ids)
+        return {r["id"]: r for r in rows}
+
+    async def _retrying(self, work: Callable[[], Awaitable[None]]) -> None:
+        for attempt in range(50):
+            try:
+                await work()
+                return
+            except (asyncpg.LockNotAvailableError, asyncpg.DeadlockDetectedError):
+                await asyncio.sleep(0.005 * (attempt + 1) * (0.5 + random.random()))
+        await work()
+
     async def _record(self, jobs: list[_Job]) -> None:
         now = self.clock.now()
-        async with self.pool.acquire() as conn, conn.transaction():
-            ids = [j.row["alert_id"] for j in jobs if j.row["alert_id"] is not None]
-            state = {r["id"]: r for r in await conn.fetch(
-                "SELECT id, level, confidence FROM alerts WHERE id = ANY($1)", ids)}
-            for j in jobs:
-                await self._record_one(conn, j, now, state.get(j.row["alert_id"]))
+        ids = list({j.row["alert_id"] for j in jobs if j.row["alert_id"] is not None})
+
+        async def work() -> None:
+            async with self.pool.acquire() as conn, conn.transaction():
+                state = await self._locked(conn, ids)
+                for j in jobs:
+                    await self._record_one(conn, j, now, state.get(j.row["alert_id"]))
+
+        await self._retrying(work)
 
     async def _attempt(self, conn: asyncpg.Connection, j: _Job, now: datetime, outcome: str, reason: str | None,
                        provider_id: str | None = None, retry_after_s: float | None = None) -> None:
@@ -425,11 +452,13 @@ class Dispatcher:
 
     # ------------------------------------------------------------------ timers
     async def _run_timer(self, j: _Job) -> None:
+        await self._retrying(lambda: self._run_timer_once(j))
+
+    async def _run_timer_once(self, j: _Job) -> None:
         r = j.row
         now = self.clock.now()
         async with self.pool.acquire() as conn, conn.transaction():
-            alert = await conn.fetchrow(
-                "SELECT id, level, confidence, status FROM alerts WHERE id = $1 FOR UPDATE", r["alert_id"])
+            alert = (await self._locked(conn, [r["alert_id"]])).get(r["alert_id"])
             action = "no_action"
             if alert is not None and r["purpose"] == "ack_check":
                 acked = await conn.fetchval(

@@ -75,6 +75,7 @@ class NotificationService:
         on_depth: Callable[[int], None] = lambda d: None,
         clock: Clock | None = None,
         channels: dict[str, Channel] | None = None,
+        alert_log_lock: int | None = None,
     ) -> "NotificationService":
         clock = clock or SystemClock()
         configure_outbox(settings, clock)
@@ -85,7 +86,7 @@ class NotificationService:
             police_key_id=settings.police_webhook_key_id, police_secret=settings.police_webhook_secret,
         )
         hooks = AlertHooks(append_change=append_change, open_alert=open_alert, decrypt=decrypt,
-                           on_failure=on_failure, on_depth=on_depth)
+                           on_failure=on_failure, on_depth=on_depth, alert_log_lock=alert_log_lock)
         return cls(Dispatcher(pool, channels if channels is not None else build_channels(settings), hooks, config,
                               clock, listen_url))
 

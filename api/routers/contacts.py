@@ -249,7 +249,8 @@ async def record_contact(case_id: str, agreement_id: str, body: ContactIn, ctx: 
             " VALUES ($1, $2, $3, $4, $5, $6)",
             uuid.uuid4(), agreement["id"], at, body.channel or agreement["channel"], body.note, staff.actor)
         row = await conn.fetchrow(
-            f"UPDATE contact_agreements SET last_contact_at = $2, next_due_at = $2 + make_interval(days => every_days)"
+            f"UPDATE contact_agreements SET last_contact_at = $2::timestamptz,"
+            f" next_due_at = $2::timestamptz + make_interval(days => every_days)"
             f" WHERE id = $1 RETURNING {_AGREEMENT_COLUMNS}", agreement["id"], last)
         await _audit(conn, staff, "contact_agreement.contact", cid, {
             "agreement_id": str(agreement["id"]), "contacted_at": at.isoformat(),

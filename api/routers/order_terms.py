@@ -29,9 +29,16 @@ MAX_PERIOD = {"behavioural_order": BEHAVIOURAL_ORDER_MAX}
 _EXT_COLUMNS = "id, order_id, n, previous_until, valid_until, reference, created_at, created_by"
 
 
+def _lapsed(order: asyncpg.Record, now: datetime) -> bool:
+    """Past its end, or already ended by the scheduler (operator and victim told): either way it is over."""
+    until = order["valid_until"]
+    return until is not None and (until <= now or order["expiry_handled_until"] == until)
+
+
 async def _order(conn: asyncpg.Connection, case_id: str, order_id: str) -> tuple[uuid.UUID, asyncpg.Record]:
     cid = await case_or_404(conn, case_id, lock=True)
-    row = await conn.fetchrow(f"SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1 AND case_id = $2 FOR UPDATE",
+    row = await conn.fetchrow(f"SELECT {ORDER_COLUMNS}, expiry_handled_until FROM orders WHERE id = $1 AND case_id = $2"
+                              " FOR UPDATE",
                               parse_id(order_id, "order"), cid)
     if row is None:
         raise not_found("order")
@@ -52,7 +59,7 @@ async def extend_order(case_id: str, order_id: str, body: ExtensionIn, ctx: Ctx,
         kind = order["kind"]
         if current is None:
             raise field_error(["valid_until"], "this order runs until further notice: there is nothing to extend")
-        if current <= now:
+        if _lapsed(order, now):
             raise field_error(["valid_until"], f"this order expired at {current.isoformat()}; a lapsed order cannot be"
                                                " extended: impose a new one")
         if new_until <= current:
@@ -102,7 +109,7 @@ async def let_go(case_id: str, order_id: str, body: LetGoIn, ctx: Ctx, staff: Wr
         cid, order = await _order(conn, case_id, order_id)
         if order["valid_until"] is None:
             raise field_error(["order_id"], "this order runs until further notice: it has no end to let pass")
-        if order["valid_until"] <= now:
+        if _lapsed(order, now):
             raise conflict("this order has already expired")
         row = await conn.fetchrow(
             f"UPDATE orders SET let_go_at = now(), let_go_by = $2, let_go_reason = $3 WHERE id = $1"

@@ -147,13 +147,16 @@ async def my_orders(ctx: Ctx, dev: VictimDep) -> VictimOrders:
     now = datetime.now(timezone.utc)
     async with ctx.pool.acquire() as conn, conn.transaction(readonly=True, isolation="repeatable_read"):
         lang = await victim_language(conn, dev.case_id)
-        orders = await conn.fetch("SELECT id, kind, valid_from, valid_until FROM orders WHERE case_id = $1"
+        orders = await conn.fetch("SELECT id, kind, valid_from, valid_until, expiry_handled_until FROM orders"
+                                  " WHERE case_id = $1"
                                   " ORDER BY valid_from, id", dev.case_id)
         zones = await conn.fetch("SELECT id, order_id, name, geometry, schedule FROM zones WHERE case_id = $1"
                                  " AND kind = 'exclusion' ORDER BY created_at, id", dev.case_id)
     items = []
     for o in orders:
         status = order_status(o["valid_from"], o["valid_until"], now)
+        if o["valid_until"] is not None and o["expiry_handled_until"] == o["valid_until"]:
+            status = "expired"  # the scheduler has ended it (and told her): never show it as in force
         until = (messages.text(lang, "order.until", date=messages.date(lang, o["valid_until"]))
                  if o["valid_until"] else messages.text(lang, "order.until_further_notice"))
         items.append(VictimOrder(

@@ -165,23 +165,24 @@ async def insert_rows(conn: asyncpg.Connection, rows: list[Row]) -> int:
     """Insert rows, skipping any whose idempotency key exists; NOTIFY the dispatchers when something is new."""
     if not rows:
         return 0
-    inserted = await conn.fetch(
-        "INSERT INTO outbox (idempotency_key, message_key, alert_id, case_id, change_seq, recipient, channel,"
-        " purpose, safety, ordering_key, payload, enqueued_at, next_attempt_at, deadline)"
+    # One round trip: insert what is new and, if anything was, wake the dispatchers (NOTIFY at commit).
+    inserted = await conn.fetchval(
+        "WITH ins AS (INSERT INTO outbox (idempotency_key, message_key, alert_id, case_id, change_seq, recipient,"
+        " channel, purpose, safety, ordering_key, payload, enqueued_at, next_attempt_at, deadline)"
         " SELECT * FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::uuid[], $5::bigint[], $6::text[],"
         " $7::text[], $8::text[], $9::bool[], $10::text[], $11::jsonb[], $12::timestamptz[],"
         " $13::timestamptz[], $14::timestamptz[])"
-        " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+        " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id)"
+        " SELECT c.n FROM (SELECT count(*) AS n FROM ins) c"
+        " LEFT JOIN LATERAL (SELECT pg_notify($15, '')) notify ON c.n > 0",
         [r.idempotency_key for r in rows], [r.message_key for r in rows], [r.alert_id for r in rows],
         [r.case_id for r in rows], [r.change_seq for r in rows], [r.recipient for r in rows],
         [r.channel for r in rows], [r.purpose for r in rows], [r.safety for r in rows],
         [ordering_key(r.recipient, r.case_id, r.channel, r.safety) for r in rows],
         [dict(r.payload) for r in rows], [r.enqueued_at for r in rows], [r.next_attempt_at for r in rows],
-        [r.deadline for r in rows],
+        [r.deadline for r in rows], NOTIFY_CHANNEL,
     )
-    if inserted:
-        await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
-    return len(inserted)
+    return int(inserted or 0)
 
 
 def fallback_row(original: Mapping[str, Any], channel: str, now: datetime) -> Row:

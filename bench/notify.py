@@ -1,0 +1,182 @@
+"""Notification benchmark: alert changes through the transactional outbox to a fake FCM on loopback.
+
+``python -m bench.notify [--changes 10000] [--rate 1500] [--cases 1000]``
+
+An embedded PostgreSQL (fresh data dir), 1,000 cases each with a victim app token, and the real path: each
+alert change is written through ``api.alert_store`` (which enqueues the push in the same transaction), the
+dispatcher (as the app runs it: LISTEN/NOTIFY wake-up, 2 workers, batches of 100, 32 SDK threads) claims it
+and sends it through the real firebase-admin code to a fake FCM in another process, then records the attempt
+and the ``notified`` change. Changes are offered at ``--rate`` per second (``0``: as fast as possible).
+
+Enqueue-to-FCM latency runs from the commit of the alert change to the fake FCM receiving the request.
+Last line JSON: ``{"deliveries_per_s": …, "p99_enqueue_to_fcm_ms": …}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import statistics
+import tempfile
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+
+def _fake_fcm(port_q: "multiprocessing.Queue[int]") -> None:
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    arrivals: dict[str, float] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: Any) -> None:
+            return
+
+        def do_POST(self) -> None:  # noqa: N802
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            t = time.time()
+            key = json.loads(body)["message"]["data"]["alert_id"]
+            arrivals.setdefault(key, t)
+            raw = b'{"name": "projects/bench/messages/1"}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+
+        def do_GET(self) -> None:  # noqa: N802
+            raw = json.dumps(arrivals).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    port_q.put(server.server_address[1])
+    server.serve_forever()
+
+
+async def _run(args: argparse.Namespace, url: str, fcm_port: int) -> dict[str, Any]:
+    import httpx
+
+    from api import alert_store
+    from api.database import create_pool
+    from api.migrate import apply_migrations
+    from api.settings import Settings
+    from notifications.service import NotificationService
+
+    settings = Settings(database_url=url, fcm_project_id="bench",
+                        fcm_url=f"http://127.0.0.1:{fcm_port}/v1/projects/{{0}}/messages:send")
+    pool = await create_pool(url, 4, 12)
+    async with pool.acquire() as conn:
+        await apply_migrations(conn)
+        cases = [uuid.uuid4() for _ in range(args.cases)]
+        await conn.executemany("INSERT INTO cases (id, reference, created_by) VALUES ($1, $2, 'bench')",
+                               [(c, f"B-{i}") for i, c in enumerate(cases)])
+        await conn.executemany("INSERT INTO parties (id, case_id, role, display_name, language)"
+                               " VALUES ($1, $2, 'victim', 'V', 'nl')", [(uuid.uuid4(), c) for c in cases])
+        await conn.executemany("INSERT INTO devices (id, case_id, role, platform, push_token, installation_id)"
+                               " VALUES ($1, $2, 'victim_app', 'android', $3, 'i')",
+                               [(uuid.uuid4(), c, f"tok-{i}") for i, c in enumerate(cases)])
+        # The push path only: the acknowledgement / escalation timers and pursuit webhooks are left out.
+        await conn.executemany("INSERT INTO notification_policies (case_id, policy, updated_by) VALUES ($1, $2, 'b')",
+                               [(c, {"auto_escalate": False, "pursuit": False, "victim_ack_deadline_s": 3600})
+                                for c in cases])
+    service = NotificationService.from_settings(
+        settings, pool=pool, listen_url=url, append_change=alert_store.append_change,
+        open_alert=alert_store.open_alert, decrypt=lambda b: "", alert_log_lock=alert_store._ALERT_LOG_LOCK)
+    await service.start()
+
+    committed: dict[str, float] = {}
+    per_tx = args.per_tx
+    started = time.time()
+    sent = 0
+    now = datetime.now(timezone.utc)
+    while sent < args.changes:
+        n = min(per_tx, args.changes - sent)
+        ids = [uuid.uuid4() for _ in range(n)]
+        async with pool.acquire() as conn, conn.transaction():
+            for k, alert_id in enumerate(ids):
+                await alert_store.open_alert(conn, alert_id=alert_id, case_id=cases[(sent + k) % len(cases)],
+                                             kind="proximity", level="violation", confidence="confirmed",
+                                             opened_at=now, actor="bench")
+        t = time.time()
+        for alert_id in ids:
+            committed[str(alert_id)] = t
+        sent += n
+        if args.rate:
+            ahead = started + sent / args.rate - time.time()
+            if ahead > 0:
+                await asyncio.sleep(ahead)
+    enqueue_s = time.time() - started
+
+    async with httpx.AsyncClient() as http:
+        deadline = time.time() + 120
+        while True:
+            arrivals = (await http.get(f"http://127.0.0.1:{fcm_port}/stats")).json()
+            if len(arrivals) >= args.changes or time.time() > deadline:
+                break
+            await asyncio.sleep(0.2)
+    # Let the last records commit, then check nothing is left behind.
+    for _ in range(100):
+        left = await pool.fetchval(
+            "SELECT count(*) FROM outbox WHERE status IN ('queued', 'sending') AND channel <> 'timer'")
+        if left == 0:
+            break
+        await asyncio.sleep(0.1)
+    await service.stop()
+    sent_rows = await pool.fetchval("SELECT count(*) FROM outbox WHERE status = 'sent'")
+    await pool.close()
+
+    latencies = sorted((arrivals[k] - committed[k]) * 1000 for k in committed if k in arrivals)
+    last = max(arrivals.values())
+    return {
+        "changes": args.changes,
+        "offered_rate_per_s": args.rate or None,
+        "enqueue_s": round(enqueue_s, 2),
+        "delivered": len(arrivals),
+        "recorded_sent": sent_rows,
+        "left_in_outbox": left,
+        "p50_enqueue_to_fcm_ms": round(statistics.median(latencies), 1),
+        "deliveries_per_s": round(len(arrivals) / (last - started), 1),
+        "p99_enqueue_to_fcm_ms": round(latencies[int(0.99 * (len(latencies) - 1))], 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--changes", type=int, default=10_000)
+    parser.add_argument("--rate", type=float, default=1500, help="alert changes offered per second; 0 = unpaced")
+    parser.add_argument("--cases", type=int, default=1000)
+    parser.add_argument("--per-tx", type=int, default=10, help="alert changes per transaction (the engine batches)")
+    args = parser.parse_args()
+
+    from api.database import embedded_url
+
+    ctx = multiprocessing.get_context("spawn")
+    port_q: "multiprocessing.Queue[int]" = ctx.Queue()
+    fake = ctx.Process(target=_fake_fcm, args=(port_q,), daemon=True)
+    fake.start()
+    try:
+        port = port_q.get(timeout=30)
+        with tempfile.TemporaryDirectory(prefix="afstand-bench-notify-") as tmp:
+            url = embedded_url(Path(tmp))
+            result = asyncio.run(_run(args, url, port))
+    finally:
+        fake.terminate()
+    for k, v in result.items():
+        if k not in ("deliveries_per_s", "p99_enqueue_to_fcm_ms"):
+            print(f"{k}: {v}")
+    print(json.dumps({"deliveries_per_s": result["deliveries_per_s"],
+                      "p99_enqueue_to_fcm_ms": result["p99_enqueue_to_fcm_ms"]}))
+
+
+if __name__ == "__main__":
+    main()

@@ -60,9 +60,10 @@ class ServerProcess:
         raise TimeoutError("server did not start")
 
     def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
+        proc = self.proc
+        assert proc is not None
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

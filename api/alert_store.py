@@ -94,6 +94,16 @@ def _as_uuid(value: str | None) -> uuid.UUID | None:
         return None
 
 
+def _engine_detail(c: AlertChange) -> dict[str, Any]:
+    """What the operator needs to judge this step: the distance then, why it cleared, the proving fixes."""
+    detail: dict[str, Any] = {"late": c.late, "evidence": list(c.evidence[-3:])}
+    if c.min_distance_m is not None:
+        detail["min_distance_m"] = round(c.min_distance_m, 1)
+    if c.reason:
+        detail["reason"] = c.reason
+    return detail
+
+
 async def apply_engine_changes(conn: asyncpg.Connection, changes: Iterable[AlertChange]) -> int:
     """Store the engine's decisions. Idempotent: replaying the same changes stores nothing new."""
     stored = 0
@@ -111,7 +121,7 @@ async def apply_engine_changes(conn: asyncpg.Connection, changes: Iterable[Alert
             )
         seq = await append_change(
             conn, alert_id, c.change.value, n=c.n, level=c.level.label, confidence=c.confidence.label,
-            fix_at=c.fix_at, detail={"reason": c.reason} if c.reason else None,
+            fix_at=c.fix_at, detail=_engine_detail(c),
         )
         if seq is None:
             continue

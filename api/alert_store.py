@@ -18,10 +18,16 @@ from api import metrics
 from geofence.model import AlertChange
 from notifications import outbox
 
-_ALERT_LOG_LOCK = 0x616C_7274  # "alrt"
+ALERT_LOG_LOCK = 0x616C_7274  # "alrt"
 NOTIFY_CHANNEL = "afstand_alert_changes"
 
 _LEVEL_RANK = {"none": 0, "warning": 1, "violation": 2}
+
+
+async def lock_alert_log(conn: asyncpg.Connection) -> None:
+    """Take the alert-log lock (re-entrant within a transaction). Every writer takes it BEFORE it locks or
+    updates an alert row, so all writers order their locks the same way and cannot deadlock."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", ALERT_LOG_LOCK)
 
 
 async def append_change(
@@ -37,7 +43,7 @@ async def append_change(
     detail: dict[str, Any] | None = None,
 ) -> int | None:
     """Record one change; returns its seq, or None when (alert_id, n) was already stored. Call in a transaction."""
-    await conn.execute("SELECT pg_advisory_xact_lock($1)", _ALERT_LOG_LOCK)
+    await lock_alert_log(conn)
     seq = await conn.fetchval(
         "INSERT INTO alert_changes (alert_id, n, change, level, confidence, fix_at, actor, detail)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (alert_id, n) DO NOTHING RETURNING seq",

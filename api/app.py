@@ -108,7 +108,7 @@ def _notifications(settings: Settings, ctx: Context, url: str):  # type: ignore[
         append_change=alert_store.append_change, open_alert=alert_store.open_alert,
         decrypt=lambda blob: decrypt(ctx.key, blob),
         on_failure=lambda channel, reason: metrics.DELIVERY_FAILURES.labels(channel, reason).inc(),
-        on_depth=metrics.OUTBOX_DEPTH.set, alert_log_lock=alert_store._ALERT_LOG_LOCK,
+        on_depth=metrics.OUTBOX_DEPTH.set, alert_log_lock=alert_store.ALERT_LOG_LOCK,
     )
     ctx.extras["notifications"] = service
     if not settings.notify_enabled:

@@ -131,7 +131,7 @@ async def _open_in_family(conn: asyncpg.Connection, device_id: uuid.UUID, family
 async def _attach(conn: asyncpg.Connection, current: _Current, decision: Attach, *, event_type: str,
                   recorded_at: datetime, via: str) -> None:
     # The alert-log lock before the alert's row, in the order append_change and the engine take them.
-    await _lock_alert_log(conn)
+    await alert_store.lock_alert_log(conn)
     if decision.change == "escalated":
         await conn.execute("UPDATE alerts SET level = $2, max_level = $2 WHERE id = $1", current.id, decision.level)
     if decision.clears:
@@ -150,12 +150,6 @@ async def _attach(conn: asyncpg.Connection, current: _Current, decision: Attach,
             conn, current.id, "cleared", level=decision.level, confidence=current.confidence, fix_at=recorded_at,
             detail={"reason": "restored"},
         )
-
-
-async def _lock_alert_log(conn: asyncpg.Connection) -> None:
-    """Take the alert-log lock that :func:`alert_store.append_change` takes (re-entrant within a transaction)
-    *before* writing an alert row, so this writer orders its locks as the engine does: log lock, then row."""
-    await conn.execute("SELECT pg_advisory_xact_lock($1)", alert_store._ALERT_LOG_LOCK)
 
 
 async def _restored_since(conn: asyncpg.Connection, device_id: uuid.UUID, family: str,

@@ -78,6 +78,7 @@ async def get_alert(alert_id: str, ctx: Ctx, staff: ReadAlerts) -> dict[str, Any
 async def _operator_action(ctx: Context, alert_id: uuid.UUID, staff: Staff, change: str, detail: dict[str, Any],
                            new_status: str | None, allowed_from: tuple[str, ...]) -> dict[str, Any]:
     async with ctx.pool.acquire() as conn, conn.transaction():
+        await alert_store.lock_alert_log(conn)
         row = await conn.fetchrow("SELECT status, level, confidence, case_id FROM alerts WHERE id = $1 FOR UPDATE", alert_id)
         if row is None:
             raise not_found("alert")

@@ -15,7 +15,7 @@ async def main(url: str, fcm_url: str) -> None:
     pool = await create_pool(url, 1, 4)
     push = FcmChannel(project_id="afstand-test", url=fcm_url, timeout_s=30)
     d = Dispatcher(pool, {"push": push}, AlertHooks(alert_store.append_change, alert_store.open_alert,
-                                                              alert_log_lock=alert_store._ALERT_LOG_LOCK),
+                                                              alert_log_lock=alert_store.ALERT_LOG_LOCK),
                    DispatcherConfig(lease_s=5, poll_s=0.1))
     print("ready", flush=True)
     while True:

@@ -83,7 +83,7 @@ async def change(pool: asyncpg.Pool, alert_id: uuid.UUID, name: str, *, level: s
 def dispatcher(pool: asyncpg.Pool, channels: dict[str, Channel], clock: Clock, **config: Any) -> Dispatcher:
     hooks = AlertHooks(append_change=alert_store.append_change, open_alert=alert_store.open_alert,
                        decrypt=lambda blob: blob.decode() if blob else "",
-                       alert_log_lock=alert_store._ALERT_LOG_LOCK)
+                       alert_log_lock=alert_store.ALERT_LOG_LOCK)
     return Dispatcher(pool, channels, hooks, DispatcherConfig(**config), clock)
 
 

@@ -193,3 +193,33 @@ def test_expiry_is_seen_by_the_operator_and_told_to_the_victim_in_her_language(a
     # A lapsed order can no longer be let go or extended.
     assert_problem(api.post(f"/v1/cases/{cid}/orders/{oid}/let-go", headers=director(api), json={"reason": "late"}), 409)
     assert_problem(extend(api, cid, oid, end + timedelta(days=30)), 422)
+
+
+def test_the_scheduler_runs_in_the_server_and_ends_a_lapsed_order(make_client) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    api = make_client(run_engine=False, order_check_s=0.2)
+    cid = new_case(api)
+    oid = new_order(api, cid, "contact_ban", valid_from=iso(soon(-3)), valid_until=iso(soon(-1)))["id"]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not db_val(api, "SELECT expiry_handled_until IS NOT NULL FROM orders"
+                                                          " WHERE id = $1::uuid", oid):
+        time.sleep(0.1)
+    assert db_val(api, "SELECT count(*) FROM alerts WHERE case_id = $1::uuid AND kind = 'order_ended'", cid) == 1
+    assert api.app.state.ctx.extras["order_scheduler"]._task is not None
+
+
+def test_openapi_documents_the_case_status_routes(api) -> None:  # type: ignore[no-untyped-def]
+    paths = api.get("/openapi.json").json()["paths"]
+    for path, methods in {
+        "/v1/me/case": {"get"}, "/v1/me/timeline": {"get"}, "/v1/me/orders": {"get"}, "/v1/me/notices": {"get"},
+        "/v1/me/messages": {"get", "post"}, "/v1/me/preferences": {"get", "put"},
+        "/v1/cases/{case_id}/timeline": {"get", "post"}, "/v1/cases/{case_id}/assignments": {"get", "put"},
+        "/v1/cases/{case_id}/contact-agreements": {"get", "post"}, "/v1/contact/overdue": {"get"},
+        "/v1/staff": {"get", "post"}, "/v1/staff/{staff_id}/deactivate": {"post"},
+        "/v1/cases/{case_id}/orders/{order_id}/extensions": {"get", "post"},
+        "/v1/cases/{case_id}/orders/{order_id}/let-go": {"post"},
+        "/v1/cases/{case_id}/risk-screenings": {"get", "post"}, "/v1/cases/{case_id}/feasibility": {"post"},
+        "/v1/feasibility": {"post"}, "/v1/cases/{case_id}/addresses": {"get", "put"},
+    }.items():
+        assert set(paths[path]) == methods, path

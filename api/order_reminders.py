@@ -126,6 +126,7 @@ async def _expire(conn: asyncpg.Connection, o: asyncpg.Record) -> None:
                             "let_go": let_go})
     # The monitoring room sees it in its queue; the outbox policy tells the victim (order_ended, non-safety).
     alert_id = uuid.uuid5(_NS, f"{o['id']}/{until.isoformat()}")
+    await alert_store.lock_alert_log(conn)  # the alert writers' common lock order (see alert_store)
     await alert_store.open_alert(
         conn, alert_id=alert_id, case_id=case_id, kind=ORDER_ENDED_KIND, level="warning", confidence="confirmed",
         opened_at=until, actor=SYSTEM_ACTOR,

@@ -215,7 +215,7 @@ class Dispatcher:
                     "SELECT case_id, victim_phone FROM notification_policies WHERE case_id = ANY($1)"
                     " AND victim_phone IS NOT NULL", case_ids,
                 )
-            } if any(j.row["channel"] == "sms" for j in jobs) else {}
+            } if any(j.row["channel"] in ("sms", "push") for j in jobs) else {}
             alerts = {
                 r["id"]: r for r in await conn.fetch(
                     "SELECT a.id, a.kind, a.level, a.confidence, a.status, a.opened_at, a.raised_at, c.reference"
@@ -237,6 +237,8 @@ class Dispatcher:
             r = j.row
             p = r["payload"]
             ch = r["channel"]
+            if ch == "push":
+                j.extra["sms_possible"] = "sms" in self.channels and bool(phones.get(r["case_id"]))
             if ch not in self.channels:
                 j.no_address = "not_configured"
                 continue
@@ -413,8 +415,13 @@ class Dispatcher:
             if not await self._set(conn, j, status, last_error=j.no_address):
                 return
             await self._attempt(conn, j, now, "failed", j.no_address)
-            if recipient == "victim" and ch == "push":
+            if recipient == "victim" and ch == "push" and j.extra.get("sms_possible"):
                 await outbox.insert_rows(conn, [outbox.fallback_row(r, "sms", now)])
+            elif recipient == "victim" and ch == "push":
+                # No SMS either (no gateway or no number): say so now rather than after another round.
+                why = "no_phone_number" if "sms" in self.channels else "sms_not_configured"
+                await self._change(conn, j, alert, "delivery_failed",
+                                   {**base, "reason": f"{j.no_address}; {why}", "final": True})
             elif recipient != "supplier":
                 await self._change(conn, j, alert, "delivery_failed", {**base, "reason": j.no_address, "final": True})
             return

@@ -80,8 +80,10 @@ def test_alert_change_reaches_fake_fcm_within_a_second(app, fakes) -> None:  # t
     assert msg["fid"] == "tok-app-1" and msg["data"]["alert_id"] == alert_id
     assert msg["notification"]["title"] == "Veiligheidsmelding"
     operator = staff_headers(app, "operator")
+    # The change and the delivery status commit together; GET reads them in two statements, so wait for both.
     alert = wait_for(lambda: (a := app.get(f"/v1/alerts/{alert_id}", headers=operator).json())
-                     and any(d["status"] == "sent" for d in a["deliveries"]) and a)
+                     and any(d["status"] == "sent" for d in a["deliveries"])
+                     and "notified" in [c["change"] for c in a["changes"]] and a)
     assert [(d["recipient"], d["channel"], d["status"]) for d in alert["deliveries"]][:1] == [("victim", "push", "sent")]
     assert "notified" in [c["change"] for c in alert["changes"]]
 

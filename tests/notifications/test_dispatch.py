@@ -377,3 +377,19 @@ def test_no_offender_coordinates_or_tokens_in_any_payload(database_url: str) -> 
                 assert "52.09" not in stored and '"lat"' not in stored
 
     run(main())
+
+
+def test_victim_without_any_channel_is_shown_on_the_alert_at_once(database_url: str) -> None:
+    async def main() -> None:
+        async with Env(database_url) as e:
+            del e.d.channels["sms"]
+            case_id = await e.case(token=None, policy={"auto_escalate": False, "pursuit": False})
+            alert_id = await s.open_alert(e.pool, case_id)
+            assert await e.d.run_once() >= 1  # one round decides it: no second round for a fallback that cannot go
+            detail = await e.pool.fetchval("SELECT detail FROM alert_changes WHERE alert_id = $1 AND change ="
+                                           " 'delivery_failed'", alert_id)
+            assert detail["reason"] == "no_push_token; sms_not_configured" and detail["final"]
+            assert await e.pool.fetchval("SELECT count(*) FROM outbox WHERE channel = 'sms'") == 0
+            assert await e.pool.fetchval("SELECT count(*) FROM alerts WHERE kind = 'delivery_failed'") == 0
+
+    run(main())

@@ -88,8 +88,10 @@ def test_approach_reaches_operator_stream_and_is_worked_to_resolution(client) ->
     alert = client.get(f"/v1/alerts/{alert_id}", headers=operator).json()
     changes = [c["change"] for c in alert["changes"]]
     assert changes[0] == "opened" and "escalated" in changes
-    assert changes[-2:] == ["acknowledged", "resolved"]
-    assert alert["changes"][-1]["actor"] == "operator:test-operator"
+    # Notification steps may interleave; the operator's own steps come in the order they were taken.
+    operator_steps = [c for c in alert["changes"] if c["actor"] == "operator:test-operator"]
+    assert [c["change"] for c in operator_steps] == ["acknowledged", "resolved"]
+    assert changes.index("acknowledged") > changes.index("escalated")
     assert alert["status"] == "resolved" and alert["outcome"] == "police_dispatched"
     assert alert["max_level"] == "violation" and alert["min_distance_m"] < 500
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import queue
 import secrets
 import socket
 import sys
@@ -24,6 +25,7 @@ from pyproj import Geod
 from api.app import create_app
 from api.auth import mint_staff_token, sign
 from api.cli import create_supplier
+from api.demo_phone import SimulatedPhone
 from api.logs import configure_logging
 from api.secrets import server_key
 from api.settings import Settings
@@ -72,7 +74,21 @@ async def _watch(ws_url: str, seen: list[dict[str, Any]]) -> None:
             print(_describe(item), flush=True)
 
 
-async def _script(base: str, settings: Settings) -> list[dict[str, Any]]:
+async def _phone(phone: SimulatedPhone, http: httpx.AsyncClient, victim: dict[str, str]) -> None:
+    """The victim's app: show each push, then confirm it, as the real app does for safety alerts."""
+    while True:
+        try:
+            message = await asyncio.to_thread(phone.received.get, True, 0.2)
+        except queue.Empty:
+            continue
+        note = message.get("notification", {})
+        data = message.get("data", {})
+        print(f"           VICTIM'S PHONE  {note.get('title', '')}: {note.get('body', '')}", flush=True)
+        if data.get("alert_id"):
+            await http.post(f"/v1/me/alerts/{data['alert_id']}/ack", headers=victim)
+
+
+async def _script(base: str, settings: Settings, phone: SimulatedPhone) -> list[dict[str, Any]]:
     key = server_key(settings)
     staff = {"Authorization": "Bearer " + mint_staff_token(key, "case_director", "demo-director")}
     supplier = await create_supplier(settings, "Demo Tag Supplier")
@@ -110,6 +126,7 @@ async def _script(base: str, settings: Settings) -> list[dict[str, Any]]:
         ws_base = base.replace("http://", "ws://")
         operator = mint_staff_token(key, "operator", "demo-operator")
         watcher = asyncio.create_task(_watch(f"{ws_base}/v1/alerts/stream?after=0&token={operator}", seen))
+        app_task = asyncio.create_task(_phone(phone, http, victim))
 
         track = offender_track(start)
         for i in range(0, len(track), 4):
@@ -130,6 +147,7 @@ async def _script(base: str, settings: Settings) -> list[dict[str, Any]]:
             await asyncio.sleep(0.25)
         await asyncio.sleep(2.0)
         watcher.cancel()
+        app_task.cancel()
     return seen
 
 
@@ -137,7 +155,12 @@ async def run_demo(settings: Settings, port: int = 8765, keep_serving: bool = Fa
     configure_logging("WARNING")
     # The script replays half an hour of fixes in a few seconds, so the tag would look silent between its
     # recorded times and the wall clock; silence detection is shown by the test suite instead.
-    settings = settings.model_copy(update={"offender_silent_s": 3600.0, "victim_silent_s": 3600.0})
+    # The victim's phone is simulated too: firebase-admin delivers to it through AFSTAND_FCM_URL.
+    phone = SimulatedPhone()
+    settings = settings.model_copy(update={
+        "offender_silent_s": 3600.0, "victim_silent_s": 3600.0,
+        "fcm_project_id": "afstand-demo", "fcm_url": phone.fcm_url,
+    })
     port = _free_port(port)
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None))
     serving = asyncio.create_task(server.serve())
@@ -149,7 +172,7 @@ async def run_demo(settings: Settings, port: int = 8765, keep_serving: bool = Fa
     base = f"http://127.0.0.1:{port}"
     print(f"Afstand demo: server on {base}, data in {settings.data_dir}\n", flush=True)
     try:
-        seen = await _script(base, settings)
+        seen = await _script(base, settings, phone)
     except httpx.HTTPStatusError as e:
         print(f"demo failed: {e.request.method} {e.request.url.path} -> {e.response.status_code} {e.response.text}",
               file=sys.stderr)

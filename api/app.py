@@ -16,6 +16,7 @@ from api.database import connect, create_pool, resolve_url
 from api.migrate import apply_migrations
 from api.routers import alert_actions, alerts, cases, health, ingest, me
 from api.routers import case_messages, contacts, feasibility, order_terms, risk, timeline, victim_case
+from api.routers import audit as audit_routes, evidence as evidence_routes, track  # privacy (issue 6)
 from api.secrets import server_key
 from api.security_headers import SecurityHeaders
 from api.settings import Settings
@@ -48,11 +49,16 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
 
         ctx.extras["order_scheduler"] = scheduler = OrderScheduler(pool, settings)
         await scheduler.start()
+        from api.retention import RetentionJob  # the scheduled purge of old positions (issue 6)
+
+        ctx.extras["retention"] = retention = RetentionJob(pool, settings)
+        await retention.start()
         app.state.ctx = ctx
         log.info("afstand ready", extra={"engine": run_engine})
         try:
             yield
         finally:
+            await retention.stop()
             await scheduler.stop()
             await notifier.stop()
             if ctx.engine:
@@ -93,6 +99,8 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
                    ingest.router, me.router, victim_case.router, case_messages.victim_router,
                    case_messages.staff_router, contacts.router, timeline.router, order_terms.router, risk.router,
                    feasibility.router):
+        app.include_router(router)
+    for router in (track.router, audit_routes.router, evidence_routes.router):
         app.include_router(router)
     return app
 

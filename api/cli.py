@@ -1,4 +1,4 @@
-"""The ``afstand`` command: serve, dev-token, supplier create, demo."""
+"""The ``afstand`` command: serve, dev-token, supplier create, audit verify, evidence verify, demo."""
 
 from __future__ import annotations
 
@@ -106,6 +106,35 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def cmd_evidence_verify(args: argparse.Namespace) -> int:
+    """Exit 0 when every digest and the signature hold, 1 on any tampering, 2 when the key cannot be read."""
+    from api.evidence import load_public_key, public_key_info, verify
+
+    trusted = None
+    try:
+        if args.public_key:
+            trusted = load_public_key(Path(args.public_key).read_bytes())
+        elif args.data_dir or load_settings().secret_key:
+            settings = _settings(args)
+            path = Path(settings.data_dir) / "server.key"
+            if settings.secret_key or path.exists():
+                from api.secrets import server_key
+
+                trusted = load_public_key(public_key_info(server_key(settings))["public_key_pem"].encode())
+    except (OSError, ValueError) as e:
+        print(f"afstand evidence verify: cannot read the trusted key: {e}", file=sys.stderr)
+        return 2
+    report = verify(Path(args.file), trusted)
+    for fault in report.faults:
+        print(fault)
+    print(f"evidence package {'intact' if report.intact else 'TAMPERED'}: {report.files} files,"
+          f" signed by {report.fingerprint or 'unknown key'}")
+    if report.intact and not report.key_pinned:
+        print("note: checked against the key inside the package; compare its fingerprint with the published"
+              " one (GET /v1/evidence/public-key) or pass --public-key", file=sys.stderr)
+    return 0 if report.intact else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="afstand", description="Afstand: protective proximity monitoring")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -134,6 +163,14 @@ def build_parser() -> argparse.ArgumentParser:
     verify = audit_sub.add_parser("verify", help="check the hash chain; exit 1 when a record was altered or deleted")
     verify.add_argument("--data-dir")
     verify.set_defaults(func=cmd_audit_verify)
+
+    ev = sub.add_parser("evidence", help="evidence packages")
+    ev_sub = ev.add_subparsers(dest="evidence_command", required=True)
+    ev_verify = ev_sub.add_parser("verify", help="check an evidence package's digests and signature; exit 1 if tampered")
+    ev_verify.add_argument("file")
+    ev_verify.add_argument("--public-key", help="PEM of the trusted signing key (GET /v1/evidence/public-key)")
+    ev_verify.add_argument("--data-dir", help="trust the signing key of the server using this data dir")
+    ev_verify.set_defaults(func=cmd_evidence_verify)
 
     demo = sub.add_parser("demo", help="replay a scripted incident near Utrecht through the whole system")
     demo.add_argument("--data-dir")

@@ -72,6 +72,9 @@ async def get_alert(alert_id: str, ctx: Ctx, staff: ReadAlerts) -> dict[str, Any
     alert = await alert_store.fetch_alert(ctx.pool, _alert_id(alert_id))
     if alert is None:
         raise not_found("alert")
+    # Its evidence names the victim's fixes: a read of personal data, audited before it is answered.
+    await audit.record(ctx.pool, actor=staff.actor, role=staff.role, action="alert.read",
+                       case_id=uuid.UUID(alert["case_id"]), detail={"alert_id": alert["id"]})
     return alert
 
 

@@ -9,6 +9,7 @@ from typing import Literal
 import asyncpg
 from fastapi import APIRouter
 
+from api import audit
 from api.problems import conflict, field_error, not_found
 from api.routers import devices, enrollments, orders, zones
 from api.routers.devices import device_out, fetch_devices
@@ -78,6 +79,8 @@ async def list_cases(ctx: Ctx, staff: ReadStaff, limit: Limit = 100, cursor: str
         " AND ($2::timestamptz IS NULL OR (c.created_at, c.id) > ($2, $3)) ORDER BY c.created_at, c.id LIMIT $4",
         status, after_at, after_id, limit + 1,
     )
+    await audit.record(ctx.pool, actor=staff.actor, role=staff.role, action="case.list",
+                       detail={"cases": [str(r["id"]) for r in rows[:limit]]})
     return CasePage(items=[case_out(r) for r in rows[:limit]], next_cursor=next_cursor(rows, limit))
 
 
@@ -88,6 +91,8 @@ async def get_case(case_id: str, ctx: Ctx, staff: ReadStaff) -> CaseDetail:
         cid = await case_or_404(conn, case_id)
         row = await conn.fetchrow(_SELECT + " WHERE c.id = $1", cid)
         orders, zones, devices = await fetch_orders(conn, cid), await fetch_zones(conn, cid), await fetch_devices(conn, cid)
+    # The victim's name and her zones are personal data: the read is audited before it is answered.
+    await audit.record(ctx.pool, actor=staff.actor, role=staff.role, action="case.read", case_id=cid)
     return CaseDetail(
         **case_out(row).model_dump(),
         orders=[order_out(r) for r in orders],

@@ -120,4 +120,7 @@ async def put_addresses(case_id: str, body: Addresses, ctx: Ctx, staff: WriteSta
 async def get_addresses(case_id: str, ctx: Ctx, staff: WriteStaff) -> Addresses:
     async with ctx.pool.acquire() as conn:
         cid = await case_or_404(conn, case_id)
-        return Addresses(**await stored_addresses(conn, cid))
+        addresses = Addresses(**await stored_addresses(conn, cid))
+        # Where the victim lives: a read of personal data, audited before it is answered.
+        await audit.record(conn, actor=staff.actor, role=staff.role, action="case.addresses.read", case_id=cid)
+        return addresses

@@ -1,0 +1,181 @@
+"""Nothing kept longer than needed: the scheduled purge of old positions, itself audited.
+
+Every ``retention_check_s`` the job, with ``now`` from its injected clock (tests pass one, nothing sleeps):
+
+* deletes **positions** recorded before ``now - retention_positions_days`` (default 30 days), and the
+  **rejected items** (``ingest_rejections``, which may hold coordinates) received before that cut-off;
+* keeps every position that is **evidence for an alert** of its case, until the case has been closed for
+  ``retention_evidence_days_after_close`` (default 2,557 days, about 7 years). A position is evidence when
+
+  - its ``seq`` is listed in the alert's ``evidence`` (the engine's proving fixes), or is the panic's ``fix_seq``;
+  - or it was recorded in the alert's window ``[opened_at - margin, end + margin]``, where ``end`` is the
+    ``cleared_at`` fix time, else the time the alert was resolved, else ``now`` (an alert still running keeps
+    everything of its case from its opening on), and ``margin`` is ``retention_evidence_margin_s`` (10 min):
+    the approach before an alert and the retreat after it are what a court wants to see.
+
+  A case that is not closed keeps its evidence indefinitely;
+* never deletes a position the engine has not yet processed (``seq`` above the lowest
+  ``engine_progress.last_seq``): with no progress marker at all, it deletes no positions;
+* writes one audit record per case it purged from and one summary record per run (counts and cut-offs, never a
+  coordinate), actor ``system:retention``.
+
+Deletes run in batches of :data:`BATCH`, each in its own transaction, so the engine and ingestion are never
+held up for long. A session advisory lock makes concurrent runs (two server processes) skip rather than race.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Callable
+
+import asyncpg
+
+from api import audit
+from api.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+ACTOR = "system:retention"
+BATCH = 5000
+_LOCK = 0x7265_7465  # "rete"
+
+# A position of case $1 is evidence while some alert of that case names it or covers its time.
+_HELD = """
+EXISTS (
+    SELECT 1 FROM alerts a
+    WHERE a.case_id = p.case_id
+      AND (a.evidence ? p.seq::text
+           OR a.detail->>'fix_seq' = p.seq::text
+           OR p.recorded_at BETWEEN a.opened_at - $5::interval
+               AND coalesce(a.cleared_at,
+                            (SELECT max(ch.at) FROM alert_changes ch WHERE ch.alert_id = a.id AND ch.change = 'resolved'),
+                            $6::timestamptz) + $5::interval))
+"""
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class Report:
+    ran: bool = True
+    cutoff: datetime | None = None
+    evidence_cutoff: datetime | None = None
+    engine_last_seq: int = 0
+    positions_purged: int = 0
+    positions_kept_as_evidence: int = 0
+    rejections_purged: int = 0
+    cases: dict[str, int] = field(default_factory=dict)  # case id -> positions purged
+
+
+async def purge(pool: asyncpg.Pool, settings: Settings, now: datetime) -> Report:
+    """One retention run as of ``now``. Safe to run at any time and in several processes at once."""
+    cutoff = now - timedelta(days=settings.retention_positions_days)
+    evidence_cutoff = now - timedelta(days=settings.retention_evidence_days_after_close)
+    margin = timedelta(seconds=settings.retention_evidence_margin_s)
+    report = Report(cutoff=cutoff, evidence_cutoff=evidence_cutoff)
+    async with pool.acquire() as lock_conn:
+        if not await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)", _LOCK):
+            return Report(ran=False)
+        try:
+            max_seq = await pool.fetchval("SELECT coalesce(min(last_seq), 0) FROM engine_progress")
+            report.engine_last_seq = max_seq
+            cases = await pool.fetch("SELECT id, status, closed_at FROM cases ORDER BY id")
+            for case in cases:
+                expired = case["status"] == "closed" and case["closed_at"] is not None \
+                    and case["closed_at"] < evidence_cutoff
+                purged = await _purge_case(pool, case["id"], cutoff, max_seq, margin, now, expired)
+                kept = await pool.fetchval(
+                    "SELECT count(*) FROM positions WHERE case_id = $1 AND recorded_at < $2 AND seq <= $3",
+                    case["id"], cutoff, max_seq)
+                report.positions_kept_as_evidence += kept
+                if purged:
+                    report.positions_purged += purged
+                    report.cases[str(case["id"])] = purged
+                    await audit.record(pool, actor=ACTOR, role="system", action="retention.purge_case",
+                                       case_id=case["id"], reason="retention period ended",
+                                       detail={"positions_purged": purged, "positions_kept_as_evidence": kept,
+                                               "cutoff": cutoff.isoformat(), "evidence_expired": expired})
+            report.rejections_purged = _count(await pool.execute(
+                "DELETE FROM ingest_rejections WHERE received_at < $1", cutoff))
+            await audit.record(pool, actor=ACTOR, role="system", action="retention.purge",
+                               reason="retention period ended", detail={
+                                   "cutoff": cutoff.isoformat(), "evidence_cutoff": evidence_cutoff.isoformat(),
+                                   "engine_last_seq": max_seq, "positions_purged": report.positions_purged,
+                                   "positions_kept_as_evidence": report.positions_kept_as_evidence,
+                                   "rejections_purged": report.rejections_purged,
+                                   "cases_purged": len(report.cases),
+                               })
+        finally:
+            await lock_conn.execute("SELECT pg_advisory_unlock($1)", _LOCK)
+    log.info("retention purge", extra={"positions_purged": report.positions_purged,
+                                       "positions_kept": report.positions_kept_as_evidence,
+                                       "rejections_purged": report.rejections_purged})
+    return report
+
+
+async def _purge_case(pool: asyncpg.Pool, case_id: uuid.UUID, cutoff: datetime, max_seq: int,
+                      margin: timedelta, now: datetime, evidence_expired: bool) -> int:
+    held = "false" if evidence_expired else _HELD
+    sql = (
+        "DELETE FROM positions WHERE seq IN (SELECT p.seq FROM positions p"
+        " WHERE p.case_id = $1 AND p.recorded_at < $2 AND p.seq <= $3"
+        f" AND NOT ({held}) ORDER BY p.seq LIMIT $4)"
+    )
+    total = 0
+    while True:
+        async with pool.acquire() as conn, conn.transaction():
+            args: list[object] = [case_id, cutoff, max_seq, BATCH]
+            if not evidence_expired:
+                args += [margin, now]
+            n = _count(await conn.execute(sql, *args))
+        total += n
+        if n < BATCH:
+            return total
+
+
+def _count(status: str) -> int:
+    return int(status.rsplit(" ", 1)[-1])
+
+
+class RetentionJob:
+    """Runs :func:`purge` every ``retention_check_s`` seconds; ``clock`` gives ``now`` (tests inject one)."""
+
+    def __init__(self, pool: asyncpg.Pool, settings: Settings, clock: Clock = utcnow) -> None:
+        self.pool = pool
+        self.settings = settings
+        self.clock = clock
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self.settings.retention_check_s > 0:
+            self._task = asyncio.create_task(self._loop(), name="retention")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def run_once(self) -> Report:
+        return await purge(self.pool, self.settings, self.clock())
+
+    async def _loop(self) -> None:
+        # The first run comes one interval after start, so a restart loop cannot turn into a purge loop.
+        while True:
+            await asyncio.sleep(self.settings.retention_check_s)
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # keep the schedule; the next run retries
+                log.exception("retention purge failed")

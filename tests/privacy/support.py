@@ -1,0 +1,44 @@
+"""Shared set-up of the privacy tests: a case with fixes of both parties, written through the public API."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from tests.api.factories import World, world
+from tests.helpers import staff_headers
+
+# Distinctive coordinates, so a test can search logs and audit records for them.
+OFFENDER = (52.371837, 4.896512)
+VICTIM = (52.358211, 4.881934)
+
+
+def send_fixes(client: TestClient, w: World, start: datetime, n: int = 3, step_s: int = 60) -> None:
+    """``n`` fixes of each party, ``step_s`` apart from ``start``, through the supplier and the victim app."""
+    tag = [{"serial": w.serial, "recorded_at": (start + timedelta(seconds=i * step_s)).isoformat(),
+            "lat": OFFENDER[0] + i * 1e-4, "lon": OFFENDER[1], "accuracy_m": 6.0} for i in range(n)]
+    r = w.supplier.positions(client, tag)
+    assert r.status_code == 200 and all(x["status"] == "accepted" for x in r.json()["results"]), r.text
+    app = [{"recorded_at": (start + timedelta(seconds=i * step_s + 5)).isoformat(),
+            "lat": VICTIM[0], "lon": VICTIM[1] + i * 1e-4, "accuracy_m": 9.0} for i in range(n)]
+    r = client.post("/v1/me/positions", headers=w.victim, json={"positions": app})
+    assert r.status_code == 200 and all(x["status"] == "accepted" for x in r.json()["results"]), r.text
+
+
+def case_with_fixes(client: TestClient, n: int = 3) -> tuple[World, datetime]:
+    w = world(client)
+    start = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=30)
+    send_fixes(client, w, start, n)
+    return w, start
+
+
+def track(client: TestClient, case_id: str, role: str = "admin", **params: Any):  # type: ignore[no-untyped-def]
+    return client.get(f"/v1/cases/{case_id}/track", params=params, headers=staff_headers(client, role))
+
+
+def audit_page(client: TestClient, **params: Any) -> dict[str, Any]:
+    r = client.get("/v1/audit", params=params, headers=staff_headers(client, "auditor"))
+    assert r.status_code == 200, r.text
+    return r.json()

@@ -102,6 +102,9 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
         app.include_router(router)
     for router in (track.router, audit_routes.router, evidence_routes.router):
         app.include_router(router)
+    from api.console import router as console_router  # the monitoring-room console page (issue 7)
+
+    app.include_router(console_router)
     return app
 
 

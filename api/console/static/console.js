@@ -30,6 +30,7 @@ const state = {
   alarms: 0,
   incident: null,
   renderPending: false,
+  holdUntil: 0,
 };
 
 // For the end-to-end tests and for support: a read-only look at the console's state, and a way to drop the stream.
@@ -37,7 +38,11 @@ window.afstandConsole = {
   get lastSeq() { return state.lastSeq; },
   get alarms() { return state.alarms; },
   get connected() { return !!state.ws && state.ws.readyState === WebSocket.OPEN; },
-  dropStream() { if (state.ws) state.ws.close(4000, "dropped by test"); },
+  /** Close the stream as a network failure would, and stay off it for ``holdMs`` before reconnecting. */
+  dropStream(holdMs = 0) {
+    state.holdUntil = Date.now() + holdMs;
+    if (state.ws) state.ws.close(4000, "dropped");
+  },
 };
 
 // ---------------------------------------------------------------- start
@@ -235,7 +240,7 @@ function connectStream() {
 function scheduleReconnect() {
   setConn("reconnecting");
   state.wsAttempts += 1;
-  const delay = Math.min(1000 * 2 ** (state.wsAttempts - 1), 15000);
+  const delay = Math.max(Math.min(1000 * 2 ** (state.wsAttempts - 1), 15000), (state.holdUntil || 0) - Date.now());
   clearTimeout(state.reconnectTimer);
   state.reconnectTimer = setTimeout(connectStream, delay);
 }

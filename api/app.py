@@ -10,7 +10,7 @@ from typing import AsyncIterator
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api import problems
+from api import openapi_doc, problems
 from api.context import Context
 from api.database import connect, create_pool, resolve_url
 from api.migrate import apply_migrations
@@ -73,6 +73,7 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
         lifespan=lifespan,
     )
     problems.install(app)
+    openapi_doc.install(app)  # errors documented as problem documents (issue 6)
     app.add_middleware(SecurityHeaders)
 
     @app.middleware("http")

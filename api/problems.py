@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -95,6 +96,15 @@ def install(app: FastAPI) -> None:
         return problem_response(
             Problem(exc.status_code, title, str(exc.detail), headers=getattr(exc, "headers", None)), request.url.path
         )
+
+    @app.exception_handler(asyncpg.CharacterNotInRepertoireError)
+    @app.exception_handler(asyncpg.UntranslatableCharacterError)
+    async def _bad_text(request: Request, exc: Exception) -> JSONResponse:
+        # PostgreSQL stores no NUL character in text or jsonb: a client's string with one is a client mistake.
+        return problem_response(
+            Problem(422, "Validation failed", "text may not contain NUL (\\u0000) characters",
+                    type_=_TYPE_BASE + "validation", errors=[{"loc": ["body"], "msg": "NUL character in text"}]),
+            request.url.path)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -456,12 +456,12 @@ def test_every_change_is_audited_and_failures_are_not(api) -> None:  # type: ign
     api.post(f"/v1/cases/{cid}/devices", headers=h,
              json={"role": "offender_tag", "supplier_key_id": key["key_id"], "serial": "S"}).raise_for_status()
     api.post(f"/v1/cases/{cid}/enrollments", headers=h).raise_for_status()
-    # Refused requests and reads leave no audit row.
+    # Refused requests leave no audit row; reading the case (the victim's name, her zones) leaves one (issue 6).
     api.post(f"/v1/cases/{cid}/zones", headers=h, json=zone_body(oid, geometry={"type": "Polygon", "coordinates": [BOWTIE]}))
     api.get(f"/v1/cases/{cid}", headers=h)
     rows = db(api, "SELECT actor, role, action, case_id, detail FROM audit_log ORDER BY chain_seq")
     assert [r["action"] for r in rows] == ["case.create", "order.create", "zone.create", "device.register",
-                                           "enrollment.create"]
+                                           "enrollment.create", "case.read"]
     assert {(r["actor"], r["role"], str(r["case_id"])) for r in rows} == \
         {("case_director:test-case_director", "case_director", cid)}
     zone_detail = rows[2]["detail"]

@@ -7,16 +7,17 @@ import time
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api import openapi_doc, problems
+from api import abuse, access, openapi_doc, problems
 from api.context import Context
 from api.database import connect, create_pool, resolve_url
 from api.migrate import apply_migrations
 from api.routers import alert_actions, alerts, cases, health, ingest, me
 from api.routers import case_messages, contacts, feasibility, order_terms, risk, timeline, victim_case
 from api.routers import audit as audit_routes, evidence as evidence_routes, track  # privacy (issue 6)
+from api.routers import access as access_routes  # need-to-know grants, watch lists, supplier keys (issue 6)
 from api.secrets import server_key
 from api.security_headers import SecurityHeaders
 from api.settings import Settings
@@ -71,6 +72,9 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
         version="0.1.0",
         description="Proximity and zone monitoring that protects victims of stalking. See CONTRACT.md.",
         lifespan=lifespan,
+        # Every route: rate limits on login-like routes, and need-to-know on every staff route that names a
+        # case or an alert (api/abuse.py, api/access.py; SECURITY.md).
+        dependencies=[Depends(abuse.rate_limit), Depends(access.need_to_know)],
     )
     problems.install(app)
     openapi_doc.install(app)  # errors documented as problem documents (issue 6)
@@ -101,7 +105,7 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
                    case_messages.staff_router, contacts.router, timeline.router, order_terms.router, risk.router,
                    feasibility.router):
         app.include_router(router)
-    for router in (track.router, audit_routes.router, evidence_routes.router):
+    for router in (track.router, audit_routes.router, evidence_routes.router, access_routes.router):
         app.include_router(router)
     from api.console import router as console_router  # the monitoring-room console page (issue 7)
 

@@ -11,12 +11,13 @@ import hmac
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Annotated, Callable
+from typing import Annotated, AsyncIterator, Callable
 
 import jwt
 from fastapi import Depends, Request
 
 from api.context import Context, get_context
+from api.oidc import NoRole, OIDCVerifier, TokenRejected
 from api.problems import Problem
 from api.secrets import decrypt, derive
 
@@ -74,6 +75,11 @@ def mint_device_token(key: bytes, device_id: uuid.UUID, case_id: uuid.UUID, ttl_
 
 
 def decode_staff_token(ctx: Context, token: str) -> Staff:
+    """The staff member behind a bearer token. With ``AFSTAND_OIDC_ISSUER`` set, only the issuer's tokens count
+    (api/oidc.py) and development tokens are refused; without it, the HS256 development tokens of
+    ``afstand dev-token``."""
+    if ctx.settings.oidc_issuer:
+        return _decode_oidc(ctx, token)
     try:
         claims = jwt.decode(
             token,
@@ -89,6 +95,28 @@ def decode_staff_token(ctx: Context, token: str) -> Staff:
     if role not in STAFF_ROLES:
         raise Problem(403, "Forbidden", "the token carries no staff role")
     return Staff(sub=str(claims["sub"]), role=role)
+
+
+def oidc_verifier(ctx: Context) -> OIDCVerifier:
+    verifier = ctx.extras.get("oidc")
+    if verifier is None:
+        s = ctx.settings
+        assert s.oidc_issuer
+        verifier = ctx.extras.setdefault("oidc", OIDCVerifier(
+            s.oidc_issuer, s.oidc_audience, s.oidc_roles_claim, STAFF_ROLES, cache_s=s.oidc_jwks_cache_s,
+            min_refresh_s=s.oidc_jwks_min_refresh_s, leeway_s=s.oidc_leeway_s, timeout_s=s.oidc_http_timeout_s,
+        ))
+    return verifier
+
+
+def _decode_oidc(ctx: Context, token: str) -> Staff:
+    try:
+        identity = oidc_verifier(ctx).verify(token)
+    except TokenRejected as e:
+        raise _unauthorized(f"staff token rejected: {e}") from None
+    except NoRole as e:
+        raise Problem(403, "Forbidden", str(e)) from None
+    return Staff(sub=identity.sub, role=identity.role)
 
 
 def staff_principal(request: Request, ctx: Annotated[Context, Depends(get_context)]) -> Staff:
@@ -130,7 +158,11 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
     return hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
 
 
-async def supplier_principal(request: Request, ctx: Annotated[Context, Depends(get_context)]) -> Supplier:
+async def supplier_principal(request: Request, ctx: Annotated[Context, Depends(get_context)]) -> AsyncIterator[Supplier]:
+    """An ankle-monitor supplier, by HMAC over timestamp and body. Any of these gets 401 and nothing stored: a
+    missing header, a timestamp outside the window, an unknown or revoked key, a bad signature, and a signature
+    seen before (a replayed request: each attempt, retries included, must be signed anew). Each supplier may
+    have two active keys at once, so it can switch to a rotated key before the old one is revoked."""
     key_id = request.headers.get("x-afstand-key")
     ts = request.headers.get("x-afstand-timestamp")
     signature = request.headers.get("x-afstand-signature")
@@ -148,9 +180,36 @@ async def supplier_principal(request: Request, ctx: Annotated[Context, Depends(g
     body = await request.body()
     # Compare against a computed signature even for unknown keys, so timing does not reveal which keys exist.
     secret = decrypt(ctx.key, row["secret_enc"]) if row else "unknown-key"
-    if not hmac.compare_digest(sign(secret, ts, body), signature.lower()) or row is None:
+    signature = signature.lower()
+    if not hmac.compare_digest(sign(secret, ts, body), signature) or row is None:
         raise Problem(401, "Unauthorized", "unknown key or bad signature")
-    return Supplier(supplier_id=row["supplier_id"], key_id=key_id)
+    await _prune_seen(ctx)
+    # Claimed before the handler runs: of two identical requests, however close, exactly one gets past here.
+    first = await ctx.pool.fetchval(
+        "INSERT INTO hmac_seen (signature, key_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING true",
+        signature, key_id,
+    )
+    if not first:
+        raise Problem(401, "Unauthorized", "this signature was used already (a replayed request); sign each request anew")
+    try:
+        yield Supplier(supplier_id=row["supplier_id"], key_id=key_id)
+    except Problem:
+        raise  # the client's mistake: the signature stays used
+    except Exception:
+        # The server failed before answering: free the signature so the supplier's identical retry is served.
+        await ctx.pool.execute("DELETE FROM hmac_seen WHERE signature = $1", signature)
+        raise
+
+
+async def _prune_seen(ctx: Context) -> None:
+    """Forget signatures older than the timestamp window (twice over): their timestamps are refused anyway."""
+    now = time.monotonic()
+    if now - ctx.extras.get("hmac_pruned_at", float("-inf")) < ctx.settings.hmac_seen_prune_s:
+        return
+    ctx.extras["hmac_pruned_at"] = now
+    await ctx.pool.execute(
+        "DELETE FROM hmac_seen WHERE seen_at < now() - make_interval(secs => $1::float8)", 2.0 * ctx.settings.hmac_window_s
+    )
 
 
 StaffDep = Annotated[Staff, Depends(staff_principal)]

@@ -1,4 +1,4 @@
-"""The ``afstand`` command: serve, dev-token, supplier create, audit verify, evidence verify, demo."""
+"""The ``afstand`` command: serve, dev-token, supplier create/rotate/revoke, audit verify, evidence verify, demo."""
 
 from __future__ import annotations
 
@@ -80,6 +80,37 @@ def cmd_supplier_create(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _supplier_key_command(settings: Settings, action: str, key_id: str) -> dict[str, object]:
+    from api.database import connect, resolve_url
+    from api.migrate import apply_migrations
+    from api.secrets import server_key
+    from api.supplier_keys import revoke_key, rotate_key
+
+    conn = await connect(resolve_url(settings.database_url, settings.data_dir))
+    try:
+        await apply_migrations(conn)
+        if action == "rotate":
+            out = await rotate_key(conn, server_key(settings), key_id, "cli", "admin")
+        else:
+            out = await revoke_key(conn, key_id, "cli", "admin")
+        return {k: (v.isoformat() if hasattr(v, "isoformat") else str(v) if v is not None else None)
+                for k, v in out.items()}
+    finally:
+        await conn.close()
+
+
+def cmd_supplier_key(args: argparse.Namespace) -> int:
+    """``rotate``: a second active key for the supplier (JSON with the new secret, printed once); ``revoke``."""
+    from api.problems import Problem
+
+    try:
+        print(json.dumps(asyncio.run(_supplier_key_command(_settings(args), args.supplier_command, args.key_id))))
+    except Problem as p:
+        print(f"afstand supplier {args.supplier_command}: {p.detail}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from api.demo import run_demo
 
@@ -157,6 +188,14 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("name")
     create.add_argument("--data-dir")
     create.set_defaults(func=cmd_supplier_create)
+    rotate = sup_sub.add_parser("rotate", help="add a second key for the supplier of KEY_ID; both work until one is revoked")
+    rotate.add_argument("key_id")
+    rotate.add_argument("--data-dir")
+    rotate.set_defaults(func=cmd_supplier_key)
+    revoke = sup_sub.add_parser("revoke", help="revoke KEY_ID at once")
+    revoke.add_argument("key_id")
+    revoke.add_argument("--data-dir")
+    revoke.set_defaults(func=cmd_supplier_key)
 
     audit = sub.add_parser("audit", help="the audit log")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)

@@ -28,6 +28,15 @@ class Settings(BaseSettings):
     # secrets at rest. Unset: generated once and kept in the data dir.
     secret_key: str | None = None
     oidc_issuer: str | None = None
+    # Staff identity through OIDC (issue 6, SECURITY.md "Identity"). With an issuer set, only its RS256/ES256
+    # tokens are accepted (dev tokens are refused); ``oidc_roles_claim`` may be a dotted path such as
+    # ``realm_access.roles`` and may hold one role or a list.
+    oidc_audience: str = "afstand"
+    oidc_roles_claim: str = "roles"
+    oidc_jwks_cache_s: float = 3600.0  # how long a fetched JWKS is trusted before it is fetched again
+    oidc_jwks_min_refresh_s: float = 10.0  # an unknown ``kid`` refetches the JWKS at most this often
+    oidc_leeway_s: int = Field(default=30, ge=0, le=300)  # clock skew allowed on exp / nbf / iat
+    oidc_http_timeout_s: float = 5.0
 
     ingest_max_items: int = 1000
     hmac_window_s: int = 300
@@ -87,6 +96,14 @@ class Settings(BaseSettings):
     retention_evidence_days_after_close: float = Field(default=2557.0, ge=0)  # ~7 years after the case closes
     retention_evidence_margin_s: float = Field(default=600.0, ge=0)  # fixes this long around an alert are evidence
     retention_check_s: float = 3600.0  # how often the purge runs; 0 turns the scheduled job off
+
+    # Need-to-know and abuse resistance (issue 6, SECURITY.md "Need-to-know", "Abuse resistance").
+    operator_grace_s: float = Field(default=12 * 3600.0, ge=0)  # operators keep a case this long after its last alert is resolved
+    rate_limit_enabled: bool = True
+    rate_limit_per_min: float = Field(default=10.0, gt=0)  # sustained requests per minute per client IP and route
+    rate_limit_burst: int = Field(default=10, ge=1)  # requests allowed at once before the sustained rate applies
+    rate_limit_max_keys: int = Field(default=100_000, ge=100)  # buckets kept in memory; the oldest are dropped
+    hmac_seen_prune_s: float = 60.0  # how often replay records older than the window are deleted
 
 
 def load_settings(**overrides: object) -> Settings:

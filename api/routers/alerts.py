@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field
 
-from api import alert_store, audit
+from api import access, alert_store, audit
 from api.auth import Staff, decode_staff_token, require_staff
 from api.context import Context, get_context
 from api.problems import Problem, conflict, field_error, not_found
@@ -63,7 +63,10 @@ async def list_alerts(
         if not cursor.isdigit():
             raise field_error(["query", "cursor"], "cursor must be a value returned as next_cursor")
         after = int(cursor)
-    items = await alert_store.list_alerts(ctx.pool, status=status, case_id=case_id, after_seq=after, limit=limit)
+    # Only alerts of cases the caller may reach (need-to-know, api/access.py); admin sees all.
+    visible = await access.visible_case_ids(ctx.pool, ctx, staff)
+    items = await alert_store.list_alerts(ctx.pool, status=status, case_id=case_id, case_ids=visible, after_seq=after,
+                                          limit=limit)
     return AlertPage(items=items, next_cursor=str(items[-1]["seq"]) if len(items) == limit else None)
 
 
@@ -146,8 +149,11 @@ async def stream(websocket: WebSocket, after: int = 0) -> None:
         while True:
             version = hub.version
             items = await alert_store.changes_after(ctx.pool, last)
+            # Need-to-know (api/access.py): only changes of alerts on cases this caller may reach.
+            reach = await access.reach_filter(ctx.pool, ctx, staff, {uuid.UUID(i["alert"]["case_id"]) for i in items})
             for item in items:
-                await websocket.send_json(item)
+                if uuid.UUID(item["alert"]["case_id"]) in reach:
+                    await websocket.send_json(item)
                 last = item["seq"]
             if not items:
                 await hub.wait(version, timeout=5.0)

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from api.auth import sign
 from api.device_events import Attach, Ignore, Open, decide
 from tests.api.factories import (
     Supplier, db, db_val, event, fix, new_case, new_supplier, new_tag, now, world,
@@ -185,15 +186,20 @@ def test_hmac_failures_get_401_and_store_nothing(client) -> None:  # type: ignor
     assert statuses(w.supplier.positions(client, items, timestamp=int(time.time()) - 250)) == ["accepted"]
 
 
-def test_replayed_request_is_accepted_as_duplicates(client) -> None:  # type: ignore[no-untyped-def]
-    """A captured request replayed inside the 300 s window carries the same items, so it stores nothing new:
-    every item is a duplicate. (Refusing a replayed signature outright needs a nonce store: a later issue.)"""
+def test_replayed_request_is_refused_and_stores_nothing(client) -> None:  # type: ignore[no-untyped-def]
+    """A captured request replayed inside the 300 s window is refused outright (issue 6: replay protection);
+    a retry signed anew is served as duplicates."""
     w = world(client)
     raw, headers = signed(w.supplier.key_id, w.supplier.secret, {"positions": [fix(w.serial, 10), fix(w.serial, 5)]})
     first = client.post("/v1/ingest/positions", content=raw, headers=headers)
     replay = client.post("/v1/ingest/positions", content=raw, headers=headers)
-    assert statuses(first) == ["accepted", "accepted"] and statuses(replay) == ["duplicate", "duplicate"]
+    assert statuses(first) == ["accepted", "accepted"]
+    assert_problem(replay, 401)
     assert db_val(client, "SELECT count(*) FROM positions") == 2
+    ts = str(int(headers["X-Afstand-Timestamp"]) + 1)
+    resigned = client.post("/v1/ingest/positions", content=raw, headers={
+        **headers, "X-Afstand-Timestamp": ts, "X-Afstand-Signature": sign(w.supplier.secret, ts, raw)})
+    assert statuses(resigned) == ["duplicate", "duplicate"]
 
 
 def test_a_supplier_may_post_only_for_its_own_active_tags(client) -> None:  # type: ignore[no-untyped-def]

@@ -71,6 +71,17 @@ def assert_problem(r, status: int, loc: list | None = None) -> dict:  # type: ig
     return body
 
 
+def watch(client, case_id: str, sub: str = "test-operator") -> None:  # type: ignore[no-untyped-def]
+    """Need-to-know (issue 6): an operator reaches a case without an open alert only from their watch list."""
+    r = client.put(f"/v1/cases/{case_id}/watchers", headers=director(client), json={"staff_sub": sub})
+    assert r.status_code == 200, r.text
+
+
+def grant(client, case_id: str, sub: str = "test-contact_person", relation: str = "contact_person") -> None:  # type: ignore[no-untyped-def]
+    r = client.put(f"/v1/cases/{case_id}/access", headers=director(client), json={"staff_sub": sub, "relation": relation})
+    assert r.status_code == 200, r.text
+
+
 def supplier(client, name: str = "tags-r-us") -> dict[str, str]:  # type: ignore[no-untyped-def]
     return asyncio.run(create_supplier(client.app.state.ctx.settings, name))
 
@@ -88,6 +99,7 @@ def test_create_case_returns_contract_shape_and_detail(api) -> None:  # type: ig
     created = datetime.fromisoformat(case["created_at"])
     assert created.utcoffset() == timedelta(0) and abs(datetime.now(timezone.utc) - created) < timedelta(minutes=1)
 
+    watch(api, case["id"])
     detail = api.get(f"/v1/cases/{case['id']}", headers=staff_headers(api, "operator"))
     assert detail.status_code == 200
     assert detail.json() == {**case, "orders": [], "zones": [], "devices": []}
@@ -139,11 +151,13 @@ def test_duplicate_reference_is_409(api) -> None:  # type: ignore[no-untyped-def
 def test_without_token_401_and_wrong_role_403(api) -> None:  # type: ignore[no-untyped-def]
     case = new_case(api)
     cid = case["id"]
+    watch(api, cid)
+    grant(api, cid)
     r = api.get("/v1/cases")
     assert_problem(r, 401)
     assert r.headers["www-authenticate"] == "Bearer"
     assert_problem(api.post(f"/v1/cases/{cid}/orders", json={}), 401)
-    for role in ("operator", "contact_person", "auditor"):
+    for role in ("operator", "contact_person"):  # they reach the case, but their role may not change it
         h = staff_headers(api, role)
         assert_problem(api.post("/v1/cases", headers=h, json={
             "reference": "R", "victim": {"display_name": "V"}, "offender": {"display_name": "O"}}), 403)
@@ -151,7 +165,12 @@ def test_without_token_401_and_wrong_role_403(api) -> None:  # type: ignore[no-u
         assert_problem(api.patch(f"/v1/cases/{cid}", headers=h, json={"proximity": None}), 403)
     for role in ("operator", "contact_person", "case_director", "admin"):
         assert api.get(f"/v1/cases/{cid}", headers=staff_headers(api, role)).status_code == 200
-    assert_problem(api.get(f"/v1/cases/{cid}", headers=staff_headers(api, "auditor")), 403)
+    auditor = staff_headers(api, "auditor")
+    assert_problem(api.post("/v1/cases", headers=auditor, json={
+        "reference": "R", "victim": {"display_name": "V"}, "offender": {"display_name": "O"}}), 403)
+    # The auditor reaches no case at all (need-to-know): 404, as for a case that does not exist.
+    assert_problem(api.post(f"/v1/cases/{cid}/enrollments", headers=auditor), 404)
+    assert_problem(api.get(f"/v1/cases/{cid}", headers=auditor), 404)
     assert_problem(api.get("/v1/cases", headers={"Authorization": "Bearer not-a-jwt"}), 401)
 
 
@@ -163,6 +182,8 @@ def test_admin_may_create(api) -> None:  # type: ignore[no-untyped-def]
 
 def test_case_list_pages_with_cursor(api) -> None:  # type: ignore[no-untyped-def]
     made = [new_case(api, f"PAGE-{i}")["id"] for i in range(5)]
+    for cid in made:
+        grant(api, cid)
     h = staff_headers(api, "contact_person")
     seen, cursor, pages = [], None, 0
     while True:
@@ -218,6 +239,7 @@ def test_order_times_are_returned_in_utc(api) -> None:  # type: ignore[no-untype
     assert datetime.fromisoformat(order["valid_from"]).utcoffset() == timedelta(0)
     assert datetime.fromisoformat(order["valid_until"]) == datetime(2026, 6, 1, 8, tzinfo=timezone.utc)
     assert order["created_by"] == "case_director:test-case_director"
+    watch(api, cid)
     listed = api.get(f"/v1/cases/{cid}/orders", headers=staff_headers(api, "operator")).json()
     assert listed == {"items": [order], "next_cursor": None}
 
@@ -327,6 +349,7 @@ def test_delete_zone_and_zone_with_alerts_is_kept(api) -> None:  # type: ignore[
     h = director(api)
     first = api.post(f"/v1/cases/{cid}/zones", headers=h, json=zone_body(oid)).json()["id"]
     second = api.post(f"/v1/cases/{cid}/zones", headers=h, json=zone_body(oid, name="Work")).json()["id"]
+    watch(api, cid)
     assert_problem(api.delete(f"/v1/cases/{cid}/zones/{first}", headers=staff_headers(api, "operator")), 403)
     assert api.delete(f"/v1/cases/{cid}/zones/{first}", headers=h).status_code == 204
     assert [z["id"] for z in api.get(f"/v1/cases/{cid}/zones", headers=h).json()["items"]] == [second]
@@ -356,6 +379,7 @@ def test_register_list_and_revoke_offender_tag(api) -> None:  # type: ignore[no-
     assert "secret" not in r.text and "push_token" not in dev
 
     db(api, "UPDATE devices SET last_seen_at = now(), last_battery_pct = 81 WHERE id = $1", uuid.UUID(dev["id"]))
+    watch(api, cid)
     listed = api.get(f"/v1/cases/{cid}/devices", headers=staff_headers(api, "operator")).json()["items"]
     assert [d["id"] for d in listed] == [dev["id"]] and listed[0]["last_battery_pct"] == 81
     assert listed[0]["last_seen_at"] is not None

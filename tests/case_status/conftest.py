@@ -41,7 +41,25 @@ def new_case(client: TestClient, reference: str | None = None, language: str = "
         "reference": reference or f"ZAAK-{uuid.uuid4().hex[:6]}", "proximity": proximity,
         "victim": {"display_name": "Anna", "language": language}, "offender": {"display_name": "Bram"}})
     assert r.status_code == 201, r.text
-    return r.json()["id"]
+    case_id = r.json()["id"]
+    share(client, case_id)
+    return case_id
+
+
+def share(client: TestClient, case_id: str, contact_person: str = "test-contact_person",
+          operator: str = "test-operator") -> None:
+    """Need-to-know (issue 6): the test's default contact person is granted the case and the default operator
+    watches it, as the case director would arrange; otherwise they would not reach it at all."""
+    r = client.put(f"/v1/cases/{case_id}/access", headers=director(client),
+                   json={"staff_sub": contact_person, "relation": "contact_person"})
+    assert r.status_code == 200, r.text
+    r = client.put(f"/v1/cases/{case_id}/watchers", headers=director(client), json={"staff_sub": operator})
+    assert r.status_code == 200, r.text
+
+
+def grant(client: TestClient, case_id: str, sub: str, relation: str = "contact_person") -> None:
+    r = client.put(f"/v1/cases/{case_id}/access", headers=director(client), json={"staff_sub": sub, "relation": relation})
+    assert r.status_code == 200, r.text
 
 
 def new_order(client: TestClient, case_id: str, kind: str = "contact_ban", valid_from: str = "2026-01-01T00:00:00Z",

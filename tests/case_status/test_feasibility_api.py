@@ -4,7 +4,7 @@ and a zone stored with its findings in the 201. Plus SASH risk screening, record
 from __future__ import annotations
 
 from tests.case_status.conftest import (
-    admin, assert_problem, db, director, new_case, new_order, new_staff,
+    admin, assert_problem, db, director, grant, new_case, new_order, new_staff,
 )
 from tests.case_status.test_feasibility import at, circle, square
 from tests.helpers import staff_headers
@@ -99,6 +99,8 @@ def test_storing_a_zone_runs_the_check_and_returns_its_findings(api) -> None:  #
 
 def test_risk_screening_only_by_trained_staff_proposes_distances(api) -> None:  # type: ignore[no-untyped-def]
     cid = new_case(api)
+    for sub in ("unregistered", "piet", "sara"):  # they reach the case; being SASH-trained is what is tested
+        grant(api, cid, sub, "case_director")
     body = {"level": "high", "screened_on": "2026-02-01", "notes": "fixated, recent threats"}
     assert_problem(api.post(f"/v1/cases/{cid}/risk-screenings", headers=director(api, "unregistered"), json=body), 403)
     untrained = new_staff(api, "piet", "police")

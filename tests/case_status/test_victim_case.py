@@ -8,7 +8,7 @@ import json
 from datetime import datetime, timedelta, timezone
 
 from tests.case_status.conftest import (
-    assert_problem, assign, db, director, event, new_case, new_order, new_staff, victim_token,
+    assert_problem, assign, db, director, event, grant, new_case, new_order, new_staff, victim_token,
 )
 from tests.helpers import staff_headers
 
@@ -190,6 +190,7 @@ def test_my_orders_in_plain_words_with_only_my_protective_zones(api) -> None:  #
 def test_message_thread_with_read_receipts_both_ways(api) -> None:  # type: ignore[no-untyped-def]
     cid = new_case(api)
     me = victim_token(api, cid)
+    grant(api, cid, "nobody")  # reaches the case, but is not a registered staff member
     unregistered = staff_headers(api, "contact_person", "nobody")
     assert_problem(api.post(f"/v1/cases/{cid}/messages", headers=unregistered, json={"body": "hi"}), 403)
     officer = new_staff(api, "jan", "police", "Jan")

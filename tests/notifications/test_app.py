@@ -140,6 +140,8 @@ def test_notification_policy_per_case(app, fakes) -> None:  # type: ignore[no-un
     assert bad.status_code == 422
     bad = app.put(f"/v1/cases/{case_id}/notification-policy", headers=director, json={"victim_phone": "0612"})
     assert bad.status_code == 422
+    # The operator reaches the case (need-to-know: from their watch list) but may not change its policy.
+    assert app.put(f"/v1/cases/{case_id}/watchers", headers=director, json={"staff_sub": "test-operator"}).status_code == 200
     assert app.put(f"/v1/cases/{case_id}/notification-policy", headers=staff_headers(app, "operator"),
                    json={}).status_code == 403
     # No push token: the safety message goes by SMS at once.

@@ -54,6 +54,13 @@ def _bearer(conn: HTTPConnection) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
+async def staff_from_token(ctx: Context, token: str) -> Staff:
+    """``decode_staff_token`` for async code: with OIDC it may fetch the issuer's keys, so off the event loop."""
+    if ctx.settings.oidc_issuer:
+        return await anyio.to_thread.run_sync(decode_staff_token, ctx, token)
+    return decode_staff_token(ctx, token)
+
+
 async def staff_of(conn: HTTPConnection, ctx: Context) -> Staff | None:
     """The staff member behind the request's bearer token, or None (no token, a device token, a bad token:
     the route's own authentication then gives its 401/403)."""
@@ -61,9 +68,7 @@ async def staff_of(conn: HTTPConnection, ctx: Context) -> Staff | None:
     if token is None:
         return None
     try:
-        if ctx.settings.oidc_issuer:  # may fetch the issuer's keys: off the event loop
-            return await anyio.to_thread.run_sync(decode_staff_token, ctx, token)
-        return decode_staff_token(ctx, token)
+        return await staff_from_token(ctx, token)
     except Problem:
         return None
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field
 
 from api import access, alert_store, audit
-from api.auth import Staff, decode_staff_token, require_staff
+from api.auth import Staff, require_staff
 from api.context import Context, get_context
 from api.problems import Problem, conflict, field_error, not_found
 
@@ -135,7 +135,7 @@ async def stream(websocket: WebSocket, after: int = 0) -> None:
     header = websocket.headers.get("authorization", "")
     token = header[7:].strip() if header.lower().startswith("bearer ") else websocket.query_params.get("token", "")
     try:
-        staff = decode_staff_token(ctx, token)
+        staff = await access.staff_from_token(ctx, token)
         if staff.role not in ("admin", "operator", "case_director", "contact_person"):
             raise Problem(403, "Forbidden", "this role may not follow the alert stream")
     except Problem as p:

@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 
 import asyncpg
 
-from api import metrics
+from api import background, metrics
 from api.alert_store import apply_engine_changes
 from api.context import Context
 from api.engine_config import load_cases
@@ -95,12 +95,7 @@ class EngineRunner:
         self._task = asyncio.create_task(self._run(), name="engine")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await background.cancel(self._task)
         if self._listener is not None:
             await self._listener.close()
 

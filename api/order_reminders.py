@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 import asyncpg
 
+from api import background
 from api import alert_store, audit, messages
 from api.routers.contacts import fetch_overdue
 from api.routers.staff_common import CONFIG_CHANNEL
@@ -190,13 +191,8 @@ class OrderScheduler:
             self._task = asyncio.create_task(self._loop(), name="order-scheduler")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await background.cancel(self._task)
+        self._task = None
 
     async def _loop(self) -> None:
         while True:

@@ -34,6 +34,7 @@ from typing import Callable
 
 import asyncpg
 
+from api import background
 from api import audit
 from api.settings import Settings
 
@@ -158,13 +159,8 @@ class RetentionJob:
             self._task = asyncio.create_task(self._loop(), name="retention")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await background.cancel(self._task)
+        self._task = None
 
     async def run_once(self) -> Report:
         return await purge(self.pool, self.settings, self.clock())

@@ -11,6 +11,7 @@ from fastapi import Depends, FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api import abuse, access, openapi_doc, problems
+from api.clock import OffsetClock
 from api.context import Context
 from api.database import connect, create_pool, resolve_url
 from api.migrate import apply_migrations
@@ -36,7 +37,8 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
         finally:
             await conn.close()
         pool = await create_pool(url, settings.db_pool_min, settings.db_pool_max)
-        ctx = Context(settings=settings, pool=pool, key=server_key(settings))
+        ctx = Context(settings=settings, pool=pool, key=server_key(settings),
+                      clock=OffsetClock(settings.dev_clock_offset_s))
         ctx.hub = AlertHub(url)
         await ctx.hub.start()
         if run_engine:
@@ -48,7 +50,7 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
         await notifier.start()
         from api.order_reminders import OrderScheduler  # order reminders, expiry, daily digest (issue 5)
 
-        ctx.extras["order_scheduler"] = scheduler = OrderScheduler(pool, settings)
+        ctx.extras["order_scheduler"] = scheduler = OrderScheduler(pool, settings, clock=ctx.clock)
         await scheduler.start()
         from api.retention import RetentionJob  # the scheduled purge of old positions (issue 6)
 
@@ -124,7 +126,7 @@ def _notifications(settings: Settings, ctx: Context, url: str):  # type: ignore[
         append_change=alert_store.append_change, open_alert=alert_store.open_alert,
         decrypt=lambda blob: decrypt(ctx.key, blob),
         on_failure=lambda channel, reason: metrics.DELIVERY_FAILURES.labels(channel, reason).inc(),
-        on_depth=metrics.OUTBOX_DEPTH.set, alert_log_lock=alert_store.ALERT_LOG_LOCK,
+        on_depth=metrics.OUTBOX_DEPTH.set, alert_log_lock=alert_store.ALERT_LOG_LOCK, clock=ctx.clock,
     )
     ctx.extras["notifications"] = service
     if not settings.notify_enabled:

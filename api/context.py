@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 from fastapi import Request
 
+from api.clock import OffsetClock
 from api.settings import Settings
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ class Context:
     engine: "EngineRunner | None" = None
     hub: "AlertHub | None" = None
     extras: dict[str, Any] = field(default_factory=dict)
+    clock: OffsetClock = field(default_factory=OffsetClock)  # scheduler, engine and notifications (api/clock.py)
 
 
 def get_context(request: Request) -> Context:

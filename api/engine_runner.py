@@ -104,7 +104,7 @@ class EngineRunner:
         self._wake.set()
 
     async def _configure(self, configs: list) -> None:
-        now = datetime.now(timezone.utc)
+        now = self.ctx.clock.now()
         changes: list[AlertChange] = []
         for cfg in configs:
             changes += self.engine.configure(cfg, now)
@@ -127,7 +127,7 @@ class EngineRunner:
             ids, self._reload = list(self._reload), set()
             configs = await load_cases(self.ctx.pool, ids)
             await self._configure(configs)
-            now = datetime.now(timezone.utc)
+            now = self.ctx.clock.now()
             for cid in set(map(str, ids)) - {c.case_id for c in configs}:
                 changes = self.engine.remove_case(cid, now)
                 if changes:
@@ -142,7 +142,7 @@ class EngineRunner:
         self.caught_up = len(batch) < self.ctx.settings.engine_batch_size
         if time.monotonic() - self._last_tick >= self.ctx.settings.engine_tick_s:
             self._last_tick = time.monotonic()
-            changes = self.engine.tick(datetime.now(timezone.utc))
+            changes = self.engine.tick(self.ctx.clock.now())
             if changes:
                 await self._store(changes, None)
         if self.caught_up:

@@ -2,13 +2,17 @@
 
 Every ``order_check_s`` the scheduler, with ``now`` from its injected clock (tests pass a fake one, nothing sleeps):
 
-* **Reminds** the case's case directors 14, 7 and 2 days (``AFSTAND_ORDER_REMINDER_DAYS``) before an order ends,
+* **Reminds** the case's case directors (or, when it has none, its agency's queue) 14, 7 and 2 days (``AFSTAND_ORDER_REMINDER_DAYS``) before an order ends,
   until it is extended (a new end date starts a new series) or deliberately let go. When several thresholds
   are due at once (an order imposed 5 days before its end) only the most urgent is sent.
+* **Tells the victim before protection ends**: ``AFSTAND_VICTIM_ORDER_NOTICE_DAYS`` (7) before an order ends
+  while no decision about an extension has been taken, a notice in her language says when it ends and whom to
+  contact (api/notices.py stores and pushes it). Extending or letting an order go tells her too
+  (api/routers/order_terms.py).
 * **Handles expiry** once per end date: the engine already stops enforcing at ``valid_until`` and is told to
   reload the case (pg_notify on ``afstand_config``); the operator sees an ``order_ended`` alert (level warning,
   opened at the end time) in the alert queue; the victim gets a victim-visible timeline event and a notice in her
-  language, and the notifications outbox pushes her the ``order_ended`` message (its policy reacts to the alert).
+  language, pushed because it is a notice to her (not because of the alert).
 * **Sends the daily digest** of overdue contact agreements to each contact person once per local day, from
   ``AFSTAND_DIGEST_HOUR`` on.
 
@@ -28,7 +32,7 @@ from typing import Any, Callable
 import asyncpg
 
 from api import background
-from api import alert_store, audit, messages
+from api import alert_store, audit, messages, notices
 from api.routers.contacts import fetch_overdue
 from api.routers.staff_common import CONFIG_CHANNEL
 from api.routers.timeline import add_event
@@ -38,7 +42,7 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 SYSTEM_ACTOR = "system:order-scheduler"
-ORDER_ENDED_KIND = "order_ended"  # the alert kind notifications/policy.py tells the victim about
+ORDER_ENDED_KIND = "order_ended"  # the alert kind the monitoring room sees when an order ends
 _NS = uuid.UUID("0b7e3d52-51a4-4c55-9d0e-4f7c1a8e2b90")
 
 
@@ -49,25 +53,9 @@ def utcnow() -> datetime:
 @dataclass
 class Report:
     reminders: int = 0
+    victim_warnings: int = 0
     expired: int = 0
     digests: int = 0
-
-
-async def _case_directors(conn: asyncpg.Connection, case_id: uuid.UUID) -> list[uuid.UUID | None]:
-    """The case's active case directors; ``[None]`` when it has none, so the notice is still recorded (as an
-    unaddressed one an admin can find) rather than lost."""
-    rows = await conn.fetch(
-        "SELECT DISTINCT a.staff_id FROM case_assignments a JOIN staff_members s ON s.id = a.staff_id"
-        " WHERE a.case_id = $1 AND a.function = 'case_director' AND a.ended_at IS NULL AND s.active", case_id)
-    return [r["staff_id"] for r in rows] or [None]
-
-
-async def _notice(conn: asyncpg.Connection, staff_id: uuid.UUID | None, case_id: uuid.UUID | None, kind: str,
-                  key: str, payload: dict[str, Any]) -> bool:
-    return bool(await conn.fetchval(
-        "INSERT INTO staff_notices (id, staff_id, case_id, kind, dedupe_key, payload) VALUES ($1, $2, $3, $4, $5, $6)"
-        " ON CONFLICT (dedupe_key) DO NOTHING RETURNING true",
-        uuid.uuid4(), staff_id, case_id, kind, f"{key}:{staff_id or 'unassigned'}", payload))
 
 
 def _order_payload(o: asyncpg.Record) -> dict[str, Any]:
@@ -93,10 +81,39 @@ async def send_reminders(pool: asyncpg.Pool, reminder_days: tuple[int, ...], now
                 continue
             days = min(due)
             payload = {**_order_payload(o), "days_before": days, "days_left": round(left / timedelta(days=1), 2)}
-            for staff_id in await _case_directors(conn, o["case_id"]):
-                key = f"order_reminder:{o['id']}:{o['valid_until'].isoformat()}:{days}"
-                sent += await _notice(conn, staff_id, o["case_id"], "order_reminder", key, payload)
+            key = f"order_reminder:{o['id']}:{o['valid_until'].isoformat()}:{days}"
+            for staff_id, agency in await notices.recipients(conn, o["case_id"], order_kind=o["kind"]):
+                sent += await notices.tell_staff(conn, staff_id, o["case_id"], "order_reminder", key, payload,
+                                                 agency=agency)
     return sent
+
+
+async def warn_victims(pool: asyncpg.Pool, days: float, now: datetime) -> int:
+    """Tell the victim, once per end date, that an order ends within ``days`` while no extension is decided
+    (an extension moves the end date; a decision to let it go has told her already)."""
+    if days <= 0:
+        return 0
+    sent = 0
+    async with pool.acquire() as conn, conn.transaction():
+        orders = await conn.fetch(
+            "SELECT o.id, o.case_id, o.kind, o.valid_until FROM orders o JOIN cases c ON c.id = o.case_id"
+            " WHERE c.status = 'active' AND o.let_go_at IS NULL AND o.valid_until > $1 AND o.valid_until <= $2"
+            " AND EXISTS (SELECT 1 FROM parties p WHERE p.case_id = o.case_id AND p.role = 'victim')"
+            " ORDER BY o.valid_until, o.id", now, now + timedelta(days=days))
+        for o in orders:
+            sent += await tell_victim_about_order(conn, o, "order_ending",
+                                                  f"order_ending:{o['id']}:{o['valid_until'].isoformat()}") is not None
+    return sent
+
+
+async def tell_victim_about_order(conn: asyncpg.Connection, o: Any, kind: str, key: str,
+                                  urgency: str = "important") -> uuid.UUID | None:
+    """A notice about one order in her words: which protection, until when, and whom to contact."""
+    lang = await notices.victim_language(conn, o["case_id"])
+    params = {"order": messages.text(lang, f"order.{o['kind']}.title"), "date": messages.date(lang, o["valid_until"]),
+              "contact": await notices.contact_text(conn, o["case_id"], lang,
+                                                    notices.ORDER_AGENCY.get(o["kind"], notices.DEFAULT_AGENCY))}
+    return await notices.tell_victim(conn, o["case_id"], kind, key, urgency=urgency, params=params)
 
 
 async def handle_expiries(pool: asyncpg.Pool, now: datetime) -> int:
@@ -125,7 +142,7 @@ async def _expire(conn: asyncpg.Connection, o: asyncpg.Record) -> None:
     await add_event(conn, case_id, "order_expired", visibility="victim", actor=SYSTEM_ACTOR, occurred_at=until,
                     detail={"order_id": str(o["id"]), "order_kind": o["kind"], "until": until.isoformat(),
                             "let_go": let_go})
-    # The monitoring room sees it in its queue; the outbox policy tells the victim (order_ended, non-safety).
+    # The monitoring room sees it in its queue; the victim is told by her notice below, not by this alert.
     alert_id = uuid.uuid5(_NS, f"{o['id']}/{until.isoformat()}")
     await alert_store.lock_alert_log(conn)  # the alert writers' common lock order (see alert_store)
     await alert_store.open_alert(
@@ -133,21 +150,11 @@ async def _expire(conn: asyncpg.Connection, o: asyncpg.Record) -> None:
         opened_at=until, actor=SYSTEM_ACTOR,
         detail={"reason": "order_expired", "order_id": str(o["id"]), "order_kind": o["kind"],
                 "reference": o["reference"], "let_go": let_go, "let_go_reason": o["let_go_reason"]})
-    lang = await conn.fetchval("SELECT language FROM parties WHERE case_id = $1 AND role = 'victim'", case_id)
-    params = {"order": messages.text(lang, f"order.{o['kind']}.title"), "date": messages.date(lang, until)}
-    # The full text in her language; ``enqueued`` when the outbox holds the push for it (its policy may decline,
-    # e.g. a case whose victim has no app), else ``pending``.
-    pushed = await conn.fetchval("SELECT EXISTS (SELECT 1 FROM outbox WHERE alert_id = $1 AND recipient = 'victim')",
-                                 alert_id)
-    await conn.execute(
-        "INSERT INTO victim_notices (id, case_id, kind, dedupe_key, language, title, body, push_status)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (dedupe_key) DO NOTHING",
-        uuid.uuid4(), case_id, "order_expired", f"order_expired:{o['id']}:{until.isoformat()}", messages.resolve(lang),
-        messages.text(lang, "notice.order_expired.title"), messages.text(lang, "notice.order_expired.body", **params),
-        "enqueued" if pushed else "pending")
-    for staff_id in await _case_directors(conn, case_id):
-        await _notice(conn, staff_id, case_id, "order_expired", f"order_expired:{o['id']}:{until.isoformat()}",
-                      {**_order_payload(o), "let_go": let_go, "alert_id": str(alert_id)})
+    if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM parties WHERE case_id = $1 AND role = 'victim')", case_id):
+        await tell_victim_about_order(conn, o, "order_expired", f"order_expired:{o['id']}:{until.isoformat()}")
+    for staff_id, agency in await notices.recipients(conn, case_id, order_kind=o["kind"]):
+        await notices.tell_staff(conn, staff_id, case_id, "order_expired", f"order_expired:{o['id']}:{until.isoformat()}",
+                                 {**_order_payload(o), "let_go": let_go, "alert_id": str(alert_id)}, agency=agency)
     await audit.record(conn, actor=SYSTEM_ACTOR, role="system", action="order.expire", case_id=case_id,
                        detail={"order_id": str(o["id"]), "valid_until": until.isoformat(), "let_go": let_go,
                                "alert_id": str(alert_id)})
@@ -160,12 +167,13 @@ async def send_daily_digest(pool: asyncpg.Pool, now: datetime, local_day: date) 
     digested to anyone: they are on ``GET /v1/contact/overdue`` (staff_id null) and the orphaned list."""
     sent = 0
     async with pool.acquire() as conn, conn.transaction():
-        for group in await fetch_overdue(conn, now):
+        groups, _ = await fetch_overdue(conn, now)
+        for group in groups:
             if group.staff_id is None:
                 continue
             payload = {"date": local_day.isoformat(), "items": [i.model_dump(mode="json") for i in group.items]}
-            sent += await _notice(conn, group.staff_id, None, "contact_digest",
-                                  f"contact_digest:{local_day.isoformat()}", payload)
+            sent += await notices.tell_staff(conn, group.staff_id, None, "contact_digest",
+                                             f"contact_digest:{local_day.isoformat()}", payload)
     return sent
 
 
@@ -180,6 +188,7 @@ class OrderScheduler:
         now = self.clock()
         report = Report()
         report.reminders = await send_reminders(self.pool, tuple(self.settings.order_reminder_days), now)
+        report.victim_warnings = await warn_victims(self.pool, self.settings.victim_order_notice_days, now)
         report.expired = await handle_expiries(self.pool, now)
         local = now.astimezone(messages.DISPLAY_TZ)
         if local.hour >= self.settings.digest_hour:
@@ -198,7 +207,7 @@ class OrderScheduler:
         while True:
             try:
                 report = await self.run_once()
-                if report.reminders or report.expired or report.digests:
+                if report.reminders or report.victim_warnings or report.expired or report.digests:
                     log.info("order scheduler", extra=vars(report))
             except asyncio.CancelledError:
                 raise

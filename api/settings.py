@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -61,6 +61,15 @@ class Settings(BaseSettings):
     order_reminder_days: tuple[int, ...] = (14, 7, 2)
     order_check_s: float = 60.0  # how often reminders and expiries are checked; 0 disables the scheduler
     digest_hour: int = Field(default=8, ge=0, le=23)  # local (Europe/Amsterdam) hour of the daily overdue digest
+    # The victim is told this many days before an order ends when no extension has been decided.
+    victim_order_notice_days: float = Field(default=7.0, ge=0, le=90)
+    # Development only: moves the scheduler's, the engine's and the notifications' clock (never token,
+    # enrollment-code or signature expiry). Refused when an OIDC issuer is configured.
+    dev_clock_offset_s: float = 0.0
+    # Staff notices (reminders, expiries, digests, the agency queue) are posted here, signed as the police webhook.
+    staff_webhook_url: str | None = None
+    staff_webhook_key_id: str = "afstand"
+    staff_webhook_secret: str | None = None
 
     # Notifications (notifications/): outbox dispatcher, channels, deadlines. A channel without its URL / project
     # is off; a message that has no channel left shows as delivery_failed on its alert.
@@ -104,6 +113,14 @@ class Settings(BaseSettings):
     rate_limit_burst: int = Field(default=10, ge=1)  # requests allowed at once before the sustained rate applies
     rate_limit_max_keys: int = Field(default=100_000, ge=100)  # buckets kept in memory; the oldest are dropped
     hmac_seen_prune_s: float = 60.0  # how often replay records older than the window are deleted
+
+
+    @model_validator(mode="after")
+    def _no_clock_offset_in_production(self) -> "Settings":
+        if self.dev_clock_offset_s and self.oidc_issuer:
+            raise ValueError("AFSTAND_DEV_CLOCK_OFFSET_S is for development only and is refused when"
+                             " AFSTAND_OIDC_ISSUER is set")
+        return self
 
 
 def load_settings(**overrides: object) -> Settings:

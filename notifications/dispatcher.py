@@ -49,6 +49,9 @@ class DispatcherConfig:
     police_url: str | None = None
     police_key_id: str = "afstand"
     police_secret: str | None = None
+    staff_url: str | None = None
+    staff_key_id: str = "afstand"
+    staff_secret: str | None = None
 
 
 @dataclass
@@ -245,11 +248,12 @@ class Dispatcher:
             mkey = str(r["message_key"])
             if ch in ("push", "sms"):
                 lang = p.get("language") or "nl"
-                title, body = catalogue.render(lang, p.get("template") or "violation.default", p.get("text"))
-                data = {
-                    "alert_id": p["alert_id"], "kind": p["kind"], "level": p["level"], "purpose": p["purpose"],
-                    "idempotency_key": mkey,
-                }
+                if "title" in p:  # a notice or a thread message: its text was rendered when it was stored
+                    title, body = p["title"], p["body"]
+                else:
+                    title, body = catalogue.render(lang, p.get("template") or "violation.default", p.get("text"))
+                data = {k: p[k] for k in ("alert_id", "kind", "level", "notice_id", "message_id") if p.get(k)}
+                data.update(purpose=p["purpose"], idempotency_key=mkey)
                 if ch == "push":
                     tok = tokens.get(r["case_id"])
                     if tok is None:
@@ -276,6 +280,13 @@ class Dispatcher:
                     "confidence": a["confidence"], "status": a["status"], "opened_at": _iso(a["opened_at"]),
                     "escalated_by": p.get("actor"), "reason": p.get("reason") or None,
                 }, signing_key_id=self.config.police_key_id, signing_secret=self.config.police_secret)
+            elif ch == "staff_webhook":
+                if not self.config.staff_url:
+                    j.no_address = "not_configured"
+                    continue
+                j.delivery = Delivery(mkey, self.config.staff_url, json_body={
+                    "type": "staff_notice", "idempotency_key": mkey, **p,
+                }, signing_key_id=self.config.staff_key_id, signing_secret=self.config.staff_secret)
             elif ch == "supplier_webhook":
                 candidates = [t for t in tags.get(r["case_id"], []) if t["webhook_url"] and t["key_id"]]
                 if not candidates:
@@ -478,6 +489,8 @@ class Dispatcher:
 
     async def _operator_alert(self, conn: asyncpg.Connection, j: _Job, now: datetime, text: str, reason: str) -> None:
         r = j.row
+        if r["case_id"] is None:  # a staff digest names no case: its failure shows on the notice itself
+            return
         await self.hooks.open_alert(
             conn, alert_id=uuid.uuid5(_NS, f"{r['idempotency_key']}/{r['attempts']}/unreachable"),
             case_id=r["case_id"], kind="delivery_failed",

@@ -32,6 +32,7 @@ class OutboxConfig:
     defaults: policy.CasePolicy = policy.DEFAULT_POLICY
     deadline_s: float = 900.0  # retry until this long after enqueueing, then dead-letter
     enabled: bool = True
+    staff_webhook: bool = False  # staff notices are posted to a configured webhook
 
 
 _config = OutboxConfig()
@@ -83,11 +84,22 @@ class Row:
 
 
 _LOOKUP = (
-    "SELECT a.kind, a.case_id, a.status, a.max_level, np.policy,"
+    "SELECT a.kind, a.case_id, a.status, a.max_level, np.policy, vp.channel, vp.quiet_start, vp.quiet_end,"
+    " vp.update_frequency,"
     " EXISTS (SELECT 1 FROM parties p WHERE p.case_id = a.case_id AND p.role = 'victim') AS has_victim,"
     " COALESCE((SELECT p.language FROM parties p WHERE p.case_id = a.case_id AND p.role = 'victim'), 'nl') AS language"
-    " FROM alerts a LEFT JOIN notification_policies np ON np.case_id = a.case_id WHERE a.id = $1"
+    " FROM alerts a LEFT JOIN notification_policies np ON np.case_id = a.case_id"
+    " LEFT JOIN victim_preferences vp ON vp.case_id = a.case_id WHERE a.id = $1"
 )
+
+
+def victim_preferences(row: Mapping[str, Any] | None) -> policy.VictimPreferences:
+    """Her preferences from a row with ``channel, quiet_start, quiet_end, update_frequency`` (any may be null)."""
+    if row is None or row["channel"] is None:
+        return policy.VictimPreferences()
+    quiet = (policy.QuietHours(row["quiet_start"], row["quiet_end"])
+             if row["quiet_start"] is not None and row["quiet_end"] is not None else None)
+    return policy.VictimPreferences(row["channel"], quiet, row["update_frequency"] or "on_change")
 
 
 def case_policy(stored: Mapping[str, Any] | None) -> policy.CasePolicy:
@@ -122,7 +134,8 @@ async def enqueue_for_change(
     a = await conn.fetchrow(_LOOKUP, alert_id)
     if a is None:
         return 0
-    p = case_policy(a["policy"])
+    # Her own quiet hours hold for every non-safety message, unless staff set the case's.
+    p = policy.with_preferences(case_policy(a["policy"]), victim_preferences(a))
     facts = policy.ChangeFacts(
         alert_id=str(alert_id), case_id=str(a["case_id"]), kind=a["kind"], change=change, level=level,
         confidence=confidence, max_level=_max_level(a["max_level"], level), status=a["status"], seq=seq,
@@ -136,12 +149,7 @@ async def enqueue_for_change(
     for it in intents:
         at = now + timedelta(seconds=it.delay_s)
         if it.recipient == "victim" and not it.safety:
-            recent = await conn.fetch(
-                "SELECT next_attempt_at FROM outbox WHERE case_id = $1 AND recipient = 'victim' AND NOT safety"
-                " AND channel = 'push' AND next_attempt_at > $2 ORDER BY next_attempt_at",
-                a["case_id"], now - timedelta(hours=1),
-            )
-            at = policy.release_time(at, p, [r["next_attempt_at"] for r in recent])
+            at = policy.release_time(at, p, await recent_non_safety(conn, a["case_id"], now))
         mkey = message_key(alert_id, it.key)
         payload = {
             "alert_id": str(alert_id), "kind": a["kind"], "level": level, "confidence": confidence,
@@ -196,33 +204,55 @@ def fallback_row(original: Mapping[str, Any], channel: str, now: datetime) -> Ro
     )
 
 
+async def recent_non_safety(conn: asyncpg.Connection, case_id: uuid.UUID, now: datetime) -> list[datetime]:
+    """When this victim's non-safety pushes of the last hour (and those still waiting) go, oldest first."""
+    rows = await conn.fetch(
+        "SELECT next_attempt_at FROM outbox WHERE case_id = $1 AND recipient = 'victim' AND NOT safety"
+        " AND channel = 'push' AND next_attempt_at > $2 ORDER BY next_attempt_at", case_id, now - timedelta(hours=1))
+    return [r["next_attempt_at"] for r in rows]
+
+
 _STATUS_VIEW = {"queued": "queued", "sending": "queued", "sent": "sent", "failed": "failed", "dead": "failed",
                 "skipped": "skipped"}
+
+
+_DELIVERY_COLUMNS = ("id, recipient, channel, purpose, status, attempts, last_error, enqueued_at, next_attempt_at,"
+                     " sent_at, message_key")
 
 
 async def deliveries_for_alert(conn: asyncpg.Connection | asyncpg.Pool, alert_id: uuid.UUID) -> list[dict[str, Any]]:
     """Delivery status per recipient and channel, for ``GET /v1/alerts/{id}`` (timers left out)."""
     rows = await conn.fetch(
-        "SELECT id, recipient, channel, purpose, status, attempts, last_error, enqueued_at, next_attempt_at,"
-        " sent_at, message_key FROM outbox WHERE alert_id = $1 AND channel <> 'timer' ORDER BY id",
-        alert_id,
-    )
-    return [
-        {
-            "recipient": r["recipient"],
-            "channel": r["channel"],
-            "purpose": r["purpose"],
-            "status": _STATUS_VIEW.get(r["status"], r["status"]),
-            "dead_lettered": r["status"] == "dead",
-            "reason": r["last_error"],
-            "attempts": r["attempts"],
-            "queued_at": _iso(r["enqueued_at"]),
-            "next_attempt_at": _iso(r["next_attempt_at"]) if r["status"] in ("queued", "sending") else None,
-            "sent_at": _iso(r["sent_at"]),
-            "idempotency_key": str(r["message_key"]),
-        }
-        for r in rows
-    ]
+        f"SELECT {_DELIVERY_COLUMNS} FROM outbox WHERE alert_id = $1 AND channel <> 'timer' ORDER BY id", alert_id)
+    return [_delivery(r) for r in rows]
+
+
+async def deliveries_by_message(conn: asyncpg.Connection | asyncpg.Pool,
+                                message_keys: list[uuid.UUID]) -> dict[uuid.UUID, list[dict[str, Any]]]:
+    """Delivery status of each message (push, its SMS fallback, a webhook), by message key."""
+    rows = await conn.fetch(
+        f"SELECT {_DELIVERY_COLUMNS} FROM outbox WHERE message_key = ANY($1::uuid[]) AND channel <> 'timer'"
+        " ORDER BY id", message_keys)
+    out: dict[uuid.UUID, list[dict[str, Any]]] = {}
+    for r in rows:
+        out.setdefault(r["message_key"], []).append(_delivery(r))
+    return out
+
+
+def _delivery(r: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "recipient": r["recipient"],
+        "channel": r["channel"],
+        "purpose": r["purpose"],
+        "status": _STATUS_VIEW.get(r["status"], r["status"]),
+        "dead_lettered": r["status"] == "dead",
+        "reason": r["last_error"],
+        "attempts": r["attempts"],
+        "queued_at": _iso(r["enqueued_at"]),
+        "next_attempt_at": _iso(r["next_attempt_at"]) if r["status"] in ("queued", "sending") else None,
+        "sent_at": _iso(r["sent_at"]),
+        "idempotency_key": str(r["message_key"]),
+    }
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -8,7 +8,10 @@ No I/O, no clock reads: the caller passes ``now``. The rules (the defaults, each
   zone) reaches level ``violation`` with confidence ``probable`` or ``confirmed``; once per alert, whichever
   change gets it there (``opened`` or ``escalated``). Warning-level approaches never reach her: operators handle
   those with the offender first. She is also told when the monitoring room acknowledges her panic alert
-  (safety), when a protecting order ends (non-safety), and when an operator messages her.
+  (safety) and when an operator messages her.
+* **Notices and thread messages to the victim** (an order ends or is about to, a decision about an extension,
+  a contact person writes) are not alert changes: :func:`plan_notice` decides them by what they are, their
+  urgency, and her own preferences (channel, quiet hours, update frequency), never by an alert level.
 * **Each safety message to the victim** starts an acknowledgement timer (default 30 s): if the app has not
   confirmed it by then, the operator sees ``victim_not_confirmed`` and the SMS fallback fires.
 * **An unacknowledged violation** of an escalating kind starts an escalation timer (default 60 s): if no
@@ -35,7 +38,6 @@ _OPERATOR_ONLY = frozenset({
     "note", "notified", "delivery_failed", "victim_acknowledged", "victim_not_confirmed", "deescalated",
     "pursuit_requested",
 })
-_ORDER_ENDED_REASONS = frozenset({"order_expired", "order_ended", "order_lapsed"})
 
 
 @dataclass(frozen=True)
@@ -250,12 +252,6 @@ def decide(f: ChangeFacts, p: CasePolicy = DEFAULT_POLICY) -> list[Intent]:
         out.append(Intent("police", "police_webhook", "escalation", "police", safety=True,
                           params={"actor": f.actor or "system", "reason": str(f.detail.get("reason", ""))}))
 
-    order_ended = (f.kind == "order_ended" and f.change == "opened") or (
-        f.change == "cleared" and str(f.detail.get("reason", "")) in _ORDER_ENDED_REASONS
-    )
-    if order_ended and victim_ok:
-        out.append(Intent("victim", "push", "order_ended", "order_ended", safety=False, template="order_ended"))
-
     if f.change == "victim_messaged" and victim_ok:
         urgent = bool(f.detail.get("urgent"))
         template = f.detail.get("template")
@@ -285,3 +281,65 @@ def release_time(now: datetime, p: CasePolicy, recent_non_safety: Sequence[datet
     if p.quiet_hours is not None:
         at = p.quiet_hours.release(at)
     return at
+
+
+# ---------------------------------------------------------------- notices and messages to the victim
+
+URGENCIES = ("safety", "important", "update")
+# How often she wants to hear about her case: "update" notices are pushed at most once per period.
+FREQUENCY_PERIOD = {"on_change": None, "weekly": timedelta(days=7), "every_two_weeks": timedelta(days=14),
+                    "monthly": timedelta(days=30)}
+
+
+@dataclass(frozen=True)
+class VictimPreferences:
+    """What the victim chose in her app (``PUT /v1/me/preferences``)."""
+
+    channel: str = "app"
+    quiet_hours: QuietHours | None = None
+    update_frequency: str = "on_change"
+
+
+def effective_quiet_hours(p: CasePolicy, prefs: VictimPreferences) -> QuietHours | None:
+    """The case's own quiet hours when staff set them, else the victim's."""
+    return p.quiet_hours if p.quiet_hours is not None else prefs.quiet_hours
+
+
+def with_preferences(p: CasePolicy, prefs: VictimPreferences) -> CasePolicy:
+    return dataclasses.replace(p, quiet_hours=effective_quiet_hours(p, prefs))
+
+
+@dataclass(frozen=True)
+class NoticePlan:
+    """Whether a stored notice or message is also pushed, and when. ``why`` names the reason it is not (yet)."""
+
+    push: bool
+    at: datetime
+    safety: bool
+    why: str | None = None
+
+
+def plan_notice(urgency: str, now: datetime, p: CasePolicy, prefs: VictimPreferences,
+                recent_non_safety: Sequence[datetime] = (), last_update: datetime | None = None) -> NoticePlan:
+    """Rules, in order:
+
+    * ``safety``: pushed at once, whatever the channel, quiet hours or frequency (SMS is its fallback);
+    * the case policy says the victim is not notified (``notify_victim: false``), or she chose a channel other
+      than the app: not pushed — she reads it in the app, and staff see ``why`` beside it;
+    * otherwise it waits for the end of the quiet hours and the hourly limit (:func:`release_time`); an
+      ``update`` also waits until one ``update_frequency`` period has passed since the last update pushed.
+    """
+    if urgency not in URGENCIES:
+        raise ValueError(f"urgency: one of {', '.join(URGENCIES)}")
+    if urgency == "safety":
+        return NoticePlan(True, now, True)
+    if not p.notify_victim:
+        return NoticePlan(False, now, False, "case_policy_no_victim_notifications")
+    if prefs.channel != "app":
+        return NoticePlan(False, now, False, f"victim_prefers_{prefs.channel}")
+    at = now
+    period = FREQUENCY_PERIOD.get(prefs.update_frequency)
+    if urgency == "update" and period is not None and last_update is not None:
+        at = max(at, last_update + period)
+    at = release_time(at, with_preferences(p, prefs), recent_non_safety)
+    return NoticePlan(True, at, False, None if at == now else "waiting_for_quiet_hours_or_frequency")

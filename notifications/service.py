@@ -29,7 +29,8 @@ def default_policy(settings: Any) -> policy.CasePolicy:
 
 def configure_outbox(settings: Any, clock: Clock | None = None) -> None:
     # Enqueueing never depends on notify_enabled: rows written now are delivered by whichever process dispatches.
-    outbox.configure(outbox.OutboxConfig(defaults=default_policy(settings), deadline_s=float(settings.notify_deadline_s)),
+    outbox.configure(outbox.OutboxConfig(defaults=default_policy(settings), deadline_s=float(settings.notify_deadline_s),
+                                         staff_webhook=bool(settings.staff_webhook_url)),
                      clock=clock)
 
 
@@ -50,6 +51,8 @@ def build_channels(settings: Any) -> dict[str, Channel]:
                                             settings.webhook_timeout_s)
     if settings.police_webhook_url:
         channels["police_webhook"] = WebhookChannel("police_webhook", settings.webhook_timeout_s)
+    if settings.staff_webhook_url:
+        channels["staff_webhook"] = WebhookChannel("staff_webhook", settings.webhook_timeout_s)
     channels["supplier_webhook"] = WebhookChannel("supplier_webhook", settings.webhook_timeout_s)
     missing = [c for c in ("push", "sms", "police_webhook") if c not in channels]
     if missing:
@@ -84,6 +87,8 @@ class NotificationService:
             lease_s=settings.notify_lease_s, backoff_base_s=settings.notify_backoff_base_s,
             backoff_max_s=settings.notify_backoff_max_s, police_url=settings.police_webhook_url,
             police_key_id=settings.police_webhook_key_id, police_secret=settings.police_webhook_secret,
+            staff_url=settings.staff_webhook_url, staff_key_id=settings.staff_webhook_key_id,
+            staff_secret=settings.staff_webhook_secret,
         )
         hooks = AlertHooks(append_change=append_change, open_alert=open_alert, decrypt=decrypt,
                            on_failure=on_failure, on_depth=on_depth, alert_log_lock=alert_log_lock)

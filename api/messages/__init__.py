@@ -19,6 +19,8 @@ _DIR = Path(__file__).resolve().parent
 LANGUAGES = ("nl", "en")
 FALLBACK = "en"
 DISPLAY_TZ = ZoneInfo("Europe/Amsterdam")
+# What the victim is told outside the thread (api/notices.py), each a title and a body.
+NOTICE_KINDS = ("order_ending", "order_extended", "order_will_lapse", "order_expired", "new_message")
 
 
 @lru_cache(maxsize=None)
@@ -49,8 +51,9 @@ def required_keys() -> set[str]:
     from api.schemas.staff import ORDER_KINDS
 
     keys = {"format.date", "order.until", "order.until_further_notice", "zone.exclusion.description",
-            "contact.unassigned", "contact.next", "notice.order_expired.title", "notice.order_expired.body",
-            "notice.new_message.title", "notice.new_message.body"}
+            "contact.unassigned", "contact.next", "contact.overdue", "contact.reach", "contact.reach_unknown",
+            "contact.none", "preferences.quiet_hours_note", "author.monitoring_room"}
+    keys |= {f"notice.{k}.{slot}" for k in NOTICE_KINDS for slot in ("title", "body")}
     keys |= {f"stage.{s}.{slot}" for s in v.STAGES for slot in ("title", "description")}
     keys |= {f"event.{k}.title" for k in v.EVENT_KINDS}
     keys |= {f"order.{k}.{slot}" for k in ORDER_KINDS for slot in ("title", "forbids")}

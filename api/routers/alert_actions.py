@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Awaitable, Callable
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from api import alert_store
+from api import alert_store, messages, notices
 from api.auth import Staff, require_staff
 from api.context import Context, get_context
 from api.problems import Problem, conflict, field_error, not_found
-from notifications import catalogue, outbox
+from notifications import catalogue, outbox, policy
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
 policy_router = APIRouter(prefix="/v1/cases", tags=["cases"])
@@ -62,7 +62,8 @@ def _uuid(value: str, what: str) -> uuid.UUID:
 
 
 async def _act(ctx: Context, alert_id: uuid.UUID, staff: Staff, change: str, detail: dict[str, Any],
-               allowed_from: tuple[str, ...], once: bool = False) -> dict[str, Any]:
+               allowed_from: tuple[str, ...], once: bool = False,
+               then: Callable[[Any, Any, int], Awaitable[None]] | None = None) -> dict[str, Any]:
     async with ctx.pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(
             "SELECT status, level, confidence, case_id FROM alerts WHERE id = $1 FOR UPDATE", alert_id)
@@ -79,8 +80,10 @@ async def _act(ctx: Context, alert_id: uuid.UUID, staff: Staff, change: str, det
                 "SELECT EXISTS (SELECT 1 FROM parties WHERE case_id = $1 AND role = 'victim')", row["case_id"])
             if not has_victim:
                 raise conflict("this case has no victim to message")
-        await alert_store.append_change(
+        seq = await alert_store.append_change(
             conn, alert_id, change, level=row["level"], confidence=row["confidence"], actor=staff.actor, detail=detail)
+        if then is not None:
+            await then(conn, row, seq)
         await conn.execute(
             "INSERT INTO audit_log (actor, role, action, case_id, detail) VALUES ($1, $2, $3, $4, $5)",
             staff.sub, staff.role, f"alert.{change}", row["case_id"], {"alert_id": str(alert_id)},
@@ -108,8 +111,23 @@ async def message_victim(alert_id: str, body: MessageVictim, ctx: Ctx, staff: Ac
         detail["template"] = body.template
     else:
         detail["text"] = body.text
-    return await _act(ctx, _uuid(alert_id, "alert"), staff, "victim_messaged", detail,
-                      ("open", "acknowledged", "resolved"))
+    aid = _uuid(alert_id, "alert")
+
+    async def into_thread(conn: Any, alert: Any, seq: int) -> None:
+        """The message also lands in her thread (``GET /v1/me/messages``), linked to its push: if the push
+        fails she still reads it, and staff see how it was delivered."""
+        language = messages.resolve(await notices.victim_language(conn, alert["case_id"]))
+        text = body.text if body.template is None else catalogue.render(language, f"operator.{body.template}")[1]
+        key = outbox.message_key(aid, f"message:{seq}")
+        pushed = await conn.fetchval("SELECT EXISTS (SELECT 1 FROM outbox WHERE message_key = $1)", key)
+        await conn.execute(
+            "INSERT INTO case_messages (id, case_id, sender, author, body, push_status, push_detail, message_key,"
+            " alert_id) VALUES ($1, $2, 'staff', $3, $4, $5, $6, $7, $8)",
+            uuid.uuid4(), alert["case_id"], messages.text(language, "author.monitoring_room"), text,
+            "enqueued" if pushed else "not_pushed", None if pushed else "case_policy_no_victim_notifications", key, aid)
+
+    return await _act(ctx, aid, staff, "victim_messaged", detail, ("open", "acknowledged", "resolved"),
+                      then=into_thread)
 
 
 _PHONE = re.compile(r"\+[1-9]\d{6,14}")
@@ -121,12 +139,30 @@ async def get_policy(case_id: str, ctx: Ctx, staff: ReadPolicy) -> dict[str, Any
     if not await ctx.pool.fetchval("SELECT EXISTS (SELECT 1 FROM cases WHERE id = $1)", cid):
         raise not_found("case")
     row = await ctx.pool.fetchrow("SELECT victim_phone, policy FROM notification_policies WHERE case_id = $1", cid)
+    prefs_row = await ctx.pool.fetchrow("SELECT channel, quiet_start, quiet_end, update_frequency"
+                                        " FROM victim_preferences WHERE case_id = $1", cid)
     stored = row["policy"] if row else {}
+    case = outbox.case_policy(stored)
+    prefs = outbox.victim_preferences(prefs_row)
+    quiet = policy.effective_quiet_hours(case, prefs)
+    # What is applied: the case's settings with the victim's own preferences where staff did not override them.
+    effective = policy.with_preferences(case, prefs).as_dict()
+    period = policy.FREQUENCY_PERIOD[prefs.update_frequency]
+    effective.update({
+        "quiet_hours_source": None if quiet is None else ("case" if case.quiet_hours is not None else "victim"),
+        "safety_ignores_quiet_hours": True,
+        "victim_channel": prefs.channel,
+        "push_non_safety": case.notify_victim and prefs.channel == "app",
+        "update_frequency": prefs.update_frequency,
+        "update_min_interval_days": None if period is None else period.days,
+    })
     return {
         "case_id": str(cid),
         "victim_phone_set": bool(row and row["victim_phone"]),
         "overrides": stored,
-        "effective": outbox.case_policy(stored).as_dict(),
+        "victim_preferences": {"channel": prefs.channel, "update_frequency": prefs.update_frequency,
+                               "quiet_hours": prefs.quiet_hours.as_dict() if prefs.quiet_hours else None},
+        "effective": effective,
     }
 
 

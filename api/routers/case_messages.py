@@ -1,9 +1,11 @@
 """The message thread between the victim and her contact persons, with read receipts both ways.
 
 Victim side under ``/v1/me/messages``, staff side under ``/v1/cases/{case_id}/messages``. A staff message is
-recorded with ``push_status = 'pending'``: the push itself is the notifications outbox's job (it has no generic
-enqueue for non-alert messages yet, so the pending rows are its work list). A victim's message becomes a
-``victim_message`` notice for each of the case's active contact persons.
+stored in the thread and, in the same transaction, its push is enqueued as the victim's channel, quiet hours and
+the case policy allow (api/notices.py); the lock screen says only who wrote, never what. Staff see each
+message's ``push_status`` and its ``deliveries`` (push, SMS). An operator's message to the victim from an alert
+(api/routers/alert_actions.py) lands in the same thread. A victim's message becomes a ``victim_message`` notice
+for each of the case's active contact persons, or its case directors, or its agency's queue.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ from typing import Annotated
 import asyncpg
 from fastapi import APIRouter, Depends
 
-from api import audit
+from api import audit, messages, notices
 from api.auth import Staff, VictimDep, require_staff
 from api.problems import Problem, not_found
 from api.routers.staff_common import Ctx, Limit, ReadStaff, case_or_404, decode_cursor, next_cursor, parse_id
-from api.schemas.case_status import MessageIn, MessageOut, MessagePage
+from api.routers.victim_case import fetch_notices
+from api.schemas.case_status import MessageIn, MessageOut, MessagePage, StaffVictimNotice, StaffVictimNoticePage
+from notifications import outbox
 
 victim_router = APIRouter(prefix="/v1/me", tags=["victim app"])
 staff_router = APIRouter(prefix="/v1/cases", tags=["messages"])
@@ -28,22 +32,42 @@ InformStaff = Annotated[Staff, Depends(require_staff("case_director", "contact_p
 
 _SELECT = """
 SELECT m.id, m.case_id, m.sender, m.author, s.agency, m.body, m.created_at, m.read_by_victim_at, m.read_by_staff_at,
-       m.push_status
+       m.push_status, m.push_detail, m.message_key
 FROM case_messages m LEFT JOIN staff_members s ON s.id = m.staff_id
 """
 
 
-def message_out(row: asyncpg.Record) -> MessageOut:
-    return MessageOut(**{k: v for k, v in dict(row).items() if k != "case_id"})
+def message_out(row: asyncpg.Record, deliveries: list[dict] | None = None) -> MessageOut:
+    return MessageOut(**{k: v for k, v in dict(row).items() if k not in ("case_id", "message_key")},
+                      deliveries=deliveries)
 
 
-async def _page(conn: asyncpg.Connection | asyncpg.Pool, case_id: uuid.UUID, limit: int, cursor: str | None) -> MessagePage:
-    """Oldest first, keyset on (created_at, id)."""
+async def _page(conn: asyncpg.Connection | asyncpg.Pool, case_id: uuid.UUID, limit: int, cursor: str | None,
+                *, for_staff: bool = False) -> MessagePage:
+    """Oldest first, keyset on (created_at, id). Staff also see how each message to the victim was delivered."""
     after_at, after_id = decode_cursor(cursor)
     rows = await conn.fetch(
         _SELECT + " WHERE m.case_id = $1 AND ($2::timestamptz IS NULL OR (m.created_at, m.id) > ($2, $3))"
         " ORDER BY m.created_at, m.id LIMIT $4", case_id, after_at, after_id, limit + 1)
-    return MessagePage(items=[message_out(r) for r in rows[:limit]], next_cursor=next_cursor(rows, limit))
+    shown = rows[:limit]
+    if not for_staff:
+        return MessagePage(items=[message_out(r) for r in shown], next_cursor=next_cursor(rows, limit))
+    sent = await outbox.deliveries_by_message(conn, [r["message_key"] for r in shown if r["message_key"]])
+    return MessagePage(items=[message_out(r, sent.get(r["message_key"], []) if r["sender"] == "staff" else None)
+                              for r in shown], next_cursor=next_cursor(rows, limit))
+
+
+async def _push_message(conn: asyncpg.Connection, case_id: uuid.UUID, message_id: uuid.UUID, agency: str) -> None:
+    """Push a stored staff message as her preferences allow, and record on it what happened."""
+    language = messages.resolve(await notices.victim_language(conn, case_id))
+    sender = messages.text(language, f"agency.{agency}")
+    status, why = await notices.push_to_victim(
+        conn, case_id, message_key=message_id, purpose="message", urgency="important",
+        title=messages.text(language, "notice.new_message.title"),
+        body=messages.text(language, "notice.new_message.body", agency=sender), language=language,
+        data={"message_id": str(message_id), "kind": "message"})
+    await conn.execute("UPDATE case_messages SET push_status = $2, push_detail = $3 WHERE id = $1",
+                       message_id, status, why)
 
 
 async def _mark_read(conn: asyncpg.Connection, case_id: uuid.UUID, message_id: str, *, by_victim: bool,
@@ -79,14 +103,9 @@ async def send_message(body: MessageIn, ctx: Ctx, dev: VictimDep) -> MessageOut:
         row = await conn.fetchrow(
             "INSERT INTO case_messages (id, case_id, sender, author, body) VALUES ($1, $2, 'victim', 'victim', $3)"
             " RETURNING id", uuid.uuid4(), dev.case_id, body.body)
-        contacts = await conn.fetch(
-            "SELECT DISTINCT a.staff_id FROM case_assignments a JOIN staff_members s ON s.id = a.staff_id"
-            " WHERE a.case_id = $1 AND a.function = 'contact_person' AND a.ended_at IS NULL AND s.active", dev.case_id)
-        await conn.executemany(
-            "INSERT INTO staff_notices (id, staff_id, case_id, kind, dedupe_key, payload)"
-            " VALUES ($1, $2, $3, 'victim_message', $4, $5) ON CONFLICT (dedupe_key) DO NOTHING",
-            [(uuid.uuid4(), c["staff_id"], dev.case_id, f"msg:{row['id']}:{c['staff_id']}",
-              {"message_id": str(row["id"])}) for c in contacts])
+        for staff_id, agency in await notices.recipients(conn, dev.case_id, "contact_person"):
+            await notices.tell_staff(conn, staff_id, dev.case_id, "victim_message", f"msg:{row['id']}",
+                                     {"message_id": str(row["id"])}, agency=agency)
         await audit.record(conn, actor=actor, role="victim", action="message.victim", case_id=dev.case_id,
                            detail={"message_id": str(row["id"])})
         out = await conn.fetchrow(_SELECT + " WHERE m.id = $1", row["id"])
@@ -108,7 +127,7 @@ async def case_messages(case_id: str, ctx: Ctx, staff: ReadStaff, limit: Limit =
                         cursor: str | None = None) -> MessagePage:
     async with ctx.pool.acquire() as conn:
         cid = await case_or_404(conn, case_id)
-        return await _page(conn, cid, limit, cursor)
+        return await _page(conn, cid, limit, cursor, for_staff=True)
 
 
 @staff_router.post("/{case_id}/messages", status_code=201, response_model=MessageOut)
@@ -120,14 +139,17 @@ async def post_message(case_id: str, body: MessageIn, ctx: Ctx, staff: InformSta
         if me is None or not me["active"]:
             raise Problem(403, "Forbidden", "only a registered, active staff member may write to the victim "
                                             "(POST /v1/staff registers one)")
+        mid = uuid.uuid4()
         row = await conn.fetchrow(
-            "INSERT INTO case_messages (id, case_id, sender, staff_id, author, body, push_status)"
-            " VALUES ($1, $2, 'staff', $3, $4, $5, 'pending') RETURNING id",
-            uuid.uuid4(), cid, me["id"], me["display_name"], body.body)
+            "INSERT INTO case_messages (id, case_id, sender, staff_id, author, body, push_status, message_key)"
+            " VALUES ($1, $2, 'staff', $3, $4, $5, 'pending', $1) RETURNING id",
+            mid, cid, me["id"], me["display_name"], body.body)
+        await _push_message(conn, cid, mid, me["agency"])
         await audit.record(conn, actor=staff.actor, role=staff.role, action="message.staff", case_id=cid,
                            detail={"message_id": str(row["id"]), "staff_id": str(me["id"])})
         out = await conn.fetchrow(_SELECT + " WHERE m.id = $1", row["id"])
-    return message_out(out)
+        sent = await outbox.deliveries_by_message(conn, [mid])
+    return message_out(out, sent.get(mid, []))
 
 
 @staff_router.post("/{case_id}/messages/{message_id}/read", response_model=MessagePage)
@@ -136,5 +158,19 @@ async def staff_read(case_id: str, message_id: str, ctx: Ctx, staff: InformStaff
     async with ctx.pool.acquire() as conn, conn.transaction():
         cid = await case_or_404(conn, case_id)
         await _mark_read(conn, cid, message_id, by_victim=False, reader=staff.actor)
-    return await _page(ctx.pool, cid, 500, None)
+    return await _page(ctx.pool, cid, 500, None, for_staff=True)
 
+
+
+@staff_router.get("/{case_id}/victim-notices", response_model=StaffVictimNoticePage)
+async def victim_notices(case_id: str, ctx: Ctx, staff: ReadStaff, limit: Limit = 100,
+                         cursor: str | None = None) -> StaffVictimNoticePage:
+    """What the victim was told outside the thread, newest first, each with how it was delivered: pushed,
+    waiting for her quiet hours, not pushed because of her channel, fallen back to SMS."""
+    async with ctx.pool.acquire() as conn:
+        cid = await case_or_404(conn, case_id)
+        rows = await fetch_notices(conn, cid, limit, cursor)
+        sent = await outbox.deliveries_by_message(conn, [r["id"] for r in rows[:limit]])
+    return StaffVictimNoticePage(
+        items=[StaffVictimNotice(**dict(r), deliveries=sent.get(r["id"], [])) for r in rows[:limit]],
+        next_cursor=next_cursor(rows, limit))

@@ -14,7 +14,9 @@ from fastapi import APIRouter, Depends
 from api import audit
 from api.auth import Staff, StaffDep, require_staff
 from api.problems import conflict, field_error, not_found
-from api.routers.staff_common import Ctx, Limit, ReadStaff, WriteStaff, case_or_404, decode_cursor, next_cursor, parse_id
+from api.routers.staff_common import (
+    Ctx, Limit, ReadStaff, WriteStaff, case_or_404, decode_cursor, next_cursor, parse_id,
+)
 from api.routers.timeline import add_event
 from api.schemas.case_status import (
     VICTIM_AGENCIES, AgreementIn, AgreementList, AgreementOut, AssignmentIn, AssignmentList, AssignmentOut, ContactIn,
@@ -30,7 +32,7 @@ InformStaff = Annotated[Staff, Depends(require_staff("case_director", "contact_p
 _STAFF_COLUMNS = "id, sub, display_name, agency, role_title, phone, email, sash_trained, active, deactivated_at, created_at"
 _ASSIGNMENT_SELECT = """
 SELECT a.id, a.case_id, a.agency, a.function, a.staff_id, s.display_name AS staff_name, s.active AS staff_active,
-       a.how_to_reach, a.when_to_reach, a.assigned_at, a.assigned_by
+       a.how_to_reach, a.how_to_reach_i18n AS how_to_reach_by_language, a.when_to_reach, a.assigned_at, a.assigned_by
 FROM case_assignments a JOIN staff_members s ON s.id = a.staff_id
 """
 _AGREEMENT_COLUMNS = "id, case_id, agency, every_days, channel, next_due_at, last_contact_at, active, created_at"
@@ -138,8 +140,9 @@ async def assign(case_id: str, body: AssignmentIn, ctx: Ctx, staff: WriteStaff) 
             "SELECT id, staff_id FROM case_assignments WHERE case_id = $1 AND agency = $2 AND function = $3"
             " AND ended_at IS NULL FOR UPDATE", cid, body.agency, body.function)
         if current is not None and current["staff_id"] == body.staff_id:
-            await conn.execute("UPDATE case_assignments SET how_to_reach = $2, when_to_reach = $3 WHERE id = $1",
-                               current["id"], body.how_to_reach, body.when_to_reach)
+            await conn.execute("UPDATE case_assignments SET how_to_reach = $2, when_to_reach = $3,"
+                               " how_to_reach_i18n = $4 WHERE id = $1",
+                               current["id"], body.how_to_reach, body.when_to_reach, body.how_to_reach_by_language)
             assignment_id, action = current["id"], "assignment.update"
         else:
             if current is not None:
@@ -149,9 +152,9 @@ async def assign(case_id: str, body: AssignmentIn, ctx: Ctx, staff: WriteStaff) 
             assignment_id, action = uuid.uuid4(), "assignment.assign"
             await conn.execute(
                 "INSERT INTO case_assignments (id, case_id, agency, function, staff_id, how_to_reach, when_to_reach,"
-                " assigned_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                " assigned_by, how_to_reach_i18n) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 assignment_id, cid, body.agency, body.function, body.staff_id, body.how_to_reach, body.when_to_reach,
-                staff.actor)
+                staff.actor, body.how_to_reach_by_language)
             visible = body.function == "contact_person" and body.agency in VICTIM_AGENCIES
             await add_event(conn, cid, "contact_reassigned", visibility="victim" if visible else "internal",
                             actor=staff.actor, note=body.reason if not visible else None, detail={
@@ -175,22 +178,57 @@ async def list_assignments(case_id: str, ctx: Ctx, staff: ReadStaff) -> Assignme
     return AssignmentList(items=[AssignmentOut(**dict(r)) for r in rows])
 
 
+# Need-to-know for items without an owner (orphaned assignments, the agency queue): admins, and case directors
+# who reach the case or work for the agency the item belongs to (someone there has to pick it up).
+_OWNERLESS_VISIBLE = ("($2 = 'admin' OR ($2 = 'case_director' AND ({agency} = $3"
+                      " OR staff_may_reach({case}, $1, $2, $4::float8))))")
+
+
+_HAS_DIRECTOR = ("EXISTS (SELECT 1 FROM case_assignments d JOIN staff_members ds ON ds.id = d.staff_id"
+                 " WHERE d.case_id = {case} AND d.function = 'case_director' AND d.ended_at IS NULL AND ds.active)")
+
+
+async def _viewer_agency(conn: asyncpg.Connection, staff: Staff) -> str | None:
+    return await conn.fetchval("SELECT agency FROM staff_members WHERE sub = $1 AND active", staff.sub)
+
+
 @router.get("/v1/contact/orphaned", response_model=OrphanedList, tags=["contact persons"])
-async def orphaned_cases(ctx: Ctx, staff: WriteStaff) -> OrphanedList:
-    """Cases with an assignment held by a deactivated staff member, oldest assignment first."""
-    rows = await ctx.pool.fetch(
-        _ASSIGNMENT_SELECT.replace("SELECT", "SELECT c.reference AS case_reference,", 1)
-        + " JOIN cases c ON c.id = a.case_id WHERE a.ended_at IS NULL AND NOT s.active ORDER BY a.assigned_at, a.id")
-    owned = {r["case_id"] for r in await ctx.pool.fetch(
-        "SELECT DISTINCT a.case_id FROM case_assignments a JOIN staff_members s ON s.id = a.staff_id"
-        " WHERE a.ended_at IS NULL AND a.function = 'case_director' AND s.active")}
-    by_case: dict[uuid.UUID, OrphanedCase] = {}
-    for r in rows:
-        item = by_case.setdefault(r["case_id"], OrphanedCase(
-            case_id=r["case_id"], case_reference=r["case_reference"], assignments=[],
-            missing_owner=r["case_id"] not in owned))
-        item.assignments.append(AssignmentOut(**{k: v for k, v in dict(r).items() if k != "case_reference"}))
-    return OrphanedList(items=list(by_case.values()))
+async def orphaned_cases(ctx: Ctx, staff: WriteStaff, limit: Limit = 100, cursor: str | None = None) -> OrphanedList:
+    """Cases with an assignment held by a deactivated staff member, or with notices in an agency's queue because
+    no case director is left, oldest first. A case director sees those of cases they reach and those of their own
+    agency; an admin sees all."""
+    after_at, after_id = decode_cursor(cursor)
+    async with ctx.pool.acquire() as conn:
+        viewer = (staff.sub, staff.role, await _viewer_agency(conn, staff), ctx.settings.operator_grace_s)
+        cases = await conn.fetch(
+            "WITH items AS ("
+            " SELECT a.case_id, a.agency, a.assigned_at AS since FROM case_assignments a"
+            " JOIN staff_members s ON s.id = a.staff_id WHERE a.ended_at IS NULL AND NOT s.active"
+            " UNION ALL SELECT n.case_id, n.agency, n.created_at FROM staff_notices n"
+            " WHERE n.staff_id IS NULL AND n.case_id IS NOT NULL AND NOT " + _HAS_DIRECTOR.format(case="n.case_id") + ")"
+            " SELECT i.case_id, i.case_id AS id, min(i.since) AS created_at, c.reference FROM items i JOIN cases c ON c.id = i.case_id"
+            " WHERE " + _OWNERLESS_VISIBLE.format(agency="i.agency", case="i.case_id") +
+            " GROUP BY i.case_id, c.reference"
+            " HAVING $5::timestamptz IS NULL OR (min(i.since), i.case_id) > ($5, $6)"
+            " ORDER BY min(i.since), i.case_id LIMIT $7", *viewer, after_at, after_id, limit + 1)
+        shown = [r["case_id"] for r in cases[:limit]]
+        assignments = await conn.fetch(
+            _ASSIGNMENT_SELECT + " WHERE a.case_id = ANY($1::uuid[]) AND a.ended_at IS NULL AND NOT s.active"
+            " ORDER BY a.assigned_at, a.id", shown)
+        queued = await conn.fetch(
+            "SELECT n.id, n.kind, n.case_id, n.payload, n.created_at, n.delivery, n.agency FROM staff_notices n"
+            " WHERE n.case_id = ANY($1::uuid[]) AND n.staff_id IS NULL ORDER BY n.created_at, n.id", shown)
+        owned = {r["case_id"] for r in await conn.fetch(
+            "SELECT DISTINCT a.case_id FROM case_assignments a JOIN staff_members s ON s.id = a.staff_id"
+            " WHERE a.case_id = ANY($1::uuid[]) AND a.ended_at IS NULL AND a.function = 'case_director' AND s.active",
+            shown)}
+    by_case = {r["case_id"]: OrphanedCase(case_id=r["case_id"], case_reference=r["reference"], assignments=[],
+                                          notices=[], missing_owner=r["case_id"] not in owned) for r in cases[:limit]}
+    for a in assignments:
+        by_case[a["case_id"]].assignments.append(AssignmentOut(**dict(a)))
+    for n in queued:
+        by_case[n["case_id"]].notices.append(NoticeOut(**dict(n)))
+    return OrphanedList(items=list(by_case.values()), next_cursor=next_cursor(cases, limit))
 
 
 # ---------------------------------------------------------------- contact agreements
@@ -235,7 +273,8 @@ async def _agreement(conn: asyncpg.Connection, case_id: str, agreement_id: str) 
 @router.post("/v1/cases/{case_id}/contact-agreements/{agreement_id}/contacts", response_model=AgreementOut,
              tags=["contact persons"])
 async def record_contact(case_id: str, agreement_id: str, body: ContactIn, ctx: Ctx, staff: InformStaff) -> AgreementOut:
-    """The victim was contacted as agreed: the next contact is due ``every_days`` after this one."""
+    """The victim was contacted as agreed: the next contact is due ``every_days`` after this one; a one-off
+    promise is kept and ends."""
     at = body.contacted_at.astimezone(timezone.utc)
     if at > datetime.now(timezone.utc) + timedelta(minutes=5):
         raise field_error(["contacted_at"], "a contact cannot be recorded before it happened")
@@ -250,7 +289,9 @@ async def record_contact(case_id: str, agreement_id: str, body: ContactIn, ctx: 
             uuid.uuid4(), agreement["id"], at, body.channel or agreement["channel"], body.note, staff.actor)
         row = await conn.fetchrow(
             f"UPDATE contact_agreements SET last_contact_at = $2::timestamptz,"
-            f" next_due_at = $2::timestamptz + make_interval(days => every_days)"
+            f" next_due_at = CASE WHEN every_days IS NULL THEN next_due_at"
+            f"                    ELSE $2::timestamptz + make_interval(days => every_days) END,"
+            f" active = every_days IS NOT NULL"
             f" WHERE id = $1 RETURNING {_AGREEMENT_COLUMNS}", agreement["id"], last)
         await _audit(conn, staff, "contact_agreement.contact", cid, {
             "agreement_id": str(agreement["id"]), "contacted_at": at.isoformat(),
@@ -269,52 +310,69 @@ async def end_agreement(case_id: str, agreement_id: str, ctx: Ctx, staff: Inform
     return AgreementOut(**dict(row))
 
 
-async def fetch_overdue(conn: asyncpg.Connection | asyncpg.Pool, now: datetime,
-                        staff_id: uuid.UUID | None = None) -> list[OverdueGroup]:
-    """Active agreements past their next contact date, grouped per the agency's current, active contact person
-    (``staff_id`` null: nobody), each group oldest first, groups by their oldest item."""
+async def fetch_overdue(conn: asyncpg.Connection | asyncpg.Pool, now: datetime, staff_id: uuid.UUID | None = None,
+                        *, viewer: Staff | None = None, grace_s: float = 0.0, limit: int | None = None,
+                        cursor: str | None = None) -> tuple[list[OverdueGroup], str | None]:
+    """Active agreements past their next contact date, oldest first, grouped per the agency's current, active
+    contact person (``staff_id`` null: nobody), groups by their oldest item. With ``viewer``, only cases the
+    viewer may reach (need-to-know); with ``limit``, one page of agreements and the cursor of the next."""
+    after_at, after_id = decode_cursor(cursor)
     rows = await conn.fetch(
         """
         SELECT g.id AS agreement_id, g.case_id, c.reference AS case_reference, g.agency, g.every_days, g.channel,
-               g.next_due_at, s.id AS staff_id, s.display_name AS staff_name
+               g.next_due_at, g.next_due_at AS created_at, g.id, s.id AS staff_id, s.display_name AS staff_name
         FROM contact_agreements g
         JOIN cases c ON c.id = g.case_id
         LEFT JOIN case_assignments a ON a.case_id = g.case_id AND a.agency = g.agency
              AND a.function = 'contact_person' AND a.ended_at IS NULL
         LEFT JOIN staff_members s ON s.id = a.staff_id AND s.active
         WHERE g.active AND c.status = 'active' AND g.next_due_at < $1 AND ($2::uuid IS NULL OR s.id = $2)
-        ORDER BY g.next_due_at, g.id
-        """, now, staff_id)
+          AND ($3::text IS NULL OR $4 = 'admin' OR staff_may_reach(g.case_id, $3, $4, $5::float8))
+          AND ($6::timestamptz IS NULL OR (g.next_due_at, g.id) > ($6, $7))
+        ORDER BY g.next_due_at, g.id LIMIT $8
+        """, now, staff_id, viewer.sub if viewer else None, viewer.role if viewer else None, grace_s,
+        after_at, after_id, None if limit is None else limit + 1)
     groups: dict[uuid.UUID | None, OverdueGroup] = {}
-    for r in rows:
+    for r in rows[:limit]:
         group = groups.setdefault(r["staff_id"], OverdueGroup(staff_id=r["staff_id"], staff_name=r["staff_name"], items=[]))
         group.items.append(OverdueItem(
             agreement_id=r["agreement_id"], case_id=r["case_id"], case_reference=r["case_reference"],
             agency=r["agency"], every_days=r["every_days"], channel=r["channel"], next_due_at=r["next_due_at"],
             overdue_days=round((now - r["next_due_at"]) / timedelta(days=1), 2)))
-    return list(groups.values())
+    return list(groups.values()), None if limit is None else next_cursor(rows, limit)
 
 
 @router.get("/v1/contact/overdue", response_model=OverdueList, tags=["contact persons"])
-async def overdue(ctx: Ctx, staff: InformStaff) -> OverdueList:
-    """Follow-ups whose agreed date has passed, per contact person, oldest first. A contact person sees their own;
-    case directors and admins see everyone's, including agreements nobody holds."""
+async def overdue(ctx: Ctx, staff: InformStaff, limit: Limit = 100, cursor: str | None = None) -> OverdueList:
+    """Follow-ups whose agreed date has passed, per contact person, oldest first, only for cases the caller may
+    reach. A contact person sees their own; case directors see everyone's on their cases, including agreements
+    nobody holds; admins see all. Paginated by agreement (a page groups its own items)."""
     async with ctx.pool.acquire() as conn:
         only: uuid.UUID | None = None
         if staff.role == "contact_person":
             me = await staff_member_for(conn, staff)
             if me is None:
-                return OverdueList(items=[])
+                return OverdueList(items=[], next_cursor=None)
             only = me["id"]
-        groups = await fetch_overdue(conn, datetime.now(timezone.utc), only)
-    return OverdueList(items=groups)
+        groups, more = await fetch_overdue(conn, ctx.clock.now(), only, viewer=staff,
+                                           grace_s=ctx.settings.operator_grace_s, limit=limit, cursor=cursor)
+    return OverdueList(items=groups, next_cursor=more)
 
 
 @router.get("/v1/contact/notices", response_model=NoticeList, tags=["contact persons"])
-async def my_notices(ctx: Ctx, staff: StaffDep, limit: Limit = 100) -> NoticeList:
-    """What the scheduler recorded for the calling staff member: order reminders, expiries, daily digests."""
-    rows = await ctx.pool.fetch(
-        "SELECT n.id, n.kind, n.case_id, n.payload, n.created_at, n.delivery FROM staff_notices n"
-        " JOIN staff_members s ON s.id = n.staff_id WHERE s.sub = $1 ORDER BY n.created_at DESC, n.id LIMIT $2",
-        staff.sub, limit)
-    return NoticeList(items=[NoticeOut(**dict(r)) for r in rows])
+async def my_notices(ctx: Ctx, staff: StaffDep, limit: Limit = 100, cursor: str | None = None) -> NoticeList:
+    """What was recorded for the calling staff member (order reminders, expiries, daily digests, victims'
+    messages) and, for case directors and admins, the agency queue: notices of cases without a case director
+    (``queue: true``), as the orphaned list shows them. Newest first; only cases the caller may reach."""
+    before_at, before_id = decode_cursor(cursor)
+    async with ctx.pool.acquire() as conn:
+        viewer = (staff.sub, staff.role, await _viewer_agency(conn, staff), ctx.settings.operator_grace_s)
+        rows = await conn.fetch(
+            "SELECT n.id, n.kind, n.case_id, n.payload, n.created_at, n.delivery, n.agency FROM staff_notices n"
+            " LEFT JOIN staff_members s ON s.id = n.staff_id"
+            " WHERE ((s.sub = $1 AND (n.case_id IS NULL OR $2 = 'admin'"
+            "        OR staff_may_reach(n.case_id, $1, $2, $4::float8)))"
+            "     OR (n.staff_id IS NULL AND " + _OWNERLESS_VISIBLE.format(agency="n.agency", case="n.case_id") + "))"
+            " AND ($5::timestamptz IS NULL OR (n.created_at, n.id) < ($5, $6))"
+            " ORDER BY n.created_at DESC, n.id DESC LIMIT $7", *viewer, before_at, before_id, limit + 1)
+    return NoticeList(items=[NoticeOut(**dict(r)) for r in rows[:limit]], next_cursor=next_cursor(rows, limit))

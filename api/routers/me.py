@@ -220,7 +220,8 @@ async def my_alerts(ctx: Ctx, device: VictimDep, limit: Annotated[int, Query(ge=
         " AND ($3::timestamptz IS NULL OR (opened_at, id) < ($3, $4)) ORDER BY opened_at DESC, id DESC LIMIT $5",
         device.case_id, list(VICTIM_KINDS), after_at, after_id, limit + 1,
     )
-    items = [VictimAlert(**dict(r)) for r in rows[:limit]]
+    items = [VictimAlert(**dict(r), state="closed" if r["status"] == "resolved" or r["cleared_at"] else "active")
+             for r in rows[:limit]]
     more = len(rows) > limit
     return VictimAlertPage(items=items, next_cursor=encode_cursor(rows[limit - 1]["opened_at"], rows[limit - 1]["id"]) if more else None)
 

@@ -4,16 +4,21 @@ An extension moves the order's ``valid_until`` in place (its zones stay attached
 ``order_extensions``. A behavioural order (gedragsaanwijzing) runs at most 90 days per period and can be
 extended at most three times; anything else is refused with a 422 that says why. Letting an order go records
 the reason and stops the expiry reminders (api/order_reminders.py); the order still runs to its end.
+
+The victim is told of either decision by a notice in her language from a template (which order, until when,
+whom to contact); the staff's reason stays with staff.
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import asyncpg
 from fastapi import APIRouter
 
+from api.order_reminders import tell_victim_about_order
 from api.problems import conflict, field_error, not_found
 from api.routers.orders import _COLUMNS as ORDER_COLUMNS
 from api.routers.orders import order_out
@@ -43,6 +48,12 @@ async def _order(conn: asyncpg.Connection, case_id: str, order_id: str) -> tuple
     if row is None:
         raise not_found("order")
     return cid, row
+
+
+async def _tell_victim(conn: asyncpg.Connection, order: Any, kind: str, key: str, urgency: str) -> None:
+    if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM parties WHERE case_id = $1 AND role = 'victim')",
+                           order["case_id"]):
+        await tell_victim_about_order(conn, order, kind, key, urgency)
 
 
 def _days(delta: timedelta) -> str:
@@ -82,6 +93,8 @@ async def extend_order(case_id: str, order_id: str, body: ExtensionIn, ctx: Ctx,
                            " let_go_by = NULL, let_go_reason = NULL WHERE id = $1", order["id"], new_until, n)
         await add_event(conn, cid, "order_extended", visibility="victim", actor=staff.actor, detail={
             "order_id": str(order["id"]), "order_kind": kind, "until": new_until.isoformat()})
+        await _tell_victim(conn, {**dict(order), "valid_until": new_until}, "order_extended", f"ext:{ext['id']}",
+                           "update")
         # The engine enforces by valid_until: reload the case so the new end takes effect at once.
         await changed(conn, staff, "order.extend", cid, {
             "order_id": str(order["id"]), "n": n, "previous_until": current.isoformat(),
@@ -114,8 +127,12 @@ async def let_go(case_id: str, order_id: str, body: LetGoIn, ctx: Ctx, staff: Wr
         row = await conn.fetchrow(
             f"UPDATE orders SET let_go_at = now(), let_go_by = $2, let_go_reason = $3 WHERE id = $1"
             f" RETURNING {ORDER_COLUMNS}", order["id"], staff.actor, body.reason)
-        await add_event(conn, cid, "order_let_go", visibility="internal", actor=staff.actor, note=body.reason, detail={
+        # Victim-visible without a note: she learns the decision, never the staff's reason (kept on the order
+        # and in the audit log).
+        await add_event(conn, cid, "order_let_go", visibility="victim", actor=staff.actor, detail={
             "order_id": str(order["id"]), "order_kind": order["kind"], "until": order["valid_until"].isoformat()})
+        await _tell_victim(conn, order, "order_will_lapse", f"let_go:{order['id']}:{order['valid_until'].isoformat()}",
+                           "important")
         await changed(conn, staff, "order.let_go", cid, {"order_id": str(order["id"])}, reason=body.reason,
                       engine=False)
     return order_out(row)

@@ -9,6 +9,7 @@ import asyncpg
 from fastapi import APIRouter
 
 from api.routers.staff_common import Ctx, Limit, ReadStaff, WriteStaff, case_or_404, changed, decode_cursor, next_cursor
+from api.routers.timeline import add_event
 from api.schemas.staff import OrderCreate, OrderOut, OrderPage
 
 router = APIRouter(tags=["orders"])  # mounted under /v1/cases by cases.py
@@ -41,6 +42,11 @@ async def create_order(case_id: str, body: OrderCreate, ctx: Ctx, staff: WriteSt
             uuid.uuid4(), cid, body.kind, body.reference, body.valid_from.astimezone(timezone.utc),
             body.valid_until.astimezone(timezone.utc) if body.valid_until else None, staff.actor, body.legal_basis,
         )
+        # On her timeline from the day it takes effect: which protection, until when (rendered in her language).
+        await add_event(conn, cid, "order_imposed", visibility="victim", actor=staff.actor,
+                        occurred_at=row["valid_from"], detail={
+                            "order_id": str(row["id"]), "order_kind": row["kind"],
+                            **({"until": row["valid_until"].isoformat()} if row["valid_until"] else {})})
         await changed(conn, staff, "order.create", cid, {
             "order_id": str(row["id"]), "kind": body.kind, "reference": body.reference,
             "valid_from": row["valid_from"].isoformat(),

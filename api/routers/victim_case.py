@@ -15,12 +15,14 @@ import asyncpg
 from fastapi import APIRouter
 from pyproj import Geod
 
-from api import audit, messages
+from api import audit, messages, notices
 from api.auth import VictimDep
-from api.routers.staff_common import Ctx, Limit
+from api.notices import victim_language
+from api.routers.staff_common import Ctx, Limit, decode_cursor, next_cursor
 from api.routers.timeline import event_cursor, fetch_events
 from api.schemas.case_status import (
-    STAGE_EVENTS, VICTIM_AGENCIES, ContactPerson, NextContact, Preferences, QuietHours, Stage, VictimCase,
+    STAGE_EVENTS, VICTIM_AGENCIES, ContactPerson, NextContact, Preferences, QuietHours, Stage,
+    VictimCase,
     VictimEvent, VictimEventPage, VictimNotice, VictimNotices, VictimOrder, VictimOrders,
 )
 
@@ -28,10 +30,6 @@ router = APIRouter(prefix="/v1/me", tags=["victim app"])
 
 _GEOD = Geod(ellps="WGS84")
 _CIRCLE_VERTICES = 64
-
-
-async def victim_language(conn: asyncpg.Connection | asyncpg.Pool, case_id: Any) -> str:
-    return await conn.fetchval("SELECT language FROM parties WHERE case_id = $1 AND role = 'victim'", case_id) or "nl"
 
 
 def render_event(language: str, kind: str, detail: dict[str, Any]) -> str:
@@ -65,13 +63,19 @@ async def my_case(ctx: Ctx, dev: VictimDep) -> VictimCase:
         else:
             code, since = stage_row["kind"], stage_row["occurred_at"]
         assigned = {r["agency"]: r for r in await conn.fetch(
-            "SELECT a.agency, a.how_to_reach, a.when_to_reach, s.display_name, s.role_title, s.phone, s.email"
+            "SELECT a.agency, a.how_to_reach, a.how_to_reach_i18n, a.when_to_reach, s.display_name, s.role_title,"
+            " s.phone, s.email"
             " FROM case_assignments a JOIN staff_members s ON s.id = a.staff_id"
             " WHERE a.case_id = $1 AND a.function = 'contact_person' AND a.ended_at IS NULL AND s.active",
             dev.case_id)}
         nxt = await conn.fetchrow(
             "SELECT next_due_at, agency, channel FROM contact_agreements WHERE case_id = $1 AND active"
             " ORDER BY next_due_at LIMIT 1", dev.case_id)
+        # A missed follow-up is shown as such, with whom to call, never as an agreed date in the past.
+        overdue_text = None if nxt is None or nxt["next_due_at"] >= ctx.clock.now() else messages.text(
+            lang, "contact.overdue", agency=messages.text(lang, f"agency.{nxt['agency']}").capitalize(),
+            date=messages.date(lang, nxt["next_due_at"]),
+            contact=await notices.contact_text(conn, dev.case_id, lang, nxt["agency"]))
     contacts = []
     for agency in VICTIM_AGENCIES:
         r = assigned.get(agency)
@@ -81,14 +85,14 @@ async def my_case(ctx: Ctx, dev: VictimDep) -> VictimCase:
         else:
             contacts.append(ContactPerson(
                 **base, assigned=True, name=r["display_name"], role=r["role_title"],
-                function=messages.text(lang, "function.contact_person"), how_to_reach=r["how_to_reach"],
+                function=messages.text(lang, "function.contact_person"), how_to_reach=notices.how_to_reach(r, lang),
                 when_to_reach=r["when_to_reach"], phone=r["phone"], email=r["email"]))
     next_contact = None
     if nxt is not None:
         next_contact = NextContact(
-            due_at=nxt["next_due_at"], agency=nxt["agency"], channel=nxt["channel"],
-            text=messages.text(lang, "contact.next", date=messages.date(lang, nxt["next_due_at"]),
-                               channel=messages.text(lang, f"channel.{nxt['channel']}")))
+            due_at=nxt["next_due_at"], agency=nxt["agency"], channel=nxt["channel"], overdue=overdue_text is not None,
+            text=overdue_text or messages.text(lang, "contact.next", date=messages.date(lang, nxt["next_due_at"]),
+                                               channel=messages.text(lang, f"channel.{nxt['channel']}")))
     return VictimCase(
         language=messages.resolve(lang),
         stage=Stage(code=code, title=messages.text(lang, f"stage.{code}.title"),
@@ -171,12 +175,22 @@ async def my_orders(ctx: Ctx, dev: VictimDep) -> VictimOrders:
 
 
 @router.get("/notices", response_model=VictimNotices)
-async def my_notices(ctx: Ctx, dev: VictimDep, limit: Limit = 50) -> VictimNotices:
-    """What she was told outside the thread (e.g. that a protection ended), in her language, newest first."""
-    rows = await ctx.pool.fetch(
-        "SELECT id, kind, title, body, created_at FROM victim_notices WHERE case_id = $1"
-        " ORDER BY created_at DESC, id LIMIT $2", dev.case_id, limit)
-    return VictimNotices(items=[VictimNotice(**dict(r)) for r in rows])
+async def my_notices(ctx: Ctx, dev: VictimDep, limit: Limit = 50, cursor: str | None = None) -> VictimNotices:
+    """What she was told outside the thread (a protection ends soon, was extended, will not be extended, has
+    ended), in her language, newest first. Stored before any push, so it is here even when a push failed."""
+    rows = await fetch_notices(ctx.pool, dev.case_id, limit, cursor)
+    return VictimNotices(items=[VictimNotice(**{k: r[k] for k in VictimNotice.model_fields}) for r in rows[:limit]],
+                         next_cursor=next_cursor(rows, limit))
+
+
+async def fetch_notices(conn: asyncpg.Connection | asyncpg.Pool, case_id: Any, limit: int,
+                        cursor: str | None) -> list[asyncpg.Record]:
+    """Newest first, keyset on (created_at, id), ``limit + 1`` rows."""
+    before_at, before_id = decode_cursor(cursor)
+    return await conn.fetch(
+        "SELECT id, kind, title, body, created_at, urgency, push_status, push_detail FROM victim_notices"
+        " WHERE case_id = $1 AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))"
+        " ORDER BY created_at DESC, id DESC LIMIT $4", case_id, before_at, before_id, limit + 1)
 
 
 # ---------------------------------------------------------------- preferences
@@ -187,12 +201,15 @@ def _hhmm(t: time | None) -> str | None:
 
 async def _preferences(conn: asyncpg.Connection, case_id: Any) -> Preferences:
     lang = await victim_language(conn, case_id)
+    note = messages.text(lang, "preferences.quiet_hours_note")
     row = await conn.fetchrow("SELECT channel, quiet_start, quiet_end, update_frequency FROM victim_preferences"
                               " WHERE case_id = $1", case_id)
     if row is None:
-        return Preferences(language=lang, channel="app", quiet_hours=None, update_frequency="on_change")
+        return Preferences(language=lang, channel="app", quiet_hours=None, update_frequency="on_change",
+                              quiet_hours_note=note)
     quiet = None if row["quiet_start"] is None else QuietHours(start=_hhmm(row["quiet_start"]), end=_hhmm(row["quiet_end"]))
-    return Preferences(language=lang, channel=row["channel"], quiet_hours=quiet, update_frequency=row["update_frequency"])
+    return Preferences(language=lang, channel=row["channel"], quiet_hours=quiet,
+                          update_frequency=row["update_frequency"], quiet_hours_note=note)
 
 
 @router.get("/preferences", response_model=Preferences)
@@ -203,8 +220,10 @@ async def get_preferences(ctx: Ctx, dev: VictimDep) -> Preferences:
 
 @router.put("/preferences", response_model=Preferences)
 async def put_preferences(body: Preferences, ctx: Ctx, dev: VictimDep) -> Preferences:
-    """Language, preferred channel, quiet hours (updates wait; safety alerts never do) and how often she wants to
-    be updated. The language is the case's victim language, used by every text the victim gets."""
+    """Language, preferred channel (only ``app`` gets pushes; with another channel she reads notices in the app
+    and staff reach her their way), quiet hours (updates and messages wait; safety alerts never do) and how often
+    she wants to be updated (notices of the ``update`` kind are pushed at most once per period). The language is
+    the case's victim language, used by every text the victim gets."""
     quiet = body.quiet_hours
     qs, qe = (time.fromisoformat(quiet.start), time.fromisoformat(quiet.end)) if quiet else (None, None)
     async with ctx.pool.acquire() as conn, conn.transaction():

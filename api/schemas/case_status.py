@@ -11,7 +11,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # ---------------------------------------------------------------- vocabulary (each word has catalogue texts)
 
@@ -77,6 +77,7 @@ class NextContact(BaseModel):
     due_at: datetime
     agency: str
     channel: str
+    overdue: bool = Field(default=False, description="the agreed date has passed without the contact")
     text: str
 
 
@@ -126,6 +127,18 @@ class VictimNotice(BaseModel):
 
 class VictimNotices(BaseModel):
     items: list[VictimNotice]
+    next_cursor: str | None = None
+
+
+class StaffVictimNotice(VictimNotice):
+    urgency: str
+    push_status: str = Field(description="enqueued, not_pushed (her channel or the case policy), pending")
+    push_detail: str | None
+    deliveries: list[dict[str, Any]]
+
+
+class StaffVictimNoticePage(Page):
+    items: list[StaffVictimNotice]
 
 
 # ---------------------------------------------------------------- messages
@@ -143,7 +156,11 @@ class MessageOut(BaseModel):
     created_at: datetime
     read_by_victim_at: datetime | None
     read_by_staff_at: datetime | None
-    push_status: str
+    push_status: str = Field(description="not_needed (from the victim), pending, enqueued (the outbox holds its push),"
+                                         " not_pushed (her channel or the case policy: she reads it in the app)")
+    push_detail: str | None = Field(default=None, description="why it is not pushed, or why its push waits")
+    deliveries: list[dict[str, Any]] | None = Field(
+        default=None, description="staff view of a message to the victim: each delivery (push, SMS) and its state")
 
 
 class MessagePage(Page):
@@ -169,6 +186,9 @@ class Preferences(_Request):
     channel: Channel
     quiet_hours: QuietHours | None = Field(description="no updates in this window; safety alerts ignore it")
     update_frequency: Literal[FREQUENCIES]  # type: ignore[valid-type]
+    quiet_hours_note: str | None = Field(
+        default=None, description="read-only, in her language: what quiet hours hold back, and that safety alerts"
+                                  " always come through (ignored when sent)")
 
 
 # ---------------------------------------------------------------- staff members and assignments
@@ -218,6 +238,9 @@ class AssignmentIn(_Request):
     function: Function
     staff_id: uuid.UUID
     how_to_reach: str | None = Field(default=None, max_length=500, description="e.g. 'call 0900-8844, ask for …'")
+    how_to_reach_by_language: dict[Literal["nl", "en"], str] = Field(
+        default_factory=dict, description="the same in the victim's language, e.g. {'nl': 'bel …', 'en': 'call …'};"
+                                          " the victim reads hers, else how_to_reach")
     when_to_reach: str | None = Field(default=None, max_length=500, description="e.g. 'weekdays 9–17'")
     reason: str | None = Field(default=None, max_length=1000)
 
@@ -231,6 +254,7 @@ class AssignmentOut(BaseModel):
     staff_name: str
     staff_active: bool
     how_to_reach: str | None
+    how_to_reach_by_language: dict[str, str] = Field(default_factory=dict)
     when_to_reach: str | None
     assigned_at: datetime
     assigned_by: str
@@ -249,10 +273,12 @@ class OrphanedCase(BaseModel):
     case_id: uuid.UUID
     case_reference: str
     assignments: list[AssignmentOut] = Field(description="assignments held by deactivated staff")
+    notices: list["NoticeOut"] = Field(default_factory=list,
+                                       description="notices waiting in the agency's queue: the case has no case director")
     missing_owner: bool = Field(description="true when no active case director remains on the case")
 
 
-class OrphanedList(BaseModel):
+class OrphanedList(Page):
     items: list[OrphanedCase]
 
 
@@ -285,16 +311,24 @@ class EventPage(Page):
 
 class AgreementIn(_Request):
     agency: Agency
-    every_days: int = Field(ge=1, le=365)
+    every_days: int | None = Field(default=None, ge=1, le=365, description="null: a one-off promise (\"we'll"
+                                   " call you back by Friday\"), which ends when the contact is recorded")
     channel: Channel
-    first_due_at: AwareDatetime | None = Field(default=None, description="default: now + every_days")
+    first_due_at: AwareDatetime | None = Field(default=None, description="default: now + every_days; required for a"
+                                                                         " one-off promise")
+
+    @model_validator(mode="after")
+    def _when(self) -> "AgreementIn":
+        if self.every_days is None and self.first_due_at is None:
+            raise ValueError("first_due_at: a one-off promise (no every_days) needs the date it is due")
+        return self
 
 
 class AgreementOut(BaseModel):
     id: uuid.UUID
     case_id: uuid.UUID
     agency: str
-    every_days: int
+    every_days: int | None
     channel: str
     next_due_at: datetime
     last_contact_at: datetime | None
@@ -317,7 +351,7 @@ class OverdueItem(BaseModel):
     case_id: uuid.UUID
     case_reference: str
     agency: str
-    every_days: int
+    every_days: int | None
     channel: str
     next_due_at: datetime
     overdue_days: float
@@ -329,7 +363,7 @@ class OverdueGroup(BaseModel):
     items: list[OverdueItem]
 
 
-class OverdueList(BaseModel):
+class OverdueList(Page):
     items: list[OverdueGroup]
 
 
@@ -339,10 +373,11 @@ class NoticeOut(BaseModel):
     case_id: uuid.UUID | None
     payload: dict[str, Any]
     created_at: datetime
-    delivery: str
+    delivery: str = Field(description="pending (listed here only), enqueued (posted to the staff webhook), read")
+    agency: str | None = Field(default=None, description="set for a notice in the agency's queue (no case director)")
 
 
-class NoticeList(BaseModel):
+class NoticeList(Page):
     items: list[NoticeOut]
 
 
@@ -467,3 +502,6 @@ class FindingOut(BaseModel):
 class FeasibilityOut(BaseModel):
     feasible: bool = Field(description="false when any finding is blocking")
     findings: list[FindingOut]
+
+
+OrphanedCase.model_rebuild()

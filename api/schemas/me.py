@@ -69,6 +69,9 @@ class VictimAlert(BaseModel):
     status: str
     opened_at: datetime
     cleared_at: datetime | None
+    state: Literal["active", "closed"] = Field(
+        description="closed once the danger is over: cleared (the other person left, or the order that made it a"
+                    " breach has ended) or resolved by the monitoring room")
 
 
 class VictimAlertPage(BaseModel):

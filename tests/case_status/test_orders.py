@@ -60,7 +60,8 @@ def test_behavioural_order_extends_at_most_three_times_by_at_most_90_days(api) -
     exts = api.get(f"/v1/cases/{cid}/orders/{oid}/extensions", headers=staff_headers(api, "operator")).json()["items"]
     assert [e["reference"] for e in exts] == ["OM-EXT-1", "OM-EXT-2", "OM-EXT-3"]
     # Each extension is on the victim's timeline, in her language, and in the audit log.
-    titles = [i["title"] for i in api.get("/v1/me/timeline", headers=victim_token(api, cid)).json()["items"]]
+    titles = [i["title"] for i in api.get("/v1/me/timeline", headers=victim_token(api, cid)).json()["items"]
+              if i["kind"] == "order_extended"]
     assert len(titles) == 3 and all(t.startswith("Behavioural order from the public prosecutor extended until ")
                                     for t in titles)
     assert [r["detail"]["n"] for r in db(api, "SELECT detail FROM audit_log WHERE action = 'order.extend'"
@@ -122,9 +123,10 @@ def test_reminders_14_7_2_days_before_expiry_until_extended_or_let_go(api) -> No
     assert api.portal.call(sched.run_once).reminders == 0
     assert [d for d, _ in reminders()] == [7, 14, 14]
     staff_events = api.get(f"/v1/cases/{cid}/timeline", headers=director(api)).json()["items"]
-    assert [(e["kind"], e["visibility"]) for e in staff_events][:1] == [("order_let_go", "internal")]
-    victim_kinds = [i["kind"] for i in api.get("/v1/me/timeline", headers=victim_token(api, cid)).json()["items"]]
-    assert "order_let_go" not in victim_kinds
+    # She learns the decision on her timeline, never the reason.
+    assert [(e["kind"], e["visibility"], e["note"]) for e in staff_events][:1] == [("order_let_go", "victim", None)]
+    victim_view = api.get("/v1/me/timeline", headers=victim_token(api, cid)).text
+    assert "order_let_go" in victim_view and "prosecution dropped" not in victim_view
     assert db(api, "SELECT reason FROM audit_log WHERE action = 'order.let_go'")[0]["reason"].startswith("prosecution")
 
 
@@ -182,7 +184,8 @@ def test_expiry_is_seen_by_the_operator_and_told_to_the_victim_in_her_language(a
     timeline = api.get("/v1/me/timeline", headers=me).json()["items"]
     assert timeline[0]["kind"] == "order_expired" and timeline[0]["title"].startswith("Contactverbod beëindigd op ")
     notices = api.get("/v1/me/notices", headers=me).json()["items"]
-    assert [(n["kind"], n["title"]) for n in notices] == [("order_expired", "Een bescherming is beëindigd")]
+    assert [(n["kind"], n["title"]) for n in notices] == [("order_expired", "Een bescherming is beëindigd"),
+                                                          ("order_ending", "Een bescherming eindigt binnenkort")]
     assert "Contactverbod" in notices[0]["body"] and "112" in notices[0]["body"]
     assert api.get("/v1/me/orders", headers=me).json()["items"][0]["status_text"] == "Beëindigd"
     # The case director is told; the engine is told to reload; the audit log has it.

@@ -201,7 +201,7 @@ def test_message_thread_with_read_receipts_both_ways(api) -> None:  # type: igno
     assert r.status_code == 201, r.text
     staff_msg = r.json()
     assert staff_msg["sender"] == "staff" and staff_msg["author"] == "Jan" and staff_msg["agency"] == "police"
-    assert staff_msg["push_status"] == "pending" and staff_msg["read_by_victim_at"] is None
+    assert staff_msg["push_status"] == "enqueued" and staff_msg["read_by_victim_at"] is None
 
     thread = api.get("/v1/me/messages", headers=me).json()
     assert [m["body"] for m in thread["items"]] == ["The hearing is on 3 March."]
@@ -229,13 +229,16 @@ def test_message_thread_with_read_receipts_both_ways(api) -> None:  # type: igno
 def test_preferences_round_trip_and_validation(api) -> None:  # type: ignore[no-untyped-def]
     cid = new_case(api, language="en")
     me = victim_token(api, cid)
-    assert api.get("/v1/me/preferences", headers=me).json() == {
-        "language": "en", "channel": "app", "quiet_hours": None, "update_frequency": "on_change"}
+    first = api.get("/v1/me/preferences", headers=me).json()
+    assert first == {"language": "en", "channel": "app", "quiet_hours": None, "update_frequency": "on_change",
+                     "quiet_hours_note": first["quiet_hours_note"]}
+    assert "Safety alerts always reach you at once, also during quiet hours" in first["quiet_hours_note"]
     body = {"language": "nl", "channel": "phone", "quiet_hours": {"start": "22:00", "end": "07:30"},
             "update_frequency": "every_two_weeks"}
     r = api.put("/v1/me/preferences", headers=me, json=body)
-    assert r.status_code == 200 and r.json() == body
-    assert api.get("/v1/me/preferences", headers=me).json() == body
+    note = r.json()["quiet_hours_note"]
+    assert r.status_code == 200 and r.json() == {**body, "quiet_hours_note": note} and "Veiligheidsmeldingen" in note
+    assert api.get("/v1/me/preferences", headers=me).json() == {**body, "quiet_hours_note": note}
     assert api.get(f"/v1/cases/{cid}", headers=director(api)).json()["victim"]["language"] == "nl"
     assert_problem(api.put("/v1/me/preferences", headers=me, json={**body, "quiet_hours": {"start": "22:00",
                                                                                            "end": "22:00"}}),
@@ -244,5 +247,5 @@ def test_preferences_round_trip_and_validation(api) -> None:  # type: ignore[no-
     assert_problem(api.put("/v1/me/preferences", headers=me, json={**body, "quiet_hours": {"start": "25:00",
                                                                                            "end": "07:00"}}),
                    422, ["quiet_hours", "start"])
-    assert api.get("/v1/me/preferences", headers=me).json() == body  # refused changes changed nothing
+    assert api.get("/v1/me/preferences", headers=me).json() == {**body, "quiet_hours_note": note}  # nothing changed
     assert db(api, "SELECT actor, role, detail FROM audit_log WHERE action = 'victim.preferences'")[0]["role"] == "victim"

@@ -7,7 +7,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from notifications.policy import DEFAULT_POLICY, CasePolicy, ChangeFacts, QuietHours, decide, may_notify, release_time
+from notifications.policy import (
+    DEFAULT_POLICY, CasePolicy, ChangeFacts, NoticePlan, QuietHours, VictimPreferences, decide, may_notify,
+    plan_notice, release_time,
+)
 
 KINDS = ["proximity", "zone_exclusion", "zone_inclusion", "offender_silent", "victim_silent", "device_event", "panic",
          "delivery_failed"]
@@ -99,12 +102,53 @@ def test_police_on_escalated_to_police_only() -> None:
         assert bool(police) == (change == "escalated_to_police")
 
 
-def test_order_ended_informs_the_victim_as_non_safety() -> None:
-    out = victim(decide(facts(kind="zone_exclusion", change="cleared", level="none",
-                              detail={"reason": "order_expired"})))
-    assert [(i.purpose, i.safety) for i in out] == [("order_ended", False)]
-    out = victim(decide(facts(kind="order_ended", change="opened", level="warning")))
-    assert [i.purpose for i in out] == ["order_ended"]
+def test_an_ending_order_is_a_notice_not_an_alert_push() -> None:
+    # Rule: notices are decided by what they are (plan_notice), never by an alert's level; the order_ended alert
+    # and a zone alert cleared by the expiry push nothing themselves (the victim's notice does, once).
+    assert victim(decide(facts(kind="zone_exclusion", change="cleared", level="none",
+                               detail={"reason": "order_expired"}))) == []
+    assert victim(decide(facts(kind="order_ended", change="opened", level="warning"))) == []
+
+
+T = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)  # 13:00 in Amsterdam
+NIGHT = QuietHours.parse({"start": "22:00", "end": "07:00"})
+
+
+def test_plan_notice_safety_ignores_quiet_hours_channel_and_frequency() -> None:
+    # Rule: safety goes at once, whatever she chose.
+    late = T.replace(hour=22)  # 23:00 local
+    prefs = VictimPreferences(channel="letter", quiet_hours=NIGHT, update_frequency="monthly")
+    assert plan_notice("safety", late, DEFAULT_POLICY, prefs, [], late) == NoticePlan(True, late, True)
+
+
+def test_plan_notice_waits_for_her_quiet_hours_and_the_case_policy_wins() -> None:
+    # Rule: non-urgent notices wait until the quiet hours end (hers unless staff set the case's).
+    late = T.replace(hour=22)  # 23:00 local
+    plan = plan_notice("important", late, DEFAULT_POLICY, VictimPreferences(quiet_hours=NIGHT))
+    assert plan.push and not plan.safety and plan.at == datetime(2026, 3, 3, 6, 0, tzinfo=timezone.utc)
+    assert plan.why == "waiting_for_quiet_hours_or_frequency"
+    case = DEFAULT_POLICY.with_overrides({"quiet_hours": {"start": "23:30", "end": "06:00"}})
+    assert plan_notice("important", late, case, VictimPreferences(quiet_hours=NIGHT)).at == late
+    assert plan_notice("important", T, DEFAULT_POLICY, VictimPreferences(quiet_hours=NIGHT)).at == T
+
+
+def test_plan_notice_respects_her_channel_and_the_case_switch() -> None:
+    # Rule: only the app channel gets pushes; notify_victim false stops non-safety pushes.
+    assert plan_notice("important", T, DEFAULT_POLICY, VictimPreferences(channel="phone")) == NoticePlan(
+        False, T, False, "victim_prefers_phone")
+    off = DEFAULT_POLICY.with_overrides({"notify_victim": False})
+    assert not plan_notice("update", T, off, VictimPreferences()).push
+
+
+def test_plan_notice_updates_follow_her_frequency() -> None:
+    # Rule: an update is pushed at most once per update_frequency period; other notices are not held back.
+    weekly = VictimPreferences(update_frequency="weekly")
+    last = T - timedelta(days=2)
+    assert plan_notice("update", T, DEFAULT_POLICY, weekly, [], last).at == last + timedelta(days=7)
+    assert plan_notice("important", T, DEFAULT_POLICY, weekly, [], last).at == T
+    assert plan_notice("update", T, DEFAULT_POLICY, VictimPreferences(), [], last).at == T
+    with pytest.raises(ValueError):
+        plan_notice("chatty", T, DEFAULT_POLICY, weekly)
 
 
 def test_operator_message_urgent_is_safety_with_ack_timer() -> None:

@@ -14,7 +14,11 @@ Each entry says
   the state makes a 409/422 the right answer (``pass`` = anything but 401, 403, 404, 429 or a 5xx);
 * for victim routes, ``own``: the path names a resource of the victim's own case, so another case's victim
   gets 404;
-* ``body`` / ``query``: a minimal valid request, built from the test's world ``w`` (see the test's ``World``).
+* ``body`` / ``query``: a minimal valid request, built from the test's world ``w`` (see the test's ``World``);
+* for staff lists that name cases, ``lists``: puts the world's case on the list (``w`` → anything); the matrix
+  then checks need-to-know on the list itself: every caller who does not reach the case gets a list without
+  it, and an admin's list holds it (so an unfiltered list fails, and so does a seed that adds nothing). Every
+  staff list without a path parameter must either be marked so or be named in ``NAMES_NO_CASE`` with a reason.
 
 Expected answers for everyone else follow from need-to-know (SECURITY.md): no or a wrong kind of credential →
 401; staff who do not reach the case → 404 (not revealing that it exists); staff who reach it but whose role may
@@ -49,6 +53,7 @@ class Rule:
     status: int | None = None
     body: Build | None = None
     query: Build | None = None
+    lists: Build | None = None
 
 
 def public() -> Rule:
@@ -56,8 +61,13 @@ def public() -> Rule:
 
 
 def staff(roles: frozenset[str], *, case: bool, ok: str = "2xx", body: Build | None = None,
-          query: Build | None = None) -> Rule:
-    return Rule("staff", roles=roles, case=case, ok=ok, body=body, query=query)
+          query: Build | None = None, lists: Build | None = None) -> Rule:
+    return Rule("staff", roles=roles, case=case, ok=ok, body=body, query=query, lists=lists)
+
+
+def _whole(w: Any) -> dict[str, int]:
+    """Lists are read in one page in the matrix: the world's case must not hide on a later page."""
+    return {"limit": 500}
 
 
 def victim(*, own: bool = False, body: Build | None = None) -> Rule:
@@ -108,7 +118,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     # ------------------------------------------------------------ cases and what hangs under them
     ("POST", "/v1/cases"): staff(WRITE, case=False, body=lambda w: {
         "reference": _ref(), "proximity": None, "victim": {"display_name": "V"}, "offender": {"display_name": "O"}}),
-    ("GET", "/v1/cases"): staff(READ, case=False),
+    ("GET", "/v1/cases"): staff(READ, case=False, query=_whole, lists=lambda w: w.case_id),
     ("GET", "/v1/cases/{case_id}"): staff(READ, case=True),
     ("PATCH", "/v1/cases/{case_id}"): staff(WRITE, case=True, body=lambda w: {"proximity": {"warn_m": 1000, "alert_m": 500}}),
     ("POST", "/v1/cases/{case_id}/orders"): staff(WRITE, case=True, body=lambda w: {
@@ -143,6 +153,7 @@ POLICY: dict[tuple[str, str], Rule] = {
         "kind": "note", "visibility": "internal", "occurred_at": _now()}),
     ("GET", "/v1/cases/{case_id}/timeline"): staff(READ, case=True),
     ("GET", "/v1/cases/{case_id}/messages"): staff(READ, case=True),
+    ("GET", "/v1/cases/{case_id}/victim-notices"): staff(READ, case=True),
     ("POST", "/v1/cases/{case_id}/messages"): staff(INFORM, case=True, body=lambda w: {"body": "Update on your case."}),
     ("POST", "/v1/cases/{case_id}/messages/{message_id}/read"): staff(INFORM, case=True),
     ("PUT", "/v1/cases/{case_id}/assignments"): staff(WRITE, case=True, body=lambda w: {
@@ -164,7 +175,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("DELETE", "/v1/cases/{case_id}/watchers/{staff_sub}"): staff(WRITE, case=True),
 
     # ------------------------------------------------------------ alerts (the world's alert is resolved)
-    ("GET", "/v1/alerts"): staff(READ, case=False),
+    ("GET", "/v1/alerts"): staff(READ, case=False, query=_whole, lists=lambda w: w.alert_id),
     ("GET", "/v1/alerts/{alert_id}"): staff(READ, case=True),
     ("POST", "/v1/alerts/{alert_id}/acknowledge"): staff(ACT, case=True, ok="pass"),  # 409: already resolved
     ("POST", "/v1/alerts/{alert_id}/resolve"): staff(ACT, case=True, ok="pass", body=lambda w: {"outcome": "other"}),
@@ -180,9 +191,10 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/staff"): staff(READ, case=False),
     ("PATCH", "/v1/staff/{staff_id}"): staff(frozenset({ADMIN}), case=False, body=lambda w: {"phone": "0301234567"}),
     ("POST", "/v1/staff/{staff_id}/deactivate"): staff(frozenset({ADMIN}), case=False, body=lambda w: {"reason": "left"}),
-    ("GET", "/v1/contact/orphaned"): staff(WRITE, case=False),
-    ("GET", "/v1/contact/overdue"): staff(INFORM, case=False),
-    ("GET", "/v1/contact/notices"): staff(ANY_STAFF, case=False),  # one's own notices only
+    ("GET", "/v1/contact/orphaned"): staff(WRITE, case=False, query=_whole, lists=lambda w: w.orphaned_assignment()),
+    ("GET", "/v1/contact/overdue"): staff(INFORM, case=False, query=_whole, lists=lambda w: w.overdue_agreement()),
+    # one's own notices, and for case directors the agency queue of cases without a case director
+    ("GET", "/v1/contact/notices"): staff(ANY_STAFF, case=False, query=_whole, lists=lambda w: w.queued_notice()),
     ("POST", "/v1/feasibility"): staff(READ, case=False, body=lambda w: {}),  # a draft: reads and stores nothing
     ("GET", "/v1/audit"): staff(frozenset({AUDITOR}), case=False),  # not even admin: the auditor watches admins
     ("POST", "/v1/supplier-keys/{key_id}/rotate"): staff(frozenset({ADMIN}), case=False),
@@ -211,4 +223,11 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/me/messages"): victim(),
     ("POST", "/v1/me/messages"): victim(body=lambda w: {"body": "Thank you."}),
     ("POST", "/v1/me/messages/{message_id}/read"): victim(own=True),
+}
+
+
+# Staff lists that name no case, or whose readers see every case by their role, with the reason.
+NAMES_NO_CASE: dict[tuple[str, str], str] = {
+    ("GET", "/v1/staff"): "staff members, not cases",
+    ("GET", "/v1/audit"): "the auditor reads the whole audit log by role; no other role reaches it",
 }

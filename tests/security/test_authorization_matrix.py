@@ -33,7 +33,7 @@ from api.app import create_app
 from api.auth import mint_staff_token, sign
 from api.cli import create_supplier
 from api.settings import Settings
-from tests.security.route_policy import ADMIN, AUDITOR, CONTACT, DIRECTOR, OPERATOR, POLICY, Rule
+from tests.security.route_policy import ADMIN, AUDITOR, CONTACT, DIRECTOR, NAMES_NO_CASE, OPERATOR, POLICY, Rule
 
 
 def route_table(app: Any) -> list[tuple[str, str]]:
@@ -61,6 +61,12 @@ def test_every_route_has_a_policy(tmp_path) -> None:  # type: ignore[no-untyped-
         "\n".join(f"    {r!r}" for r in stale)
     # The table is the whole app: HTTP routes and the alert stream.
     assert ("WS", "/v1/alerts/stream") in routes and len(routes) > 80
+    # Every staff list decides need-to-know: marked as naming cases (checked cell by cell) or named as not.
+    lists = [(m, p) for m, p in routes if m == "GET" and "{" not in p and POLICY.get((m, p)) is not None
+             and POLICY[(m, p)].kind == "staff"]
+    undecided = [r for r in lists if POLICY[r].lists is None and r not in NAMES_NO_CASE]
+    assert not undecided, "staff lists neither marked ``lists=`` in POLICY nor named in NAMES_NO_CASE:\n" + \
+        "\n".join(f"    {r!r}" for r in undecided)
 
 
 # ---------------------------------------------------------------- callers
@@ -165,8 +171,9 @@ class World:
         self.m = m
         director = m.staff(DIRECTOR)
         self.director = director
+        self.reference = "MX-" + uuid.uuid4().hex[:8]
         self.case_id = m.call("POST", "/v1/cases", director, {
-            "reference": "MX-" + uuid.uuid4().hex[:8], "proximity": {"warn_m": 1000, "alert_m": 500},
+            "reference": self.reference, "proximity": {"warn_m": 1000, "alert_m": 500},
             "victim": {"display_name": "Anna", "language": "nl"}, "offender": {"display_name": "Bram"}}, want=201)["id"]
         base = f"/v1/cases/{self.case_id}"
         for role in (CONTACT, AUDITOR):
@@ -212,6 +219,29 @@ class World:
     def agreement_id(self) -> str:
         return self.m.call("POST", f"/v1/cases/{self.case_id}/contact-agreements", self.director, {
             "agency": "police", "every_days": 14, "channel": "phone"}, want=201)["id"]
+
+    def overdue_agreement(self) -> str:
+        """A follow-up of this case whose agreed date has passed."""
+        return self.m.call("POST", f"/v1/cases/{self.case_id}/contact-agreements", self.director, {
+            "agency": "police", "every_days": 14, "channel": "phone", "first_due_at": _iso(-86400)}, want=201)["id"]
+
+    def orphaned_assignment(self) -> str:
+        """A contact person of this case who left (probation: no matrix caller works there)."""
+        member = self.m.call("POST", "/v1/staff", self.m.staff(ADMIN), {
+            "sub": "leaver-" + uuid.uuid4().hex[:8], "display_name": "Leaver", "agency": "probation",
+            "role_title": "agent"}, want=201)["id"]
+        self.m.call("PUT", f"/v1/cases/{self.case_id}/assignments", self.director, {
+            "agency": "probation", "function": "contact_person", "staff_id": member})
+        self.m.call("POST", f"/v1/staff/{member}/deactivate", self.m.staff(ADMIN), {"reason": "left"})
+        return member
+
+    def queued_notice(self) -> None:
+        """A reminder for an order of this case (which has no case director) in probation's queue."""
+        self.m.call("POST", f"/v1/cases/{self.case_id}/orders", self.director, {
+            "kind": "contact_ban", "reference": "OM-Q", "valid_from": _iso(-86400),
+            "valid_until": _iso(5 * 86400)}, want=201)
+        client = self.m.client
+        client.portal.call(client.app.state.ctx.extras["order_scheduler"].run_once)
 
     def next_until(self) -> str:
         self._until += timedelta(days=7)
@@ -284,6 +314,18 @@ def ws_status(client: TestClient, headers: dict[str, str]) -> int:
         return {4401: 401, 4403: 403}.get(closed.code, 1000 + closed.code)
 
 
+def list_leak(rule: Rule, caller: Caller, w: World, status: int, text: str) -> str | None:
+    """Need-to-know on a list naming cases: who does not reach the world's case must not find it there; an
+    admin must (else the seed put nothing on the list and the check proves nothing)."""
+    if rule.lists is None or caller.kind != "staff" or not 200 <= status < 300:
+        return None
+    present = w.case_id in text or w.reference in text
+    if caller.role == ADMIN:
+        return None if present else "the world's case is missing from the admin's list"
+    reaches = caller.reaches and caller.role != AUDITOR
+    return "lists a case the caller does not reach" if present and not reaches else None
+
+
 def try_route(m: Matrix, method: str, path: str, rule: Rule, caller: Caller, w: World) -> tuple[int, str]:
     url = path
     for name in [p.split("}")[0] for p in path.split("{")[1:]]:
@@ -297,7 +339,7 @@ def try_route(m: Matrix, method: str, path: str, rule: Rule, caller: Caller, w: 
         headers["Content-Type"] = "application/json"
     r = m.client.request(method, url, headers=headers, content=raw or None,
                          params=rule.query(w) if rule.query else None)
-    return r.status_code, r.text[:160]
+    return r.status_code, r.text
 
 
 @pytest.fixture
@@ -318,12 +360,16 @@ def test_authorization_matrix(matrix: Matrix) -> None:
         if rule is None:
             continue  # reported by test_every_route_has_a_policy
         world = World(matrix)
+        if rule.lists is not None:
+            rule.lists(world)
         for caller in CALLERS:
             want = expected(rule, caller)
             status, text = try_route(matrix, method, path, rule, caller, world)
             cells += 1
             if not matches(want, status):
-                failures.append(f"{method} {path} as {caller.name}: expected {want}, got {status} {text}")
+                failures.append(f"{method} {path} as {caller.name}: expected {want}, got {status} {text[:160]}")
+            elif leak := list_leak(rule, caller, world, status, text):
+                failures.append(f"{method} {path} as {caller.name}: {leak}")
     assert not failures, f"{len(failures)} of {cells} cells differ from tests/security/route_policy.py:\n" + \
         "\n".join(failures)
     assert cells == len(routes) * len(CALLERS)

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends
 
 from api import audit
 from api.auth import Staff, StaffDep, require_staff
+from api.context import Context
 from api.problems import conflict, field_error, not_found
 from api.routers.staff_common import (
     Ctx, Limit, ReadStaff, WriteStaff, case_or_404, decode_cursor, next_cursor, parse_id,
@@ -188,8 +189,10 @@ _HAS_DIRECTOR = ("EXISTS (SELECT 1 FROM case_assignments d JOIN staff_members ds
                  " WHERE d.case_id = {case} AND d.function = 'case_director' AND d.ended_at IS NULL AND ds.active)")
 
 
-async def _viewer_agency(conn: asyncpg.Connection, staff: Staff) -> str | None:
-    return await conn.fetchval("SELECT agency FROM staff_members WHERE sub = $1 AND active", staff.sub)
+async def _viewer(conn: asyncpg.Connection, ctx: Context, staff: Staff) -> tuple[str, str, str | None, float]:
+    """The query parameters $1-$4 of ``_OWNERLESS_VISIBLE``: sub, role, the caller's agency, operator grace."""
+    agency = await conn.fetchval("SELECT agency FROM staff_members WHERE sub = $1 AND active", staff.sub)
+    return staff.sub, staff.role, agency, ctx.settings.operator_grace_s
 
 
 @router.get("/v1/contact/orphaned", response_model=OrphanedList, tags=["contact persons"])
@@ -199,14 +202,15 @@ async def orphaned_cases(ctx: Ctx, staff: WriteStaff, limit: Limit = 100, cursor
     agency; an admin sees all."""
     after_at, after_id = decode_cursor(cursor)
     async with ctx.pool.acquire() as conn:
-        viewer = (staff.sub, staff.role, await _viewer_agency(conn, staff), ctx.settings.operator_grace_s)
+        viewer = await _viewer(conn, ctx, staff)
         cases = await conn.fetch(
             "WITH items AS ("
             " SELECT a.case_id, a.agency, a.assigned_at AS since FROM case_assignments a"
             " JOIN staff_members s ON s.id = a.staff_id WHERE a.ended_at IS NULL AND NOT s.active"
             " UNION ALL SELECT n.case_id, n.agency, n.created_at FROM staff_notices n"
             " WHERE n.staff_id IS NULL AND n.case_id IS NOT NULL AND NOT " + _HAS_DIRECTOR.format(case="n.case_id") + ")"
-            " SELECT i.case_id, i.case_id AS id, min(i.since) AS created_at, c.reference FROM items i JOIN cases c ON c.id = i.case_id"
+            " SELECT i.case_id, i.case_id AS id, min(i.since) AS created_at, c.reference"
+            " FROM items i JOIN cases c ON c.id = i.case_id"
             " WHERE " + _OWNERLESS_VISIBLE.format(agency="i.agency", case="i.case_id") +
             " GROUP BY i.case_id, c.reference"
             " HAVING $5::timestamptz IS NULL OR (min(i.since), i.case_id) > ($5, $6)"
@@ -366,7 +370,7 @@ async def my_notices(ctx: Ctx, staff: StaffDep, limit: Limit = 100, cursor: str 
     (``queue: true``), as the orphaned list shows them. Newest first; only cases the caller may reach."""
     before_at, before_id = decode_cursor(cursor)
     async with ctx.pool.acquire() as conn:
-        viewer = (staff.sub, staff.role, await _viewer_agency(conn, staff), ctx.settings.operator_grace_s)
+        viewer = await _viewer(conn, ctx, staff)
         rows = await conn.fetch(
             "SELECT n.id, n.kind, n.case_id, n.payload, n.created_at, n.delivery, n.agency FROM staff_notices n"
             " LEFT JOIN staff_members s ON s.id = n.staff_id"

@@ -6,10 +6,9 @@ machine is faked on 127.0.0.1: FCM, the SMS gateway and the staff webhook."""
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -25,6 +24,7 @@ from tests.case_status.conftest import (
 )
 from tests.helpers import signed, staff_headers
 from tests.notifications.fakes import FakeServer
+from tests.notifications.test_app import wait_for
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 
@@ -47,16 +47,6 @@ def _edges(fakes: dict[str, FakeServer]) -> dict[str, Any]:
 def live(make_client, fakes):  # type: ignore[no-untyped-def]
     """The app with its dispatcher delivering to the fakes; the scheduler is run by the test with the app's clock."""
     return make_client(run_engine=False, order_check_s=0, **_edges(fakes))
-
-
-def wait_for(cond: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def now() -> datetime:

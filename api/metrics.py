@@ -15,3 +15,5 @@ FIX_TO_ALERT = Histogram(
 ENGINE_LAG = Gauge("afstand_engine_lag_fixes", "Accepted fixes not yet evaluated by the engine")
 OUTBOX_DEPTH = Gauge("afstand_outbox_depth", "Notifications waiting for delivery")
 DELIVERY_FAILURES = Counter("afstand_delivery_failures_total", "Failed notification attempts", ["channel", "reason"])
+NOTICES = Counter("afstand_notices_total", "Notices recorded, by recipient (victim, staff, agency_queue), kind and"
+                  " delivery (enqueued, not_pushed, listed)", ["recipient", "kind", "delivery"])

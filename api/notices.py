@@ -24,7 +24,7 @@ from typing import Any
 
 import asyncpg
 
-from api import messages
+from api import messages, metrics
 from notifications import outbox, policy
 
 # Whose queue a case's notices join when it has no case director: the agency that owns that kind of order.
@@ -109,6 +109,7 @@ async def tell_victim(conn: asyncpg.Connection, case_id: uuid.UUID, kind: str, k
                                        data={"notice_id": str(notice_id), "kind": kind})
     await conn.execute("UPDATE victim_notices SET push_status = $2, push_detail = $3 WHERE id = $1",
                        notice_id, status, why)
+    metrics.NOTICES.labels("victim", kind, status).inc()
     return notice_id
 
 
@@ -148,6 +149,8 @@ async def tell_staff(conn: asyncpg.Connection, staff_id: uuid.UUID | None, case_
         None if staff_id else agency)
     if notice_id is None:
         return False
+    metrics.NOTICES.labels("staff" if staff_id else "agency_queue", kind,
+                           "enqueued" if outbox.current_config().staff_webhook else "listed").inc()
     if outbox.current_config().staff_webhook:
         now = outbox.clock().now()
         who = await conn.fetchrow(

@@ -72,8 +72,9 @@ async def my_case(ctx: Ctx, dev: VictimDep) -> VictimCase:
             "SELECT next_due_at, agency, channel FROM contact_agreements WHERE case_id = $1 AND active"
             " ORDER BY next_due_at LIMIT 1", dev.case_id)
         # A missed follow-up is shown as such, with whom to call, never as an agreed date in the past.
+        agency_name = messages.text(lang, f"agency.{nxt['agency']}") if nxt else ""
         overdue_text = None if nxt is None or nxt["next_due_at"] >= ctx.clock.now() else messages.text(
-            lang, "contact.overdue", agency=messages.text(lang, f"agency.{nxt['agency']}").capitalize(),
+            lang, "contact.overdue", agency=agency_name[:1].upper() + agency_name[1:],
             date=messages.date(lang, nxt["next_due_at"]),
             contact=await notices.contact_text(conn, dev.case_id, lang, nxt["agency"]))
     contacts = []

@@ -16,8 +16,8 @@ def test_approach_warns_then_violates_then_clears_after_hold():
     assert changes == []
     track = [(10, 3000), (40, 900), (70, 400), (100, 300), (130, 2000), (160, 2000), (190, 2000)]
     log = []
-    for t, d in track:
-        log += run(engine, [fix("phone-1", t - 5, victim), fix("tag-1", t, offset(victim, d))])
+    for t, d in track:  # the tag's fix arrives first, then the victim's of the same second (R-PAIR-1)
+        log += run(engine, [fix("tag-1", t, offset(victim, d)), fix("phone-1", t, victim)])
     kinds = [(c.change, c.level) for c in log]
     assert kinds == [
         (ChangeKind.OPENED, Level.WARNING),
@@ -59,18 +59,23 @@ def test_pairing_uses_recorded_times_not_arrival_order():
 
 
 def test_confidence_from_both_accuracy_radii_and_coarse_cap():
-    cases = [  # (distance, offender acc, victim acc) -> (level, confidence)
-        (400, 5, 5, Level.VIOLATION, Confidence.CONFIRMED),
-        (480, 30, 20, Level.VIOLATION, Confidence.PROBABLE),
-        (540, 30, 20, Level.VIOLATION, Confidence.POSSIBLE),
-        (400, 250, 5, Level.VIOLATION, Confidence.POSSIBLE),  # cell-tower fix: at most possible
+    """R-CONF-1: confirmed when the whole interval is inside, probable when the centre is, possible when only the
+    accuracy reaches; a coarse fix is at most possible. R-CONF-2: the alert shows the confident axis."""
+    cases = [  # (distance, offender acc, victim acc) -> (level, confidence, possible level)
+        (400, 5, 5, Level.VIOLATION, Confidence.CONFIRMED, Level.VIOLATION),
+        (480, 30, 20, Level.VIOLATION, Confidence.PROBABLE, Level.VIOLATION),
+        # Only possibly a violation, but surely a warning: the alert shows the sure warning.
+        (540, 30, 20, Level.WARNING, Confidence.CONFIRMED, Level.VIOLATION),
+        (400, 250, 5, Level.VIOLATION, Confidence.POSSIBLE, Level.VIOLATION),  # cell-tower fix: at most possible
     ]
-    for distance, acc_o, acc_v, level, confidence in cases:
+    for distance, acc_o, acc_v, level, confidence, possible in cases:
         engine = Engine()
         engine.configure(proximity_case(), T0)
-        _, changes = engine.process([fix("phone-1", 0, UTRECHT, acc_v), fix("tag-1", 5, offset(UTRECHT, distance),
+        # Same second: the pairing has no age, so no widening (R-PAIR-2) blurs the accuracy rule here.
+        _, changes = engine.process([fix("phone-1", 5, UTRECHT, acc_v), fix("tag-1", 5, offset(UTRECHT, distance),
                                                                              acc_o)])
-        assert (changes[0].level, changes[0].confidence) == (level, confidence), distance
+        assert (changes[0].level, changes[0].confidence, changes[0].level_possible) == (level, confidence,
+                                                                                       possible), distance
 
 
 def test_open_episode_stays_open_while_victim_position_unknown():

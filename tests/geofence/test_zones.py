@@ -15,7 +15,8 @@ def test_exclusion_polygon_buffer_warning_then_inside_violation_then_clear():
     assert [(c.change, c.level) for c in changes] == [(ChangeKind.OPENED, Level.WARNING),
                                                      (ChangeKind.ESCALATED, Level.VIOLATION)]
     assert changes[0].min_distance_m is not None and abs(changes[0].min_distance_m - 150) < 1
-    assert changes[1].confidence == Confidence.CONFIRMED and changes[1].min_distance_m == 0
+    # R-ZONE-1: inside the zone the distance is negative, the depth of the breach (100 m from the west edge).
+    assert changes[1].confidence == Confidence.CONFIRMED and abs(changes[1].min_distance_m + 150) < 1
     _, changes = engine.process([fix("tag-1", 150, offset(UTRECHT, 1000))])
     assert [c.change for c in changes] == [ChangeKind.CLEARED] and changes[0].reason == "departed"
 
@@ -81,7 +82,7 @@ def _zone_changes(changes):
     return [c for c in changes if c.zone_id is not None]  # the silent tag raises offender_silent too
 
 
-def _curfew_night(day_utc: datetime, expected_hours: float):
+def _curfew_night(day_utc: datetime, window_start_utc: datetime, expected_hours: float):
     """Offender outside at home time; the curfew (avondklok) window raises and clears with the window."""
     engine = Engine()
     engine.configure(inclusion_case(home_circle(100), CURFEW), day_utc)
@@ -89,6 +90,8 @@ def _curfew_night(day_utc: datetime, expected_hours: float):
     t0 = day_utc.timestamp() - T0.timestamp()
     engine.process([fix("tag-1", t0 + 3600 * 18, away)])  # 18:00 UTC: before the window, no breach
     assert engine.open_episodes() == []
+    last = window_start_utc.timestamp() - T0.timestamp() - 60  # reporting until a minute before the window
+    engine.process([fix("tag-1", last, away)])
     opened = _zone_changes(engine.tick(datetime.fromtimestamp(day_utc.timestamp() + 3600 * 22, timezone.utc)))
     assert [c.change for c in opened] == [ChangeKind.OPENED]
     assert opened[0].level == Level.VIOLATION and opened[0].kind.value == "zone_inclusion"
@@ -101,13 +104,15 @@ def _curfew_night(day_utc: datetime, expected_hours: float):
 
 
 def test_curfew_window_across_october_dst_change_lasts_nine_hours():
-    start, end = _curfew_night(datetime(2024, 10, 26, tzinfo=timezone.utc), 9)
+    start, end = _curfew_night(datetime(2024, 10, 26, tzinfo=timezone.utc),
+                               datetime(2024, 10, 26, 20, 0, tzinfo=timezone.utc), 9)
     assert start == datetime(2024, 10, 26, 20, 0, tzinfo=timezone.utc)  # 22:00 CEST
     assert end == datetime(2024, 10, 27, 5, 0, tzinfo=timezone.utc)  # 06:00 CET
 
 
 def test_curfew_window_across_march_dst_change_lasts_seven_hours():
-    start, end = _curfew_night(datetime(2024, 3, 30, tzinfo=timezone.utc), 7)
+    start, end = _curfew_night(datetime(2024, 3, 30, tzinfo=timezone.utc),
+                               datetime(2024, 3, 30, 21, 0, tzinfo=timezone.utc), 7)
     assert start == datetime(2024, 3, 30, 21, 0, tzinfo=timezone.utc)  # 22:00 CET
     assert end == datetime(2024, 3, 31, 4, 0, tzinfo=timezone.utc)  # 06:00 CEST
 
@@ -121,7 +126,7 @@ def test_inclusion_fix_outside_during_window_violates_and_inside_is_calm():
     assert changes == []  # centre inside: not a breach, even with a large accuracy radius
     _, changes = engine.process([fix("tag-1", base + 60, offset(UTRECHT, 500))])
     assert [(c.change, c.confidence) for c in changes] == [(ChangeKind.OPENED, Confidence.CONFIRMED)]
-    assert abs(changes[0].min_distance_m - 400) < 0.01
+    assert abs(changes[0].min_distance_m + 400) < 0.01  # R-ZONE-1: 400 m outside the home
     _, changes = engine.process([fix("tag-1", base + t, UTRECHT) for t in (90, 120, 150)])
     assert [(c.change, c.reason) for c in changes] == [(ChangeKind.CLEARED, "departed")]
 

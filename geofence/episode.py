@@ -193,6 +193,8 @@ class AlertEpisode:
 
     def late_reading(self, reading: Reading, evidence_limit: int, out: list[AlertChange]) -> None:
         """A reading that arrived after the fact, for a moment this episode covers (R-LATE-2)."""
+        closer = reading.distance_m is not None and (self.min_distance_m is None
+                                                     or reading.distance_m < self.min_distance_m)
         self.note_distance(reading.distance_m)
         level, level_c, confidence = self.state_at(reading.ts)
         seen_level, seen_c, seen_confidence = self.late_seen
@@ -209,7 +211,7 @@ class AlertEpisode:
             self.late_seen = (seen_level, seen_c, seen_confidence)
             self.add_evidence(reading.evidence, evidence_limit)
             out.append(self.change(ChangeKind.ESCALATED, reading.ts, late=True))
-        else:
+        elif closer:  # folded in: the closest approach is evidence, the rest of a buffer would crowd it out
             self.add_evidence(reading.evidence, evidence_limit)
 
     def current(self) -> AlertChange | None:

@@ -149,11 +149,13 @@ async def apply_engine_changes(conn: asyncpg.Connection, changes: Iterable[Alert
                 alert_id, c.fix_at, c.reason, c.min_distance_m,
             )
         elif c.change.value != "opened":
-            # A late escalation carries the alert's unchanged live level (R-LATE-2): only the maxima, the
-            # distance and late_fix_at move. A cleared alert stays cleared.
+            # A late finding says what was found at its fix time (R-LATE-2): on an alert raised from live data
+            # only the maxima, the distance and late_fix_at move, level and confidence stay with the live
+            # readings, and a cleared alert stays cleared. A late episode follows its late readings.
             late_found = c.late and c.change.value == "escalated"
             await conn.execute(
-                "UPDATE alerts SET level = $2, max_level = $3, confidence = $4, min_distance_m = $5,"
+                "UPDATE alerts SET level = CASE WHEN $8 AND NOT late THEN level ELSE $2 END, max_level = $3,"
+                " confidence = CASE WHEN $8 AND NOT late THEN confidence ELSE $4 END, min_distance_m = $5,"
                 " evidence = $6, max_level_possible = $7,"
                 " late_fix_at = CASE WHEN $8 THEN GREATEST(late_fix_at, $9) ELSE late_fix_at END WHERE id = $1",
                 alert_id, c.level.label, c.max_level.label, c.confidence.label, c.min_distance_m, list(c.evidence),

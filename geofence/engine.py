@@ -193,7 +193,7 @@ class Engine:
         plausible = speed <= settings.max_speed_mps
         verdict = FixVerdict(fix.fix_id, FixStatus.ACCEPTED)
         if not plausible:
-            i = track.insert(ts, lat, lon, acc, fix_no, good=False)
+            i = track.insert(ts, lat, lon, acc, 0.0, fix_no, good=False)
             self._keep_timer(track)
             if not in_order:
                 return self._judge_late_outlier(case, track, i, verdict, out)
@@ -210,8 +210,8 @@ class Engine:
             return FixVerdict(fix.fix_id, FixStatus.OUTLIER, "implied_speed")
         if in_order:
             track.pending = []  # back where it was: the jump was a spike, it stays an outlier
-            track.speed_mps = _measured_speed(fix.speed_mps, speed, settings.max_speed_mps)
-        track.insert(ts, lat, lon, acc, fix_no, good=True)
+        track.insert(ts, lat, lon, acc, _measured_speed(fix.speed_mps, speed, settings.max_speed_mps), fix_no,
+                     good=True)
         self._keep_timer(track)
         self._evaluate(case, track, ts, lat, lon, acc, fix.fix_id, out)
         track.prune(settings.history_s)
@@ -269,23 +269,57 @@ class Engine:
         if not (rule.valid_from <= ts < rule.valid_until):
             return
         other = Party.VICTIM if track.party is Party.OFFENDER else Party.OFFENDER
-        other_track, i = self._counterpart(case.tracks[other], ts)
-        if other_track is None:
-            return  # position of the other party unknown: no decision, an open episode stays open
+        tracks = case.tracks[other]
+        other_track, i = self._counterpart(tracks, ts)
+        if other_track is not None:
+            self._pair(case, track.party, ts, lat, lon, acc, fix_id, late, track.device_id, other_track, i, out)
+        # else: position of the other party unknown: no decision, an open episode stays open
+        if not late:
+            for other_track in tracks:
+                if other_track.ts and other_track.ts[-1] >= ts:
+                    self._repair(case, track, ts, lat, lon, acc, fix_id, other_track, out)
+
+    def _pair(self, case: CaseState, party: Party, ts: float, lat: float, lon: float, acc: float, fix_id: str,
+              late: bool, device_id: str, other_track: DeviceTrack, i: int, out: list[AlertChange]) -> None:
+        """One contact-ban reading: the fix judged at ts against the other party's fix i (R-PAIR-1)."""
+        rule = case.compiled.proximity
         other_acc = other_track.acc[i]
         other_lon, other_lat = other_track.position(i)
         x = _geod_inv(lon, lat, other_lon, other_lat)[2]
         u = acc + other_acc
         # R-PAIR-2: the other party may have moved since its fix, at its plausible speed.
-        w = (ts - other_track.ts[i]) * max(other_track.speed_mps, self.settings.walking_speed_mps)
+        w = (ts - other_track.ts[i]) * max(other_track.speed[i], self.settings.walking_speed_mps)
         if x - u - w > rule.ladder.steps[-1][1] and rule.key not in case.open:
             return
         coarse = max(acc, other_acc) > self.settings.coarse_accuracy_m
         level, level_c, confidence = rule.ladder.assess(x, u, w, coarse)
         other_id = other_track.fix_id(i)
-        evidence = (fix_id, other_id) if track.party is Party.OFFENDER else (other_id, fix_id)
+        evidence = (fix_id, other_id) if party is Party.OFFENDER else (other_id, fix_id)
         reading = Reading(ts, x, u, w, level, level_c, confidence, x, evidence)
-        self._feed(case, rule.key, rule.ladder, reading, late, track.device_id, None, out)
+        self._feed(case, rule.key, rule.ladder, reading, late, device_id, None, out)
+
+    def _repair(self, case: CaseState, track: DeviceTrack, ts: float, lat: float, lon: float, acc: float,
+                fix_id: str, other_track: DeviceTrack, out: list[AlertChange]) -> None:
+        """The other party's fixes recorded from ts on, judged before this live fix arrived (the two crossed on
+        the network), were paired with an older one: judge them again against this fix, their rightful
+        counterpart (R-PAIR-3)."""
+        times = other_track.ts
+        own_next = math.inf  # this party's next fix after ts: the counterpart of what follows it
+        for own in case.tracks[track.party]:
+            j = own.index_of(ts) + 1 if own is track else own.index_of(ts)
+            while j < len(own.ts) and not own.good[j]:
+                j += 1
+            if j < len(own.ts):
+                own_next = min(own_next, own.ts[j])
+        horizon = min(own_next, ts + self.settings.victim_max_age_s + 1e-9)
+        j = other_track.index_of(ts)
+        while j < len(times) and times[j] < horizon:
+            if other_track.good[j]:
+                other_lon, other_lat = other_track.position(j)
+                other_late = times[j] < other_track.newest_evaluated_ts
+                self._pair(case, other_track.party, times[j], other_lat, other_lon, other_track.acc[j],
+                           other_track.fix_id(j), other_late, other_track.device_id, track, track.index_of(ts), out)
+            j += 1
 
     def _counterpart(self, tracks: list[DeviceTrack], ts: float) -> tuple[DeviceTrack | None, int]:
         """The other party's newest good fix recorded at or before ts and at most victim_max_age_s older, as
@@ -355,7 +389,7 @@ class Engine:
         settings = self.settings
         subject = case.subject(key)
         subject.feed(ladder, reading, late, device_id, settings.clear_hold_s, settings.clear_min_fixes,
-                     settings.evidence_limit, window_end, out)
+                     settings.delivery_window_s, settings.evidence_limit, window_end, out)
         subject.forget_before(reading.ts - settings.history_s)
         case.settle(key, subject)
 

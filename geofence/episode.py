@@ -67,6 +67,12 @@ class Ladder:
         _, threshold, margin = self.steps[step]
         return (x - u - w if self.calm_counts_uncertainty else x) > threshold + margin
 
+    def restless(self, step: int, x: float, w: float) -> bool:
+        """The centre, even moved by the stale party's possible movement, is within this step's threshold plus
+        margin: a reading that restarts the hold (R-HOLD-2)."""
+        _, threshold, margin = self.steps[step]
+        return x + w <= threshold + margin
+
 
 @dataclass(slots=True)
 class Reading:
@@ -84,31 +90,49 @@ class Reading:
 
 
 class CalmRun:
-    """Readings in a row that were all provably beyond one step's threshold plus margin (R-HOLD-1). Readings
-    may arrive slightly out of fix-time order (a phone uploading behind the tag), so the run is the span of its
-    readings' times rather than "since the first one"."""
+    """The calm readings of one step since the last restless one, by fix time (R-HOLD-1). Readings may arrive
+    out of fix-time order (a phone uploading behind the tag, two parties' fixes crossing on the network), so
+    the run is kept in fix-time order and a restless reading only undoes the calm ones before it."""
 
-    __slots__ = ("first", "last", "count", "best_level", "best_confidence")
+    __slots__ = ("calm", "restless_ts")
 
     def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        self.first = math.inf
-        self.last = -math.inf
-        self.count = 0
-        self.best_level = _NONE  # most serious confident assessment among the run's readings
-        self.best_confidence = _POSSIBLE
+        self.calm: list[tuple[float, Level, Confidence]] = []  # (fix time, confident level, confidence), sorted
+        self.restless_ts = -math.inf
 
     def add(self, reading: Reading) -> None:
-        self.first = min(self.first, reading.ts)
-        self.last = max(self.last, reading.ts)
-        self.count += 1
-        if (reading.level_c, reading.confidence) > (self.best_level, self.best_confidence):
-            self.best_level, self.best_confidence = reading.level_c, reading.confidence
+        if reading.ts > self.restless_ts:
+            insort(self.calm, (reading.ts, reading.level_c, reading.confidence))
 
-    def complete(self, hold_s: float, min_fixes: int) -> bool:
-        return self.count >= min_fixes and self.last - self.first >= hold_s
+    def restless(self, ts: float) -> None:
+        if ts > self.restless_ts:
+            self.restless_ts = ts
+            self.calm = [entry for entry in self.calm if entry[0] > ts]
+
+    def restart(self, ts: float) -> None:
+        """Start afresh after stepping down at ts: the readings up to ts have been used."""
+        self.restless_ts = max(self.restless_ts, ts)
+        self.calm = [entry for entry in self.calm if entry[0] > ts]
+
+    def completed_at(self, hold_s: float, min_fixes: int, settled_until: float) -> float | None:
+        """The earliest fix time at which the run spans the hold with enough readings, among the times no
+        reading can still arrive for (R-HOLD-3); None if there is none yet."""
+        calm = self.calm
+        if len(calm) < min_fixes:
+            return None
+        first = calm[0][0]
+        for k in range(min_fixes - 1, len(calm)):
+            ts = calm[k][0]
+            if ts > settled_until:
+                return None
+            if ts - first >= hold_s:
+                return ts
+        return None
+
+    def best_until(self, ts: float) -> tuple[Level, Confidence]:
+        """The most serious confident assessment among the run's readings up to ts."""
+        return max(((level, confidence) for at, level, confidence in self.calm if at <= ts),
+                   default=(_NONE, _POSSIBLE))
 
 
 class AlertEpisode:
@@ -146,20 +170,31 @@ class AlertEpisode:
         self.states: list[tuple[float, Level, Level, Confidence]] = []
         self.late_seen = (_NONE, _NONE, _POSSIBLE)  # most serious late reading reported so far
 
-    def change(self, kind: ChangeKind, ts: float, reason: str | None = None, late: bool | None = None) -> AlertChange:
+    def shown(self) -> tuple[Level, Level, Confidence]:
+        """(level, max_level, confidence) as the alert shows them: the confident axis, or the possible axis while
+        there is no confident level (R-CONF-2)."""
+        max_level = self.max_level_c if self.max_level_c is not _NONE else self.max_level
+        if self.level_c is not _NONE:
+            return self.level_c, max_level, self.confidence
+        return self.level, max_level, _POSSIBLE
+
+    def change(self, kind: ChangeKind, ts: float, reason: str | None = None,
+               finding: Reading | None = None) -> AlertChange:
+        """The next change. ``finding`` is a late reading: the change then says what was found at its fix time,
+        while the episode's own level stays with the live readings (R-LATE-2)."""
         self.n += 1
-        confident = self.level_c is not _NONE
+        level, max_level, confidence = self.shown()
+        if finding is not None:
+            level, confidence = ((finding.level_c, finding.confidence) if finding.level_c is not _NONE
+                                 else (finding.level, _POSSIBLE))
         self.last_change = AlertChange(
             episode_id=self.episode_id, n=self.n, case_id=self.case_id, kind=self.kind,
-            subject_id=self.subject_id, change=kind,
-            level=self.level_c if confident else self.level,
-            max_level=self.max_level_c if self.max_level_c is not _NONE else self.max_level,
-            confidence=self.confidence if confident else _POSSIBLE,
-            opened_at=utc(self.opened_ts), fix_at=utc(ts), late=self.late if late is None else late,
+            subject_id=self.subject_id, change=kind, level=level, max_level=max_level, confidence=confidence,
+            opened_at=utc(self.opened_ts), fix_at=utc(ts), late=self.late or finding is not None,
             min_distance_m=self.min_distance_m, reason=reason, evidence=tuple(self.evidence),
-            level_possible=self.level, max_level_possible=self.max_level,
+            level_possible=finding.level if finding is not None else self.level, max_level_possible=self.max_level,
         )
-        if kind is not ChangeKind.CLEARED and not (late and not self.late):
+        if kind is not ChangeKind.CLEARED and finding is None:
             insort(self.states, (ts, self.level, self.level_c, self.confidence))
         return self.last_change
 
@@ -186,6 +221,8 @@ class AlertEpisode:
         return risen
 
     def state_at(self, ts: float) -> tuple[Level, Level, Confidence]:
+        if ts < self.opened_ts:
+            return _NONE, _NONE, _POSSIBLE  # before the episode: nothing was said
         states = self.states
         i = max(bisect_right(states, (ts, math.inf)) - 1, 0)
         _, level, level_c, confidence = states[i]
@@ -210,15 +247,18 @@ class AlertEpisode:
                 self.max_level = max(self.max_level, reading.level)
             self.late_seen = (seen_level, seen_c, seen_confidence)
             self.add_evidence(reading.evidence, evidence_limit)
-            out.append(self.change(ChangeKind.ESCALATED, reading.ts, late=True))
+            out.append(self.change(ChangeKind.ESCALATED, reading.ts, finding=reading))
         elif closer:  # folded in: the closest approach is evidence, the rest of a buffer would crowd it out
             self.add_evidence(reading.evidence, evidence_limit)
 
     def current(self) -> AlertChange | None:
-        """The latest change, refreshed with the distance and evidence gathered since."""
+        """The latest change, refreshed with the alert's state, distance and evidence as they are now."""
         if self.last_change is None:
             return None
-        return replace(self.last_change, min_distance_m=self.min_distance_m, evidence=tuple(self.evidence))
+        level, max_level, confidence = self.shown()
+        return replace(self.last_change, level=level, max_level=max_level, confidence=confidence, late=self.late,
+                       level_possible=self.level, max_level_possible=self.max_level,
+                       min_distance_m=self.min_distance_m, evidence=tuple(self.evidence))
 
 
 class SubjectEpisodes:
@@ -253,11 +293,18 @@ class SubjectEpisodes:
         return None
 
     def feed(self, ladder: Ladder, reading: Reading, late: bool, device_id: str | None, hold_s: float,
-             min_fixes: int, evidence_limit: int, window_end_ts: float | None, out: list[AlertChange]) -> None:
+             min_fixes: int, delivery_window_s: float, evidence_limit: int, window_end_ts: float | None,
+             out: list[AlertChange]) -> None:
         """Apply one reading to the episode that covers its moment, the live one, or the late one."""
         episode = self.late if late else self.live
         breach = reading.level is not _NONE and not ladder.calm(len(ladder.steps) - 1, reading.x, reading.u,
                                                                  reading.w)
+        if not late and episode is not None and reading.ts < episode.opened_ts:
+            # Older than the live episode (the other party's fix arrived after the one that opened it): it says
+            # something about the past, never about now (R-LATE-3).
+            if breach:
+                episode.late_reading(reading, evidence_limit, out)
+            return
         if late or episode is None:
             covering = self.covering(reading.ts, include_live=late)
             if covering is not None:
@@ -275,10 +322,11 @@ class SubjectEpisodes:
                     self.live = episode
                 out.append(episode.change(ChangeKind.OPENED, reading.ts))
             return
-        self._step(ladder, episode, reading, hold_s, min_fixes, evidence_limit, out)
+        self._step(ladder, episode, reading, hold_s, min_fixes, delivery_window_s, evidence_limit, out)
 
     def _step(self, ladder: Ladder, episode: AlertEpisode, reading: Reading, hold_s: float, min_fixes: int,
-              evidence_limit: int, out: list[AlertChange]) -> None:
+              delivery_window_s: float, evidence_limit: int, out: list[AlertChange]) -> None:
+        older = reading.ts < episode.last_ts
         episode.note_distance(reading.distance_m)
         episode.last_ts = max(episode.last_ts, reading.ts)
         # Every reading counts towards every hold it concerns (R-HOLD-2): a reading inside the warning band
@@ -289,23 +337,30 @@ class SubjectEpisodes:
             if steps[i][0] <= episode.level:
                 if ladder.calm(i, reading.x, reading.u, reading.w):
                     run.add(reading)
-                else:
-                    run.reset()
+                elif ladder.restless(i, reading.x, reading.w):
+                    run.restless(reading.ts)
         if episode.raise_to(reading):
             episode.add_evidence(reading.evidence, evidence_limit)
             out.append(episode.change(ChangeKind.ESCALATED, reading.ts))
             return
-        last = runs[-1]
-        if last.complete(hold_s, min_fixes):
-            self.close(episode, last.last, "departed", out)
+        if older:
+            # Older than a reading that already moved the episode (the other party's fix arrived first): if it
+            # is more serious than what the episode said at its moment, that moment is recorded (R-LATE-3).
+            episode.late_reading(reading, evidence_limit, out)
+        settled_until = episode.last_ts - delivery_window_s
+        cleared_at = runs[-1].completed_at(hold_s, min_fixes, settled_until)
+        if cleared_at is not None:
+            self.close(episode, cleared_at, "departed", out)
             return
-        if len(runs) > 1 and episode.level is Level.VIOLATION and runs[0].complete(hold_s, min_fixes):
+        if len(runs) > 1 and episode.level is Level.VIOLATION:
             first = runs[0]
-            episode.level = steps[1][0]
-            if episode.level_c is Level.VIOLATION:
-                episode.level_c, episode.confidence = first.best_level, first.best_confidence
-            out.append(episode.change(ChangeKind.DEESCALATED, first.last))
-            first.reset()
+            at = first.completed_at(hold_s, min_fixes, settled_until)
+            if at is not None:
+                episode.level = steps[1][0]
+                if episode.level_c is Level.VIOLATION:
+                    episode.level_c, episode.confidence = first.best_until(at)
+                out.append(episode.change(ChangeKind.DEESCALATED, at))
+                first.restart(at)
 
     def open_direct(self, reading: Reading, window_end_ts: float | None, out: list[AlertChange]) -> AlertEpisode:
         """Open a live episode that no fix-by-fix ladder decides (silence)."""

@@ -41,13 +41,14 @@ _DEG = 1e7  # positions are kept as int32 tenths of a microdegree: about 1 cm, h
 class DeviceTrack:
     """Recent fixes of one device (enkelband or slachtofferdevice), sorted by recorded time.
 
-    Kept compact (R-HIST-1): per fix a double for the time, two int32 for the position, a float32 for the
-    accuracy, a byte for "good" and an int64 for the fix id: 29 bytes, where Python objects would take ~100.
+    Kept compact (R-HIST-1): per fix a double for the time, two int32 for the position, float32 for the
+    accuracy and the speed, a byte for "good" and an int64 for the fix id: 33 bytes, where Python objects would
+    take ~100.
     """
 
     __slots__ = (
-        "device_id", "case_id", "party", "ts", "lat", "lon", "acc", "good", "ids",
-        "newest_ts", "newest_evaluated_ts", "pending", "silent", "speed_mps", "timer",
+        "device_id", "case_id", "party", "ts", "lat", "lon", "acc", "speed", "good", "ids",
+        "newest_ts", "newest_evaluated_ts", "pending", "silent", "timer",
     )
 
     def __init__(self, device_id: str, case_id: str, party: Party) -> None:
@@ -58,20 +59,20 @@ class DeviceTrack:
         self.lat = array("i")
         self.lon = array("i")
         self.acc = array("f")
+        self.speed = array("f")  # measured speed at each fix (R-PAIR-2)
         self.good = array("b")  # 0: outlier not (yet) confirmed
         self.ids = array("q")
         self.newest_ts = -math.inf  # newest recorded time of any kept fix, for silence
         self.newest_evaluated_ts = -math.inf  # fixes older than this are late
         self.pending: list[float] = []  # unconfirmed outlier chain, as recorded times
         self.silent = False  # an offender_silent/victim_silent episode is open
-        self.speed_mps = 0.0  # last measured speed (R-PAIR-2)
         self.timer = False  # a silence check for this device is in the engine's timer queue
 
     def is_duplicate(self, ts: float) -> bool:
         i = bisect_left(self.ts, ts)
         return i < len(self.ts) and self.ts[i] == ts
 
-    def insert(self, ts: float, lat: float, lon: float, acc: float, fix_id: int, good: bool) -> int:
+    def insert(self, ts: float, lat: float, lon: float, acc: float, speed: float, fix_id: int, good: bool) -> int:
         """Store a fix; returns its index. Appending is the common case; late fixes are inserted in place."""
         times = self.ts
         ilat, ilon = round(lat * _DEG), round(lon * _DEG)
@@ -80,6 +81,7 @@ class DeviceTrack:
             self.lat.append(ilat)
             self.lon.append(ilon)
             self.acc.append(acc)
+            self.speed.append(speed)
             self.good.append(1 if good else 0)
             self.ids.append(fix_id)
             if ts > self.newest_ts:
@@ -90,6 +92,7 @@ class DeviceTrack:
         self.lat.insert(i, ilat)
         self.lon.insert(i, ilon)
         self.acc.insert(i, acc)
+        self.speed.insert(i, speed)
         self.good.insert(i, 1 if good else 0)
         self.ids.insert(i, fix_id)
         return i
@@ -162,5 +165,5 @@ class DeviceTrack:
         # Keep the newest good fix before the cutoff: it is the reference for the speed check.
         while n > 0 and not any(self.good[n:]):
             n -= 1
-        for column in (times, self.lat, self.lon, self.acc, self.good, self.ids):
+        for column in (times, self.lat, self.lon, self.acc, self.speed, self.good, self.ids):
             del column[:n]

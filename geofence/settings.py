@@ -15,6 +15,7 @@ class EngineSettings:
     coarse_accuracy_m: float = 200  # fixes worse than this (cell towers) can only reach confidence POSSIBLE
     clear_hold_s: float = 60  # stay beyond threshold + margin this long (fix time) ... (R-HOLD-1)
     clear_min_fixes: int = 2  # ... and for at least this many readings before stepping down
+    delivery_window_s: float = 0  # step down only once readings this much newer came in (R-HOLD-3)
     margin_ratio: float = 0.10
     margin_min_m: float = 50
     future_tolerance_s: float = 300  # recorded_at > received_at + this: rejected

@@ -78,16 +78,17 @@ def _buffer_upload_under_a_live_warning():
 
 
 def test_late_violation_under_a_live_warning_escalates_the_alert_late():
-    """R-LATE-2: max_level and min_distance_m take the late reading; level keeps following the live ones."""
+    """R-LATE-2: max_level and min_distance_m take the late reading; the change says what was found at its fix
+    time, while the alert's level keeps following the live readings."""
     engine, opened, buffer = _buffer_upload_under_a_live_warning()
     _, changes = engine.process(buffer)
     assert [(c.change, c.late, c.level, c.max_level, c.fix_at) for c in changes] == [
-        (ChangeKind.ESCALATED, True, Level.WARNING, Level.VIOLATION, at(300))]
+        (ChangeKind.ESCALATED, True, Level.VIOLATION, Level.VIOLATION, at(300))]
     assert changes[0].episode_id == opened.episode_id and changes[0].confidence == Confidence.CONFIRMED
     assert abs(changes[0].min_distance_m - 837) < 1
     [current] = engine.open_episodes()
     # The 808 m reading is folded in: no second change, but the distance and the evidence keep it.
-    assert current.level == Level.WARNING and current.max_level == Level.VIOLATION
+    assert (current.level, current.max_level, current.late) == (Level.WARNING, Level.VIOLATION, False)
     assert abs(current.min_distance_m - 808) < 1 and buffer[10].fix_id in current.evidence
 
 
@@ -122,7 +123,8 @@ def test_late_breach_of_a_zone_under_a_live_warning_escalates_the_zone_alert_lat
     buffer = [fix("tag-1", t, offset(UTRECHT, 100 if t == 300 else 420)) for t in range(30, 600, 30)]
     _, changes = engine.process(buffer)
     assert [(c.change, c.late, c.level, c.max_level, c.fix_at) for c in changes] == [
-        (ChangeKind.ESCALATED, True, Level.WARNING, Level.VIOLATION, at(300))]
+        (ChangeKind.ESCALATED, True, Level.VIOLATION, Level.VIOLATION, at(300))]
+    assert [c.level for c in engine.open_episodes()] == [Level.WARNING]
     assert abs(changes[0].min_distance_m + 200) < 1  # R-ZONE-1: 200 m deep inside the zone
 
 

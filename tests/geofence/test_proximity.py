@@ -51,11 +51,16 @@ def test_victim_approaching_a_standing_offender_is_caught():
 
 
 def test_pairing_uses_recorded_times_not_arrival_order():
-    engine = Engine()
-    engine.configure(proximity_case(), T0)
-    # The victim fix recorded after the offender fix must not be paired with it.
-    _, changes = engine.process([fix("phone-1", 20, UTRECHT), fix("tag-1", 10, offset(UTRECHT, 100))])
-    assert changes == []
+    """R-PAIR-1 and R-PAIR-3: the offender fix of 10 s is never paired with the later victim fix of 20 s, but the
+    victim fix is paired with it, whichever arrives first."""
+    found = []
+    for order in ((0, 1), (1, 0)):
+        engine = Engine()
+        engine.configure(proximity_case(), T0)
+        fixes = [fix("phone-1", 20, UTRECHT, fix_id="1"), fix("tag-1", 10, offset(UTRECHT, 100), fix_id="2")]
+        _, changes = engine.process([fixes[k] for k in order])
+        found.append([(c.change, c.fix_at, c.evidence) for c in changes])
+    assert found[0] == found[1] == [(ChangeKind.OPENED, at(20), ("2", "1"))]
 
 
 def test_confidence_from_both_accuracy_radii_and_coarse_cap():

@@ -136,3 +136,35 @@ def test_inclusion_window_outside_schedule_is_not_evaluated():
     engine.configure(inclusion_case(home_circle(100), CURFEW), T0)  # 14:00 in Amsterdam
     _, changes = engine.process([fix("tag-1", 0, offset(UTRECHT, 5000))])
     assert changes == []
+
+
+def test_cleared_curfew_alert_keeps_minus_the_furthest_distance_outside():
+    """R-ZONE-1: the readings inside the home during the hold do not turn the distance into 0."""
+    engine = Engine()
+    night = datetime(2024, 6, 3, 21, 0, tzinfo=timezone.utc)  # 23:00 in Amsterdam
+    engine.configure(inclusion_case(home_circle(100), CURFEW), night)
+    base = night.timestamp() - T0.timestamp()
+    track = [(0, 500), (30, 700), (60, 300), (90, 0), (120, 0), (150, 0)]  # metres from the home's centre
+    _, changes = engine.process([fix("tag-1", base + t, offset(UTRECHT, d)) for t, d in track])
+    assert [c.change for c in changes] == [ChangeKind.OPENED, ChangeKind.CLEARED]
+    assert abs(changes[-1].min_distance_m + 600) < 0.01  # 700 m from the centre, 600 m outside the home
+
+
+def test_curfew_window_is_not_judged_on_a_position_older_than_a_few_reporting_intervals():
+    """R-TICK-2: the tag's newest fix is 20 minutes older than the window's start: no breach from the clock
+    (silence is what it tells); a fix inside the window decides as usual."""
+    engine = Engine()
+    start = datetime(2024, 6, 3, 20, 0, tzinfo=timezone.utc)  # 22:00 in Amsterdam
+    engine.configure(inclusion_case(home_circle(100), CURFEW), start)
+    away = offset(UTRECHT, 2000)
+    base = start.timestamp() - T0.timestamp()
+    engine.process([fix("tag-1", base - 1200, away)])
+    assert _zone_changes(engine.tick(datetime.fromtimestamp(start.timestamp() + 5, timezone.utc))) == []
+    _, changes = engine.process([fix("tag-1", base + 30, away)])
+    assert [(c.change, c.fix_at) for c in _zone_changes(changes)] == [(ChangeKind.OPENED, at(base + 30))]
+    # 170 s old is fresh enough: the window's start is a breach from the start.
+    fresh = Engine()
+    fresh.configure(inclusion_case(home_circle(100), CURFEW), start)
+    fresh.process([fix("tag-1", base - 170, away)])
+    opened = _zone_changes(fresh.tick(datetime.fromtimestamp(start.timestamp() + 5, timezone.utc)))
+    assert [(c.change, c.fix_at) for c in opened] == [(ChangeKind.OPENED, start)]

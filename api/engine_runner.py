@@ -44,6 +44,9 @@ def _engine_settings(ctx: Context) -> EngineSettings:
         offender_silent_s=s.offender_silent_s,
         victim_silent_s=s.victim_silent_s,
         history_s=s.history_s,
+        walking_speed_mps=s.walking_speed_mps,
+        delivery_window_s=s.delivery_window_s,
+        clock_fix_max_age_s=s.clock_fix_max_age_s,
     )
 
 

@@ -7,6 +7,7 @@ from tests.geofence.builders import T0, UTRECHT, fix, offset, proximity_case
 
 
 def test_a_fix_costs_33_bytes_and_keeps_its_position_to_a_centimetre():
+    """R-HIST-1: 33 bytes a fix, positions to about 1 cm."""
     track = DeviceTrack("tag-1", "case-1", Party.OFFENDER)
     columns = (track.ts, track.lat, track.lon, track.acc, track.speed, track.good, track.ids)
     assert sum(column.itemsize for column in columns) == 33
@@ -18,6 +19,7 @@ def test_a_fix_costs_33_bytes_and_keeps_its_position_to_a_centimetre():
 
 
 def test_history_is_bounded_by_history_s():
+    """R-HIST-1: no more than history_s of fixes is kept."""
     engine = Engine(EngineSettings(history_s=3600))
     engine.configure(proximity_case(), T0)
     engine.process([fix("tag-1", 30 * k, offset(UTRECHT, 5000)) for k in range(480)])  # 4 h every 30 s

@@ -116,6 +116,7 @@ REFERENCE = _arrive([0.0] * len(TRACK))
 
 
 def test_the_scripted_approach_is_one_violation_that_ends():
+    """The property's reference: in recorded order the track is one violation that ends."""
     assert len(REFERENCE) == 1
     assert at(1000) < REFERENCE[0][0] < REFERENCE[0][1] < at(1800)
 

@@ -9,6 +9,7 @@ def run(engine, fixes):
 
 
 def test_approach_warns_then_violates_then_clears_after_hold():
+    """R-EPI-1, R-CONF-1, R-HOLD-1: open at warning, escalate, clear after the hold."""
     engine = Engine()
     engine.configure(proximity_case(warn_m=1000, alert_m=500), T0)
     victim = UTRECHT
@@ -34,6 +35,7 @@ def test_approach_warns_then_violates_then_clears_after_hold():
 
 
 def test_victim_fix_121_s_old_gives_no_decision_but_119_s_does():
+    """R-PAIR-1: a counterpart fix older than victim_max_age_s is no counterpart."""
     for age, expect_open in ((121, False), (119, True)):
         engine = Engine()
         engine.configure(proximity_case(), T0)
@@ -42,6 +44,7 @@ def test_victim_fix_121_s_old_gives_no_decision_but_119_s_does():
 
 
 def test_victim_approaching_a_standing_offender_is_caught():
+    """R-PAIR-1: the victim's fix is judged against the offender's too."""
     engine = Engine()
     engine.configure(proximity_case(), T0)
     engine.process([fix("tag-1", 0, offset(UTRECHT, 100))])
@@ -84,6 +87,7 @@ def test_confidence_from_both_accuracy_radii_and_coarse_cap():
 
 
 def test_open_episode_stays_open_while_victim_position_unknown():
+    """R-PAIR-1: no counterpart, no decision: an open episode stays open."""
     engine = Engine()
     engine.configure(proximity_case(), T0)
     engine.process([fix("phone-1", 0, UTRECHT), fix("tag-1", 5, offset(UTRECHT, 100))])
@@ -93,6 +97,7 @@ def test_open_episode_stays_open_while_victim_position_unknown():
 
 
 def test_clearing_needs_two_fixes_and_sixty_seconds():
+    """R-HOLD-1: two readings and 60 s beyond the margin."""
     engine = Engine(EngineSettings())
     engine.configure(proximity_case(), T0)
     engine.process([fix("phone-1", 0, UTRECHT), fix("tag-1", 5, offset(UTRECHT, 100))])
@@ -104,6 +109,7 @@ def test_clearing_needs_two_fixes_and_sixty_seconds():
 
 
 def test_unknown_device_is_rejected():
+    """R-QUAL-1: fixes of unknown devices are refused."""
     engine = Engine()
     engine.configure(proximity_case(), T0)
     verdicts, _ = engine.process([fix("tag-9", 0, UTRECHT), fix("tag-1", 0, UTRECHT, case="case-2")])

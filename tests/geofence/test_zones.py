@@ -8,6 +8,7 @@ from tests.geofence.builders import (
 
 
 def test_exclusion_polygon_buffer_warning_then_inside_violation_then_clear():
+    """R-ZONE-1, R-HOLD-2: buffer warning, inside violation, clear."""
     engine = Engine()
     engine.configure(exclusion_case(box(UTRECHT, 250), buffer_m=200), T0)
     track = [(0, -2000), (30, -400), (60, -100), (90, 1000), (120, 1000)]  # metres east of the centre
@@ -22,6 +23,7 @@ def test_exclusion_polygon_buffer_warning_then_inside_violation_then_clear():
 
 
 def test_offender_brushing_along_the_buffer_produces_one_episode():
+    """R-HOLD-1: hysteresis keeps a brush along the buffer to one episode."""
     engine = Engine()
     engine.configure(exclusion_case(box(UTRECHT, 250), buffer_m=200), T0)
     # Walk north along the buffer edge (450 m west of the centre), wobbling 30 m either side of it.
@@ -35,6 +37,7 @@ def test_offender_brushing_along_the_buffer_produces_one_episode():
 
 
 def test_circle_zone_is_measured_geodesically_from_its_centre():
+    """R-GEO-1 and R-ZONE-1."""
     engine = Engine()
     engine.configure(exclusion_case(home_circle(300), buffer_m=500), T0)
     _, changes = engine.process([fix("tag-1", 0, offset(UTRECHT, 0, 700))])
@@ -42,6 +45,7 @@ def test_circle_zone_is_measured_geodesically_from_its_centre():
 
 
 def test_zone_not_in_force_is_not_evaluated():
+    """R-EPI-2: a zone is judged only while its order is in force."""
     later = Validity("order-2", datetime(2024, 7, 1, tzinfo=timezone.utc))
     engine = Engine()
     engine.configure(exclusion_case(home_circle(300), validity=later), T0)
@@ -50,6 +54,7 @@ def test_zone_not_in_force_is_not_evaluated():
 
 
 def test_order_expiry_closes_episode_at_valid_until_by_tick_and_by_fix():
+    """R-TICK-4: order expiry closes at valid_until."""
     until = at(100)
     validity = Validity("order-1", datetime(2024, 1, 1, tzinfo=timezone.utc), until)
     for by_tick in (True, False):
@@ -66,6 +71,7 @@ def test_order_expiry_closes_episode_at_valid_until_by_tick_and_by_fix():
 
 
 def test_removed_zone_closes_its_episode():
+    """R-EPI-2: a removed zone's episode closes (rule_removed)."""
     engine = Engine()
     config = exclusion_case(home_circle(300))
     engine.configure(config, T0)
@@ -104,6 +110,7 @@ def _curfew_night(day_utc: datetime, window_start_utc: datetime, expected_hours:
 
 
 def test_curfew_window_across_october_dst_change_lasts_nine_hours():
+    """R-ZONE-3 and R-TICK-2."""
     start, end = _curfew_night(datetime(2024, 10, 26, tzinfo=timezone.utc),
                                datetime(2024, 10, 26, 20, 0, tzinfo=timezone.utc), 9)
     assert start == datetime(2024, 10, 26, 20, 0, tzinfo=timezone.utc)  # 22:00 CEST
@@ -111,6 +118,7 @@ def test_curfew_window_across_october_dst_change_lasts_nine_hours():
 
 
 def test_curfew_window_across_march_dst_change_lasts_seven_hours():
+    """R-ZONE-3 and R-TICK-2."""
     start, end = _curfew_night(datetime(2024, 3, 30, tzinfo=timezone.utc),
                                datetime(2024, 3, 30, 21, 0, tzinfo=timezone.utc), 7)
     assert start == datetime(2024, 3, 30, 21, 0, tzinfo=timezone.utc)  # 22:00 CET
@@ -118,6 +126,7 @@ def test_curfew_window_across_march_dst_change_lasts_seven_hours():
 
 
 def test_inclusion_fix_outside_during_window_violates_and_inside_is_calm():
+    """R-ZONE-2 and R-ZONE-1."""
     engine = Engine()
     night = datetime(2024, 6, 3, 21, 0, tzinfo=timezone.utc)  # 23:00 in Amsterdam
     engine.configure(inclusion_case(home_circle(100), CURFEW), night)
@@ -132,6 +141,7 @@ def test_inclusion_fix_outside_during_window_violates_and_inside_is_calm():
 
 
 def test_inclusion_window_outside_schedule_is_not_evaluated():
+    """R-ZONE-3: outside its windows a curfew is not judged."""
     engine = Engine()
     engine.configure(inclusion_case(home_circle(100), CURFEW), T0)  # 14:00 in Amsterdam
     _, changes = engine.process([fix("tag-1", 0, offset(UTRECHT, 5000))])

@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     victim_silent_s: float = 900
     history_s: float = 6 * 3600
     walking_speed_mps: float = 1.5  # geofence/RULES.md R-PAIR-2
-    delivery_window_s: float = 0.0  # R-HOLD-3
+    delivery_window_s: float = 10.0  # R-HOLD-3
     clock_fix_max_age_s: float = 180.0  # R-TICK-2
 
     # Keeping the victim informed (issue 5): the feasibility check, order reminders and expiry, the daily digest.

@@ -41,13 +41,21 @@ async def append_change(
     fix_at: datetime | None = None,
     actor: str | None = None,
     detail: dict[str, Any] | None = None,
+    late: bool = False,
+    level_possible: str | None = None,
+    max_level_possible: str | None = None,
 ) -> int | None:
-    """Record one change; returns its seq, or None when (alert_id, n) was already stored. Call in a transaction."""
+    """Record one change; returns its seq, or None when (alert_id, n) was already stored. Call in a transaction.
+
+    ``late``, ``level_possible`` and ``max_level_possible`` are the engine's (geofence/RULES.md, R-CONF-2 and
+    R-LATE-2); other writers leave them unset."""
     await lock_alert_log(conn)
     seq = await conn.fetchval(
-        "INSERT INTO alert_changes (alert_id, n, change, level, confidence, fix_at, actor, detail)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (alert_id, n) DO NOTHING RETURNING seq",
-        alert_id, n, change, level, confidence, fix_at, actor, detail or {},
+        "INSERT INTO alert_changes (alert_id, n, change, level, confidence, fix_at, actor, detail, late,"
+        " level_possible, max_level_possible)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (alert_id, n) DO NOTHING RETURNING seq",
+        alert_id, n, change, level, confidence, fix_at, actor, detail or {}, late, level_possible,
+        max_level_possible,
     )
     if seq is not None:
         await conn.execute("UPDATE alerts SET seq = $2 WHERE id = $1", alert_id, seq)
@@ -120,14 +128,16 @@ async def apply_engine_changes(conn: asyncpg.Connection, changes: Iterable[Alert
             device_id = _as_uuid(c.subject_id) if c.kind.value.endswith("_silent") else None
             await conn.execute(
                 "INSERT INTO alerts (id, case_id, kind, subject_id, zone_id, device_id, level, max_level,"
-                " confidence, opened_at, late, min_distance_m, evidence)"
-                " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13) ON CONFLICT (id) DO NOTHING",
+                " confidence, opened_at, late, min_distance_m, evidence, max_level_possible)"
+                " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14) ON CONFLICT (id) DO NOTHING",
                 alert_id, uuid.UUID(c.case_id), c.kind.value, c.subject_id, zone_id, device_id, c.level.label,
                 c.max_level.label, c.confidence.label, c.opened_at, c.late, c.min_distance_m, list(c.evidence),
+                c.max_level_possible.label,
             )
         seq = await append_change(
             conn, alert_id, c.change.value, n=c.n, level=c.level.label, confidence=c.confidence.label,
-            fix_at=c.fix_at, detail=_engine_detail(c),
+            fix_at=c.fix_at, detail=_engine_detail(c), late=c.late, level_possible=c.level_possible.label,
+            max_level_possible=c.max_level_possible.label,
         )
         if seq is None:
             continue
@@ -139,10 +149,17 @@ async def apply_engine_changes(conn: asyncpg.Connection, changes: Iterable[Alert
                 alert_id, c.fix_at, c.reason, c.min_distance_m,
             )
         elif c.change.value != "opened":
+            # A late finding says what was found at its fix time (R-LATE-2): on an alert raised from live data
+            # only the maxima, the distance and late_fix_at move, level and confidence stay with the live
+            # readings, and a cleared alert stays cleared. A late episode follows its late readings.
+            late_found = c.late and c.change.value == "escalated"
             await conn.execute(
-                "UPDATE alerts SET level = $2, max_level = $3, confidence = $4, min_distance_m = $5,"
-                " evidence = $6 WHERE id = $1",
+                "UPDATE alerts SET level = CASE WHEN $8 AND NOT late THEN level ELSE $2 END, max_level = $3,"
+                " confidence = CASE WHEN $8 AND NOT late THEN confidence ELSE $4 END, min_distance_m = $5,"
+                " evidence = $6, max_level_possible = $7,"
+                " late_fix_at = CASE WHEN $8 THEN GREATEST(late_fix_at, $9) ELSE late_fix_at END WHERE id = $1",
                 alert_id, c.level.label, c.max_level.label, c.confidence.label, c.min_distance_m, list(c.evidence),
+                c.max_level_possible.label, late_found, c.fix_at,
             )
     return stored
 
@@ -150,7 +167,7 @@ async def apply_engine_changes(conn: asyncpg.Connection, changes: Iterable[Alert
 _ALERT_COLUMNS = (
     "a.id, a.case_id, c.reference AS case_reference, a.kind, a.subject_id, a.zone_id, a.device_id, a.level,"
     " a.max_level, a.confidence, a.status, a.opened_at, a.cleared_at, a.clear_reason, a.raised_at,"
-    " a.min_distance_m, a.late, a.evidence, a.detail, a.outcome, a.seq"
+    " a.min_distance_m, a.late, a.evidence, a.detail, a.outcome, a.seq, a.max_level_possible, a.late_fix_at"
 )
 
 
@@ -168,6 +185,7 @@ def alert_json(row: asyncpg.Record, changes: list[asyncpg.Record] | None = None)
         "device_id": str(row["device_id"]) if row["device_id"] else None,
         "level": row["level"],
         "max_level": row["max_level"],
+        "max_level_possible": row["max_level_possible"] or row["max_level"],
         "confidence": row["confidence"],
         "status": row["status"],
         "opened_at": _iso(row["opened_at"]),
@@ -176,6 +194,7 @@ def alert_json(row: asyncpg.Record, changes: list[asyncpg.Record] | None = None)
         "raised_at": _iso(row["raised_at"]),
         "min_distance_m": row["min_distance_m"],
         "late": row["late"],
+        "late_fix_at": _iso(row["late_fix_at"]),
         "evidence": row["evidence"],
         "detail": row["detail"],
         "outcome": row["outcome"],
@@ -194,6 +213,9 @@ def change_json(ch: asyncpg.Record) -> dict[str, Any]:
         "confidence": ch["confidence"],
         "at": _iso(ch["at"]),
         "fix_at": _iso(ch["fix_at"]),
+        "late": ch["late"],
+        "level_possible": ch["level_possible"] or ch["level"],
+        "max_level_possible": ch["max_level_possible"],
         "actor": ch["actor"],
         "detail": ch["detail"],
     }
@@ -204,8 +226,8 @@ async def fetch_alert(conn: asyncpg.Connection | asyncpg.Pool, alert_id: uuid.UU
     if row is None:
         return None
     changes = await conn.fetch(
-        "SELECT seq, change, level, confidence, at, fix_at, actor, detail FROM alert_changes"
-        " WHERE alert_id = $1 ORDER BY seq",
+        "SELECT seq, change, level, confidence, at, fix_at, actor, detail, late, level_possible, max_level_possible"
+        " FROM alert_changes WHERE alert_id = $1 ORDER BY seq",
         alert_id,
     )
     out = alert_json(row, changes)
@@ -236,8 +258,8 @@ async def list_alerts(
 async def changes_after(conn: asyncpg.Connection | asyncpg.Pool, after: int, limit: int = 500) -> list[dict[str, Any]]:
     """Stream items ``{seq, change, alert}`` for every change after ``after``, oldest first."""
     rows = await conn.fetch(
-        "SELECT seq, alert_id, change, level, confidence, at, fix_at, actor, detail FROM alert_changes"
-        " WHERE seq > $1 ORDER BY seq LIMIT $2",
+        "SELECT seq, alert_id, change, level, confidence, at, fix_at, actor, detail, late, level_possible,"
+        " max_level_possible FROM alert_changes WHERE seq > $1 ORDER BY seq LIMIT $2",
         after, limit,
     )
     if not rows:

@@ -44,6 +44,9 @@ def _engine_settings(ctx: Context) -> EngineSettings:
         offender_silent_s=s.offender_silent_s,
         victim_silent_s=s.victim_silent_s,
         history_s=s.history_s,
+        walking_speed_mps=s.walking_speed_mps,
+        delivery_window_s=s.delivery_window_s,
+        clock_fix_max_age_s=s.clock_fix_max_age_s,
     )
 
 
@@ -59,6 +62,7 @@ def _fix(row: asyncpg.Record) -> Fix:
         lon=row["lon"],
         accuracy_m=row["accuracy_m"],
         source=row["source"],
+        speed_mps=row["speed_mps"],
     )
 
 
@@ -80,8 +84,12 @@ class EngineRunner:
         pool = self.ctx.pool
         snap = await pool.fetchrow("SELECT last_seq, state FROM engine_snapshots WHERE engine_id = $1", ENGINE_ID)
         if snap is not None:
-            self.engine = Engine.restore(bytes(snap["state"]), _engine_settings(self.ctx))
-            self.last_seq = snap["last_seq"]
+            try:
+                self.engine = Engine.restore(bytes(snap["state"]), _engine_settings(self.ctx))
+                self.last_seq = snap["last_seq"]
+            except ValueError:
+                # A snapshot of an older engine: replay the whole log instead (alert writes are idempotent).
+                log.warning("engine snapshot from another engine version; replaying the log")
         marker = await pool.fetchval("SELECT last_seq FROM engine_progress WHERE engine_id = $1", ENGINE_ID)
         log.info("engine starting", extra={"snapshot_seq": self.last_seq, "progress_seq": marker or 0})
         # Fixes between the snapshot and the marker are evaluated again; their alert writes are idempotent.
@@ -133,14 +141,16 @@ class EngineRunner:
                 if changes:
                     await self._store(changes, None)
         batch = await self.ctx.pool.fetch(
-            "SELECT seq, device_id, case_id, party, recorded_at, received_at, lat, lon, accuracy_m, source"
-            " FROM positions WHERE seq > $1 ORDER BY seq LIMIT $2",
+            "SELECT seq, device_id, case_id, party, recorded_at, received_at, lat, lon, accuracy_m, source,"
+            " speed_mps FROM positions WHERE seq > $1 ORDER BY seq LIMIT $2",
             self.last_seq, self.ctx.settings.engine_batch_size,
         )
         if batch:
             await self._process(batch)
         self.caught_up = len(batch) < self.ctx.settings.engine_batch_size
-        if time.monotonic() - self._last_tick >= self.ctx.settings.engine_tick_s:
+        # No clock-driven check until every fix in the log is evaluated (geofence/RULES.md, R-TICK-3): after a
+        # start, a restore or a catch-up the replayed fixes decide first, so a tick never judges on stale state.
+        if self.caught_up and time.monotonic() - self._last_tick >= self.ctx.settings.engine_tick_s:
             self._last_tick = time.monotonic()
             changes = self.engine.tick(self.ctx.clock.now())
             if changes:

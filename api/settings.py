@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     offender_silent_s: float = 300
     victim_silent_s: float = 900
     history_s: float = 6 * 3600
+    walking_speed_mps: float = 1.5  # geofence/RULES.md R-PAIR-2
+    delivery_window_s: float = 10.0  # R-HOLD-3
+    clock_fix_max_age_s: float = 180.0  # R-TICK-2
 
     # Keeping the victim informed (issue 5): the feasibility check, order reminders and expiry, the daily digest.
     feasibility_gps_accuracy_m: float = 100.0

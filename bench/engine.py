@@ -1,9 +1,12 @@
 """Engine benchmark: 10,000 Dutch cases with 5 zones and a contact ban each, 1,000,000 fixes in batches of 1,000.
 
 Run from the repository root: ``python -m bench.engine [--cases N] [--fixes N]``. Prints progress lines and,
-last, one line of JSON with positions_per_s, p99_batch_ms and rss_mb. Only ``Engine.process`` is timed (wall clock, and
-the thread's CPU time as ``cpu_positions_per_s``, which other load on the machine does not distort);
-building the fixes and ``tick`` (reported separately) are not.
+last, one line of JSON with positions_per_s, p99_batch_ms, rss_mb and the tick times. Only ``Engine.process`` is
+timed for the throughput (wall clock, and the thread's CPU time as ``cpu_positions_per_s``, which other load on
+the machine does not distort); building the fixes is not, and ``tick`` is timed on its own.
+
+``python -m bench.engine --history [--devices N]`` instead measures what 6 h of history (one fix per 30 s) costs
+for N devices (default 20,000), in a fresh process so that it does not add to the main run's peak.
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ from datetime import datetime, time, timedelta, timezone
 from shapely.geometry import box
 
 from geofence import (
-    CaseConfig, Circle, Engine, ExclusionZone, Fix, InclusionZone, Party, ProximityRule, Schedule, Validity, Window,
+    CaseConfig, Circle, Engine, EngineSettings, ExclusionZone, Fix, InclusionZone, Party, ProximityRule, Schedule,
+    Validity, Window,
 )
+from geofence.quality import DeviceTrack
 
 START = datetime(2024, 6, 4, 10, 0, tzinfo=timezone.utc)  # noon in Amsterdam on a Tuesday
 NL = (4.0, 51.5, 6.8, 53.2)  # lon/lat box of the Netherlands' mainland, roughly
@@ -90,12 +95,12 @@ def fix_stream(people, rng: random.Random, total: int):
         received = at + timedelta(seconds=5)
         for case_id, offender, victim in people:
             offender.move(rng, rng.uniform(0, 12) * STEP_S)
-            yield Fix(f"o{produced}", offender.device, case_id, Party.OFFENDER, at, received, offender.lat,
+            yield Fix(str(produced), offender.device, case_id, Party.OFFENDER, at, received, offender.lat,
                       offender.lon, rng.choice((5.0, 8.0, 15.0, 30.0)))
             produced += 1
             if round_no % 2 == 0:
                 victim.move(rng, rng.uniform(0, 1.5) * STEP_S * 2)
-                yield Fix(f"v{produced}", victim.device, case_id, Party.VICTIM, at, received, victim.lat,
+                yield Fix(str(produced), victim.device, case_id, Party.VICTIM, at, received, victim.lat,
                           victim.lon, rng.choice((5.0, 10.0, 20.0)))
                 produced += 1
             if produced >= total:
@@ -104,11 +109,50 @@ def fix_stream(people, rng: random.Random, total: int):
         yield None  # end of round: time for a tick
 
 
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def history(devices: int) -> None:
+    """Fill the history of ``devices`` tracks as the engine keeps it: ``history_s`` of fixes, one per 30 s."""
+    rng = random.Random(7)
+    per_device = int(EngineSettings().history_s // STEP_S)
+    gc.collect()
+    before = _rss_mb()
+    started = clock.perf_counter()
+    tracks = []
+    fix_no = 0
+    for d in range(devices):
+        track = DeviceTrack(f"device-{d}", f"case-{d // 2}", Party.OFFENDER if d % 2 else Party.VICTIM)
+        lon, lat = rng.uniform(NL[0], NL[2]), rng.uniform(NL[1], NL[3])
+        for k in range(per_device):
+            lon += rng.uniform(-1, 1) * 1e-4
+            lat += rng.uniform(-1, 1) * 1e-4
+            track.insert(START.timestamp() + STEP_S * k, lat, lon, 10.0, 1.0, fix_no, good=True)
+            fix_no += 1
+        tracks.append(track)
+    after = _rss_mb()
+    arrays = sum(column.buffer_info()[1] * column.itemsize for t in tracks
+                 for column in (t.ts, t.lat, t.lon, t.acc, t.speed, t.good, t.ids))
+    print(json.dumps({
+        "devices": devices, "fixes": fix_no, "history_h": per_device * STEP_S / 3600,
+        "history_array_mb": round(arrays / 2**20, 1), "history_rss_mb": round(after - before, 1),
+        "bytes_per_fix": round((after - before) * 2**20 / fix_no, 1),
+        "build_s": round(clock.perf_counter() - started, 1),
+    }))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cases", type=int, default=10_000)
     parser.add_argument("--fixes", type=int, default=1_000_000)
+    parser.add_argument("--history", action="store_true", help="measure the history's memory instead")
+    parser.add_argument("--devices", type=int, default=20_000, help="devices for --history")
     args = parser.parse_args()
+    if args.history:
+        history(args.devices)
+        return
     rng = random.Random(20240604)
     configs, people = build_cases(args.cases, rng)
     engine = Engine()
@@ -158,12 +202,16 @@ def main() -> None:
     p99 = batch_ms[min(len(batch_ms) - 1, math.ceil(0.99 * len(batch_ms)) - 1)]
     open_now = len(engine.open_episodes())
     print(f"done: {processed:,} fixes, {changes:,} alert changes, {open_now:,} open episodes, "
-          f"tick p50 {tick_ms[len(tick_ms) // 2] if tick_ms else 0:.1f} ms", flush=True)
+          f"{len(tick_ms)} ticks", flush=True)
     print(json.dumps({
         "positions_per_s": round(processed / busy),
         "p99_batch_ms": round(p99, 2),
         "cpu_positions_per_s": round(processed / cpu),
         "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "cases": args.cases,
+        "tick_p50_ms": round(tick_ms[len(tick_ms) // 2], 3) if tick_ms else None,
+        "tick_p99_ms": round(tick_ms[min(len(tick_ms) - 1, math.ceil(0.99 * len(tick_ms)) - 1)], 3) if tick_ms else None,
+        "tick_max_ms": round(tick_ms[-1], 1) if tick_ms else None,
     }))
 
 

@@ -4,20 +4,14 @@ Pure and deterministic: no clock, no I/O. Time comes only from the fixes (``reco
 and from ``tick(now)``; fixes are handled one by one in the given (log) order, so the same log split into
 different batches, or resumed from a snapshot, yields the same alert changes.
 
-Choices the issue leaves open:
-- ``min_distance_m`` is the smallest distance seen during the episode: to the victim for the contact ban, to
-  the zone (0 inside) for an exclusion zone, and how far outside the zone for an inclusion zone.
-- A ``cleared`` change carries the level that was cleared, so levels stay ``warning``/``violation``.
-- An inclusion zone opens an episode only when the centre of the fix is outside; a fix inside whose accuracy
-  circle crosses the edge is calm, otherwise a home smaller than the GPS error would flap open and shut.
-- A late episode ended by live data (``late_data_end``) carries the time of its last late reading.
-- A late fix is checked for speed against the previous good fix in time; unlike a live jump, a late outlier
-  is not confirmed by later fixes.
-- A silence episode clears on the first fix newer than the one it waited on; buffered older fixes do not.
+The rules this module applies, each with its reason, are written down in geofence/RULES.md; comments name
+them (R-...). ``tick`` works from a timer queue keyed by due time (R-TICK-1), so its cost follows what is due,
+not how many cases there are.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 import pickle
 import zlib
@@ -34,9 +28,11 @@ from geofence.rules import CompiledCase, CompiledZone, SubjectKey
 from geofence.settings import EngineSettings
 
 _geod_inv = GEOD.inv
-_SNAPSHOT_VERSION = 1
+_SNAPSHOT_VERSION = 2
 _SILENCE_KIND = {Party.OFFENDER: AlertKind.OFFENDER_SILENT, Party.VICTIM: AlertKind.VICTIM_SILENT}
 _SILENCE_LEVEL = {Party.OFFENDER: Level.VIOLATION, Party.VICTIM: Level.WARNING}
+# Timer queue entries: (due, case id, what, subject). ``what`` orders entries due at the same moment.
+_EXPIRY, _WINDOW, _SILENCE = 0, 1, 2
 
 
 class CaseState:
@@ -49,6 +45,7 @@ class CaseState:
         self.open: dict[SubjectKey, SubjectEpisodes] = {}  # subjects with a live or late episode
         self.tracks: dict[Party, list[DeviceTrack]] = {Party.OFFENDER: [], Party.VICTIM: []}
         self.window_checked: dict[str, float] = {}  # zone id -> start of the last window checked by tick
+        self.window_due: dict[str, float] = {}  # zone id -> the next schedule boundary in the timer queue
         self.next_expiry = self.compiled.first_expiry()  # first valid_until not yet acted upon
 
     def __getstate__(self) -> dict:
@@ -84,6 +81,7 @@ class Engine:
         self.settings = settings
         self._cases: dict[str, CaseState] = {}
         self._tracks: dict[str, DeviceTrack] = {}
+        self._timers: list[tuple[float, str, int, str]] = []  # heap; rebuilt on restore, never pickled
 
     # ---------------------------------------------------------------- configuration
 
@@ -104,6 +102,7 @@ class Engine:
                     continue
                 state.close(key, at_ts, "rule_removed", out)
                 del state.subjects[key]
+        self._arm_case(state)
         parties = {device: Party.OFFENDER for device in case.offender_devices}
         parties.update({device: Party.VICTIM for device in case.victim_devices})
         for party, tracks in state.tracks.items():
@@ -139,6 +138,25 @@ class Engine:
         if self._tracks.get(track.device_id) is track:
             del self._tracks[track.device_id]
 
+    # ---------------------------------------------------------------- timer queue (R-TICK-1)
+
+    def _arm_case(self, state: CaseState) -> None:
+        """Queue the case's order expiry and a first check of every scheduled zone (due at once: the first
+        tick judges each window as of its own ``now``)."""
+        case_id = state.config.case_id
+        if state.next_expiry < math.inf:
+            heapq.heappush(self._timers, (state.next_expiry, case_id, _EXPIRY, ""))
+        state.window_due = {}
+        for zone in state.compiled.zones:
+            if zone.schedule is not None:
+                state.window_due[zone.zone_id] = -math.inf
+                heapq.heappush(self._timers, (-math.inf, case_id, _WINDOW, zone.zone_id))
+
+    def _arm_silence(self, track: DeviceTrack) -> None:
+        threshold = self.settings.offender_silent_s if track.party is Party.OFFENDER else self.settings.victim_silent_s
+        track.timer = True
+        heapq.heappush(self._timers, (track.newest_ts + threshold, track.case_id, _SILENCE, track.device_id))
+
     # ---------------------------------------------------------------- fixes
 
     def process(self, fixes: Sequence[Fix]) -> tuple[list[FixVerdict], list[AlertChange]]:
@@ -154,6 +172,10 @@ class Engine:
             return FixVerdict(fix.fix_id, FixStatus.REJECTED, "unknown_device")
         if fix.recorded_at.tzinfo is None or fix.received_at.tzinfo is None:
             return FixVerdict(fix.fix_id, FixStatus.REJECTED, "naive_time")
+        try:
+            fix_no = int(fix.fix_id)
+        except ValueError:
+            return FixVerdict(fix.fix_id, FixStatus.REJECTED, "fix_id_not_a_log_position")
         ts = fix.recorded_at.timestamp()
         reason = invalid_reason(fix, ts, settings)
         if reason is not None:
@@ -167,36 +189,54 @@ class Engine:
         lat, lon, acc = float(fix.lat), float(fix.lon), float(fix.accuracy_m)
         in_order = not track.ts or ts > track.ts[-1]
         previous = track.previous_good(ts)
-        plausible = previous < 0 or track.implied_speed(previous, ts, lat, lon, acc) <= settings.max_speed_mps
+        speed = track.implied_speed(previous, ts, lat, lon, acc) if previous >= 0 else 0.0
+        plausible = speed <= settings.max_speed_mps
         verdict = FixVerdict(fix.fix_id, FixStatus.ACCEPTED)
         if not plausible:
-            track.insert(ts, lat, lon, acc, fix.fix_id, good=False)
+            i = track.insert(ts, lat, lon, acc, 0.0, fix_no, good=False)
+            self._keep_timer(track)
             if not in_order:
-                return FixVerdict(fix.fix_id, FixStatus.OUTLIER, "implied_speed")
+                return self._judge_late_outlier(case, track, i, verdict, out)
             if track.pending:
                 last = track.index_of(track.pending[-1])
                 if track.implied_speed(last, ts, lat, lon, acc) <= settings.max_speed_mps:
                     track.pending.append(ts)
                     if len(track.pending) <= settings.outlier_confirmations:
                         return FixVerdict(fix.fix_id, FixStatus.OUTLIER, "unconfirmed_jump")
-                    self._confirm_chain(case, track, out)
+                    self._confirm(case, track, [track.index_of(t) for t in track.pending], out)
+                    track.pending = []
                     return verdict
             track.pending = [ts]
             return FixVerdict(fix.fix_id, FixStatus.OUTLIER, "implied_speed")
-        if in_order and track.pending:
+        if in_order:
             track.pending = []  # back where it was: the jump was a spike, it stays an outlier
-        track.insert(ts, lat, lon, acc, fix.fix_id, good=True)
+        track.insert(ts, lat, lon, acc, _measured_speed(fix.speed_mps, speed, settings.max_speed_mps), fix_no,
+                     good=True)
+        self._keep_timer(track)
         self._evaluate(case, track, ts, lat, lon, acc, fix.fix_id, out)
         track.prune(settings.history_s)
         return verdict
 
-    def _confirm_chain(self, case: CaseState, track: DeviceTrack, out: list[AlertChange]) -> None:
-        """The fixes after a jump agree with each other: it was a real trip. Evaluate the chain in order."""
-        for ts in track.pending:
-            i = track.index_of(ts)
+    def _keep_timer(self, track: DeviceTrack) -> None:
+        if not track.timer and not track.silent:
+            self._arm_silence(track)
+
+    def _judge_late_outlier(self, case: CaseState, track: DeviceTrack, i: int, verdict: FixVerdict,
+                            out: list[AlertChange]) -> FixVerdict:
+        """A late fix that failed the speed check is confirmed by the fixes that follow it in time (R-QUAL-3)."""
+        run, followed = track.outlier_run(i, self.settings.max_speed_mps)
+        if len(run) - 1 + followed < self.settings.outlier_confirmations:
+            return FixVerdict(verdict.fix_id, FixStatus.OUTLIER, "implied_speed")
+        self._confirm(case, track, run, out)
+        return verdict
+
+    def _confirm(self, case: CaseState, track: DeviceTrack, indices: list[int], out: list[AlertChange]) -> None:
+        """The fixes after a jump agree with each other: it was a real trip. Evaluate them in time order."""
+        for i in indices:
             track.good[i] = 1
-            self._evaluate(case, track, ts, track.lat[i], track.lon[i], track.acc[i], track.fix_ids[i], out)
-        track.pending = []
+        for i in indices:
+            lon, lat = track.position(i)
+            self._evaluate(case, track, track.ts[i], lat, lon, track.acc[i], track.fix_id(i), out)
 
     # ---------------------------------------------------------------- evaluation
 
@@ -229,24 +269,61 @@ class Engine:
         if not (rule.valid_from <= ts < rule.valid_until):
             return
         other = Party.VICTIM if track.party is Party.OFFENDER else Party.OFFENDER
-        other_track, i = self._counterpart(case.tracks[other], ts)
-        if other_track is None:
-            return  # position of the other party unknown: no decision, an open episode stays open
+        tracks = case.tracks[other]
+        other_track, i = self._counterpart(tracks, ts)
+        if other_track is not None:
+            self._pair(case, track.party, ts, lat, lon, acc, fix_id, late, track.device_id, other_track, i, out)
+        # else: position of the other party unknown: no decision, an open episode stays open
+        if not late:
+            for other_track in tracks:
+                if other_track.ts and other_track.ts[-1] >= ts:
+                    self._repair(case, track, ts, lat, lon, acc, fix_id, other_track, out)
+
+    def _pair(self, case: CaseState, party: Party, ts: float, lat: float, lon: float, acc: float, fix_id: str,
+              late: bool, device_id: str, other_track: DeviceTrack, i: int, out: list[AlertChange]) -> None:
+        """One contact-ban reading: the fix judged at ts against the other party's fix i (R-PAIR-1)."""
+        rule = case.compiled.proximity
         other_acc = other_track.acc[i]
-        x = _geod_inv(lon, lat, other_track.lon[i], other_track.lat[i])[2]
+        other_lon, other_lat = other_track.position(i)
+        x = _geod_inv(lon, lat, other_lon, other_lat)[2]
         u = acc + other_acc
-        if x - u > rule.ladder.steps[-1][1] and rule.key not in case.open:
+        # R-PAIR-2: the other party may have moved since its fix, at its plausible speed.
+        w = (ts - other_track.ts[i]) * max(other_track.speed[i], self.settings.walking_speed_mps)
+        if x - u - w > rule.ladder.steps[-1][1] and rule.key not in case.open:
             return
         coarse = max(acc, other_acc) > self.settings.coarse_accuracy_m
-        level, confidence = rule.ladder.assess(x, u, coarse)
-        other_id = other_track.fix_ids[i]
-        evidence = (fix_id, other_id) if track.party is Party.OFFENDER else (other_id, fix_id)
-        reading = Reading(ts, x, u, level, confidence, x, evidence)
-        self._feed(case, rule.key, rule.ladder, reading, late, track.device_id, None, out)
+        level, level_c, confidence = rule.ladder.assess(x, u, w, coarse)
+        other_id = other_track.fix_id(i)
+        evidence = (fix_id, other_id) if party is Party.OFFENDER else (other_id, fix_id)
+        reading = Reading(ts, x, u, w, level, level_c, confidence, x, evidence)
+        self._feed(case, rule.key, rule.ladder, reading, late, device_id, None, out)
+
+    def _repair(self, case: CaseState, track: DeviceTrack, ts: float, lat: float, lon: float, acc: float,
+                fix_id: str, other_track: DeviceTrack, out: list[AlertChange]) -> None:
+        """The other party's fixes recorded from ts on, judged before this live fix arrived (the two crossed on
+        the network), were paired with an older one: judge them again against this fix, their rightful
+        counterpart (R-PAIR-3)."""
+        times = other_track.ts
+        own_next = math.inf  # this party's next fix after ts: the counterpart of what follows it
+        for own in case.tracks[track.party]:
+            j = own.index_of(ts) + 1 if own is track else own.index_of(ts)
+            while j < len(own.ts) and not own.good[j]:
+                j += 1
+            if j < len(own.ts):
+                own_next = min(own_next, own.ts[j])
+        horizon = min(own_next, ts + self.settings.victim_max_age_s + 1e-9)
+        j = other_track.index_of(ts)
+        while j < len(times) and times[j] < horizon:
+            if other_track.good[j]:
+                other_lon, other_lat = other_track.position(j)
+                other_late = times[j] < other_track.newest_evaluated_ts
+                self._pair(case, other_track.party, times[j], other_lat, other_lon, other_track.acc[j],
+                           other_track.fix_id(j), other_late, other_track.device_id, track, track.index_of(ts), out)
+            j += 1
 
     def _counterpart(self, tracks: list[DeviceTrack], ts: float) -> tuple[DeviceTrack | None, int]:
         """The other party's newest good fix recorded at or before ts and at most victim_max_age_s older, as
-        (track, index)."""
+        (track, index) (R-PAIR-1)."""
         oldest = ts - self.settings.victim_max_age_s
         best: DeviceTrack | None = None
         best_i = -1
@@ -282,21 +359,22 @@ class Engine:
                 if not active:
                     continue
             if zone.inclusion:
-                sd = zone.shape.signed_distance(lon, lat, zone.reach_m)
-                x = -sd
+                x = -zone.shape.signed_distance(lon, lat, zone.reach_m)
             elif near and lonlat_gap_lower_m(lon, lat, zone.shape.lonlat_bounds) <= zone.reach_m + acc:
-                sd = zone.shape.signed_distance(lon, lat, zone.reach_m + acc)
-                x = sd
+                x = zone.shape.signed_distance(lon, lat, zone.reach_m + acc)
             elif subject is None:
                 continue
             else:
-                sd = x = math.inf  # beyond every threshold; counts towards clearing
-            level, confidence = zone.ladder.assess(x, acc, coarse)
-            if subject is None and level == Level.NONE:
+                x = math.inf  # beyond every threshold; counts towards clearing
+            level, level_c, confidence = zone.ladder.assess(x, acc, 0.0, coarse)
+            if subject is None and level is Level.NONE:
                 continue
-            distance = max(sd, 0.0) if sd < math.inf else None
-            reading = Reading(ts, x, acc, level, confidence, distance, (fix_id,))
+            # R-ZONE-1: x itself is the distance to report; negative is the depth of a breach, for both kinds.
+            reading = Reading(ts, x, acc, 0.0, level, level_c, confidence, x if x < math.inf else None, (fix_id,))
             self._feed(case, zone.key, zone.ladder, reading, late, track.device_id, window_end, out)
+            if late and window_end is not None:
+                # A late episode of a past window must end with it at the next tick.
+                heapq.heappush(self._timers, (window_end, case.config.case_id, _WINDOW, zone.zone_id))
 
     def _end_windows(self, case: CaseState, zone: CompiledZone, subject: SubjectEpisodes, ts: float, late: bool,
                      out: list[AlertChange]) -> None:
@@ -311,7 +389,7 @@ class Engine:
         settings = self.settings
         subject = case.subject(key)
         subject.feed(ladder, reading, late, device_id, settings.clear_hold_s, settings.clear_min_fixes,
-                     settings.evidence_limit, window_end, out)
+                     settings.delivery_window_s, settings.evidence_limit, window_end, out)
         subject.forget_before(reading.ts - settings.history_s)
         case.settle(key, subject)
 
@@ -324,22 +402,37 @@ class Engine:
             else:
                 upcoming = min(upcoming, rule.valid_until)
         case.next_expiry = upcoming
+        if upcoming < math.inf:
+            heapq.heappush(self._timers, (upcoming, case.config.case_id, _EXPIRY, ""))
 
     # ---------------------------------------------------------------- time passing
 
     def tick(self, now: datetime) -> list[AlertChange]:
-        """Order expiry, schedule windows opening and closing, and silent devices, as of ``now``."""
+        """Order expiry, schedule windows opening and closing, and silent devices, as of ``now``.
+
+        Only what is due is looked at (R-TICK-1). The caller runs it only once the engine has caught up with
+        the log (R-TICK-3)."""
         out: list[AlertChange] = []
         now_ts = now.timestamp()
-        for case in self._cases.values():
-            if now_ts >= case.next_expiry:
+        timers = self._timers
+        while timers and timers[0][0] <= now_ts:
+            due, case_id, what, subject = heapq.heappop(timers)
+            case = self._cases.get(case_id)
+            if case is None:
+                continue  # the case was removed
+            if what == _SILENCE:
+                self._tick_silence(case, subject, now_ts, out)
+            elif what == _WINDOW:
+                zone = case.compiled.zone(subject)
+                if zone is None:
+                    continue
+                self._tick_window(case, zone, now_ts, out)
+                if case.window_due.get(subject) == due:  # the zone's own boundary timer, not a one-off
+                    active, start, end = zone.schedule.state_at(now_ts)
+                    case.window_due[subject] = end
+                    heapq.heappush(timers, (end, case_id, _WINDOW, subject))
+            elif now_ts >= case.next_expiry:
                 self._expire(case, now_ts, out)
-            for zone in case.compiled.zones:
-                if zone.schedule is not None:
-                    self._tick_window(case, zone, now_ts, out)
-            for party, tracks in case.tracks.items():
-                for track in tracks:
-                    self._tick_silence(case, party, track, now_ts, out)
         return out
 
     def _tick_window(self, case: CaseState, zone: CompiledZone, now_ts: float, out: list[AlertChange]) -> None:
@@ -365,24 +458,32 @@ class Engine:
                 newest, newest_i = track, i
         if newest is None or newest.ts[newest_i] > start:
             return  # fixes inside the window were evaluated as they came
+        if start - newest.ts[newest_i] > self.settings.clock_fix_max_age_s:
+            return  # R-TICK-2: too old to judge a breach on; silence is what it tells
         acc = newest.acc[newest_i]
-        sd = zone.shape.signed_distance(newest.lon[newest_i], newest.lat[newest_i], zone.reach_m)
-        level, confidence = zone.ladder.assess(-sd, acc, acc > self.settings.coarse_accuracy_m)
-        if level == Level.NONE:
+        lon, lat = newest.position(newest_i)
+        x = -zone.shape.signed_distance(lon, lat, zone.reach_m)
+        level, level_c, confidence = zone.ladder.assess(x, acc, 0.0, acc > self.settings.coarse_accuracy_m)
+        if level is Level.NONE:
             return
-        reading = Reading(start, -sd, acc, level, confidence, max(sd, 0.0), (newest.fix_ids[newest_i],))
+        reading = Reading(start, x, acc, 0.0, level, level_c, confidence, x, (newest.fix_id(newest_i),))
         self._feed(case, zone.key, zone.ladder, reading, False, newest.device_id, end, out)
 
-    def _tick_silence(self, case: CaseState, party: Party, track: DeviceTrack, now_ts: float,
-                      out: list[AlertChange]) -> None:
-        if track.silent or track.newest_ts == -math.inf:
+    def _tick_silence(self, case: CaseState, device_id: str, now_ts: float, out: list[AlertChange]) -> None:
+        track = self._tracks.get(device_id)
+        if track is None or track.case_id != case.config.case_id:
+            return  # the device left the case
+        track.timer = False
+        if track.silent:
             return
+        party = track.party
         threshold = self.settings.offender_silent_s if party is Party.OFFENDER else self.settings.victim_silent_s
         if now_ts < track.newest_ts + threshold:
+            self._arm_silence(track)  # fixes came in since this timer was set
             return
         key = (_SILENCE_KIND[party], track.device_id)
-        reading = Reading(track.newest_ts + threshold, math.inf, 0.0, _SILENCE_LEVEL[party],
-                          Confidence.CONFIRMED, None, ())
+        reading = Reading(track.newest_ts + threshold, math.inf, 0.0, 0.0, _SILENCE_LEVEL[party],
+                          _SILENCE_LEVEL[party], Confidence.CONFIRMED, None, ())
         subject = case.subject(key)
         subject.open_direct(reading, None, out)
         case.settle(key, subject)
@@ -416,4 +517,16 @@ class Engine:
         engine._tracks = state["tracks"]
         for case in engine._cases.values():
             case.compiled = CompiledCase(case.config, settings)
+            engine._arm_case(case)
+        for track in engine._tracks.values():
+            track.timer = False
+            if not track.silent and track.newest_ts > -math.inf:
+                engine._arm_silence(track)
         return engine
+
+
+def _measured_speed(reported: float | None, implied: float, max_speed_mps: float) -> float:
+    """The device's own speed when it reports one, else the speed implied by its last two fixes."""
+    if reported is not None and 0.0 <= reported <= max_speed_mps:
+        return reported
+    return implied

@@ -1,20 +1,27 @@
-"""Alert episodes: one open episode per (case, rule or zone), opened, escalated and cleared with hysteresis.
+"""Alert episodes: one live episode per (case, rule or zone), opened, escalated, deescalated and cleared with
+hysteresis, on two axes of certainty. The rules and their reasons are in geofence/RULES.md.
 
 Every rule turns a fix into a metric x with a threshold per level; x <= threshold means a breach. For the
 contact ban x is the distance to the victim, for a gebiedsverbod the signed distance to the zone, for a
-gebiedsgebod minus the signed distance. The uncertainty u is the sum of the accuracy radii involved.
+gebiedsgebod minus the signed distance. The uncertainty u is the sum of the accuracy radii involved, and w the
+distance the stale party of a pairing may have moved since its fix (R-PAIR-2; 0 for zones).
 """
 
 from __future__ import annotations
 
 import math
 import uuid
+from bisect import bisect_right, insort
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 from geofence.model import AlertChange, AlertKind, ChangeKind, Confidence, Level
 
 EPISODE_NAMESPACE = uuid.UUID("5d0c6a3e-2f4e-4d8b-9a59-7a3f0c1e4b21")
+_NONE = Level.NONE
+_POSSIBLE = Confidence.POSSIBLE
+_PROBABLE = Confidence.PROBABLE
+_CONFIRMED = Confidence.CONFIRMED
 
 
 def utc(ts: float) -> datetime:
@@ -31,27 +38,40 @@ class Ladder:
     """The thresholds of one rule, most serious level first: ((level, threshold, margin), ...).
 
     ``calm_counts_uncertainty`` False (inclusion zones) judges calm on the centre of the fix alone: with u
-    subtracted a home zone smaller than the GPS error would never clear.
+    subtracted a home zone smaller than the GPS error would never clear (R-ZONE-2).
     """
 
     steps: tuple[tuple[Level, float, float], ...]
     calm_counts_uncertainty: bool = True
 
-    def assess(self, x: float, u: float, coarse: bool) -> tuple[Level, Confidence]:
-        """The highest level that x - u reaches (nothing is missed for lack of accuracy), and how sure it is."""
-        for level, threshold, _ in self.steps:
-            if x - u <= threshold:
-                if coarse or x > threshold:
-                    return level, Confidence.POSSIBLE
-                return level, (Confidence.CONFIRMED if x + u <= threshold else Confidence.PROBABLE)
-        return Level.NONE, Confidence.POSSIBLE
+    def assess(self, x: float, u: float, w: float, coarse: bool) -> tuple[Level, Level, Confidence]:
+        """(possible level, confident level, its confidence) of one reading (R-CONF-1).
 
-    def calm(self, level: Level, x: float, u: float) -> bool:
-        """Provably beyond this level's threshold plus its margin."""
-        for step_level, threshold, margin in self.steps:
-            if step_level == level:
-                return (x - u if self.calm_counts_uncertainty else x) > threshold + margin
-        return True
+        The possible level is the highest that x - u - w reaches: nothing is missed for lack of accuracy. The
+        confident level is the highest whose threshold the centre reaches even after the stale party's
+        possible movement (x + w): confirmed when the whole interval is inside (x + u + w), else probable. A
+        coarse fix reaches no confident level at all.
+        """
+        low = x - u - w
+        possible = _NONE
+        for level, threshold, _ in self.steps:
+            if low <= threshold:
+                if possible is _NONE:
+                    possible = level
+                if not coarse and x + w <= threshold:
+                    return possible, level, (_CONFIRMED if x + u + w <= threshold else _PROBABLE)
+        return possible, _NONE, _POSSIBLE
+
+    def calm(self, step: int, x: float, u: float, w: float) -> bool:
+        """Provably beyond this step's threshold plus its margin."""
+        _, threshold, margin = self.steps[step]
+        return (x - u - w if self.calm_counts_uncertainty else x) > threshold + margin
+
+    def restless(self, step: int, x: float, w: float) -> bool:
+        """The centre, even moved by the stale party's possible movement, is within this step's threshold plus
+        margin: a reading that restarts the hold (R-HOLD-2)."""
+        _, threshold, margin = self.steps[step]
+        return x + w <= threshold + margin
 
 
 @dataclass(slots=True)
@@ -61,21 +81,69 @@ class Reading:
     ts: float
     x: float
     u: float
-    level: Level
-    confidence: Confidence
+    w: float
+    level: Level  # possible axis
+    level_c: Level  # confident axis (NONE: no confident level)
+    confidence: Confidence  # of level_c; POSSIBLE when level_c is NONE
     distance_m: float | None  # reported as min_distance_m; None when only a lower bound is known
     evidence: tuple[str, ...]
 
 
+class CalmRun:
+    """The calm readings of one step since the last restless one, by fix time (R-HOLD-1). Readings may arrive
+    out of fix-time order (a phone uploading behind the tag, two parties' fixes crossing on the network), so
+    the run is kept in fix-time order and a restless reading only undoes the calm ones before it."""
+
+    __slots__ = ("calm", "restless_ts")
+
+    def __init__(self) -> None:
+        self.calm: list[tuple[float, Level, Confidence]] = []  # (fix time, confident level, confidence), sorted
+        self.restless_ts = -math.inf
+
+    def add(self, reading: Reading) -> None:
+        if reading.ts > self.restless_ts:
+            insort(self.calm, (reading.ts, reading.level_c, reading.confidence))
+
+    def restless(self, ts: float) -> None:
+        if ts > self.restless_ts:
+            self.restless_ts = ts
+            self.calm = [entry for entry in self.calm if entry[0] > ts]
+
+    def restart(self, ts: float) -> None:
+        """Start afresh after stepping down at ts: the readings up to ts have been used."""
+        self.restless_ts = max(self.restless_ts, ts)
+        self.calm = [entry for entry in self.calm if entry[0] > ts]
+
+    def completed_at(self, hold_s: float, min_fixes: int, settled_until: float) -> float | None:
+        """The earliest fix time at which the run spans the hold with enough readings, among the times no
+        reading can still arrive for (R-HOLD-3); None if there is none yet."""
+        calm = self.calm
+        if len(calm) < min_fixes:
+            return None
+        first = calm[0][0]
+        for k in range(min_fixes - 1, len(calm)):
+            ts = calm[k][0]
+            if ts > settled_until:
+                return None
+            if ts - first >= hold_s:
+                return ts
+        return None
+
+    def best_until(self, ts: float) -> tuple[Level, Confidence]:
+        """The most serious confident assessment among the run's readings up to ts."""
+        return max(((level, confidence) for at, level, confidence in self.calm if at <= ts),
+                   default=(_NONE, _POSSIBLE))
+
+
 class AlertEpisode:
     __slots__ = (
-        "episode_id", "case_id", "kind", "subject_id", "late", "opened_ts", "level", "max_level", "confidence",
-        "min_distance_m", "evidence", "n", "calm_from", "calm_to", "calm_count", "source_device",
-        "window_end_ts", "last_ts", "last_change",
+        "episode_id", "case_id", "kind", "subject_id", "late", "opened_ts", "cleared_ts", "level", "level_c",
+        "confidence", "max_level", "max_level_c", "min_distance_m", "evidence", "n", "runs", "source_device",
+        "window_end_ts", "last_ts", "last_change", "states", "late_seen",
     )
 
     def __init__(self, case_id: str, kind: AlertKind, subject_id: str, late: bool, reading: Reading,
-                 source_device: str | None, window_end_ts: float | None) -> None:
+                 source_device: str | None, window_end_ts: float | None, steps: int) -> None:
         opened_at = utc(reading.ts)
         self.episode_id = episode_id(case_id, kind, subject_id, opened_at, late)
         self.case_id = case_id
@@ -83,28 +151,51 @@ class AlertEpisode:
         self.subject_id = subject_id
         self.late = late
         self.opened_ts = reading.ts
-        self.level = reading.level
-        self.max_level = reading.level
+        self.cleared_ts = math.inf
+        self.level = reading.level  # possible axis
+        self.level_c = reading.level_c  # confident axis
         self.confidence = reading.confidence
+        self.max_level = reading.level
+        self.max_level_c = reading.level_c
         self.min_distance_m = reading.distance_m
         self.evidence: list[str] = []
         self.n = 0
-        self.calm_from = math.inf
-        self.calm_to = -math.inf
-        self.calm_count = 0
+        self.runs = [CalmRun() for _ in range(steps)]
         self.source_device = source_device
         self.window_end_ts = window_end_ts
         self.last_ts = reading.ts  # newest reading applied: where a late episode's evidence ends
         self.last_change: AlertChange | None = None
+        # (fix time, possible level, confident level, confidence) from each live change on: what the episode
+        # said at any moment of its span, for judging late readings (R-LATE-2).
+        self.states: list[tuple[float, Level, Level, Confidence]] = []
+        self.late_seen = (_NONE, _NONE, _POSSIBLE)  # most serious late reading reported so far
 
-    def change(self, kind: ChangeKind, ts: float, reason: str | None = None) -> AlertChange:
+    def shown(self) -> tuple[Level, Level, Confidence]:
+        """(level, max_level, confidence) as the alert shows them: the confident axis, or the possible axis while
+        there is no confident level (R-CONF-2)."""
+        max_level = self.max_level_c if self.max_level_c is not _NONE else self.max_level
+        if self.level_c is not _NONE:
+            return self.level_c, max_level, self.confidence
+        return self.level, max_level, _POSSIBLE
+
+    def change(self, kind: ChangeKind, ts: float, reason: str | None = None,
+               finding: Reading | None = None) -> AlertChange:
+        """The next change. ``finding`` is a late reading: the change then says what was found at its fix time,
+        while the episode's own level stays with the live readings (R-LATE-2)."""
         self.n += 1
+        level, max_level, confidence = self.shown()
+        if finding is not None:
+            level, confidence = ((finding.level_c, finding.confidence) if finding.level_c is not _NONE
+                                 else (finding.level, _POSSIBLE))
         self.last_change = AlertChange(
             episode_id=self.episode_id, n=self.n, case_id=self.case_id, kind=self.kind,
-            subject_id=self.subject_id, change=kind, level=self.level, max_level=self.max_level,
-            confidence=self.confidence, opened_at=utc(self.opened_ts), fix_at=utc(ts), late=self.late,
+            subject_id=self.subject_id, change=kind, level=level, max_level=max_level, confidence=confidence,
+            opened_at=utc(self.opened_ts), fix_at=utc(ts), late=self.late or finding is not None,
             min_distance_m=self.min_distance_m, reason=reason, evidence=tuple(self.evidence),
+            level_possible=finding.level if finding is not None else self.level, max_level_possible=self.max_level,
         )
+        if kind is not ChangeKind.CLEARED and finding is None:
+            insort(self.states, (ts, self.level, self.level_c, self.confidence))
         return self.last_change
 
     def add_evidence(self, fix_ids: tuple[str, ...], limit: int) -> None:
@@ -116,22 +207,69 @@ class AlertEpisode:
         if distance_m is not None and (self.min_distance_m is None or distance_m < self.min_distance_m):
             self.min_distance_m = distance_m
 
+    def raise_to(self, reading: Reading) -> bool:
+        """Take the reading's level on each axis where it is more serious; True if either axis rose."""
+        risen = False
+        if reading.level_c is not _NONE and (reading.level_c, reading.confidence) > (self.level_c, self.confidence):
+            self.level_c, self.confidence = reading.level_c, reading.confidence
+            self.max_level_c = max(self.max_level_c, reading.level_c)
+            risen = True
+        if reading.level > self.level:
+            self.level = reading.level
+            self.max_level = max(self.max_level, reading.level)
+            risen = True
+        return risen
+
+    def state_at(self, ts: float) -> tuple[Level, Level, Confidence]:
+        if ts < self.opened_ts:
+            return _NONE, _NONE, _POSSIBLE  # before the episode: nothing was said
+        states = self.states
+        i = max(bisect_right(states, (ts, math.inf)) - 1, 0)
+        _, level, level_c, confidence = states[i]
+        return level, level_c, confidence
+
+    def late_reading(self, reading: Reading, evidence_limit: int, out: list[AlertChange]) -> None:
+        """A reading that arrived after the fact, for a moment this episode covers (R-LATE-2)."""
+        closer = reading.distance_m is not None and (self.min_distance_m is None
+                                                     or reading.distance_m < self.min_distance_m)
+        self.note_distance(reading.distance_m)
+        level, level_c, confidence = self.state_at(reading.ts)
+        seen_level, seen_c, seen_confidence = self.late_seen
+        above_c = reading.level_c is not _NONE and (reading.level_c, reading.confidence) > max(
+            (level_c, confidence), (seen_c, seen_confidence))
+        above = reading.level > max(level, seen_level)
+        if above_c or above:
+            if above_c:
+                seen_c, seen_confidence = reading.level_c, reading.confidence
+                self.max_level_c = max(self.max_level_c, reading.level_c)
+            if above:
+                seen_level = reading.level
+                self.max_level = max(self.max_level, reading.level)
+            self.late_seen = (seen_level, seen_c, seen_confidence)
+            self.add_evidence(reading.evidence, evidence_limit)
+            out.append(self.change(ChangeKind.ESCALATED, reading.ts, finding=reading))
+        elif closer:  # folded in: the closest approach is evidence, the rest of a buffer would crowd it out
+            self.add_evidence(reading.evidence, evidence_limit)
+
     def current(self) -> AlertChange | None:
-        """The latest change, refreshed with the distance and evidence gathered since."""
+        """The latest change, refreshed with the alert's state, distance and evidence as they are now."""
         if self.last_change is None:
             return None
-        return replace(self.last_change, min_distance_m=self.min_distance_m, evidence=tuple(self.evidence))
+        level, max_level, confidence = self.shown()
+        return replace(self.last_change, level=level, max_level=max_level, confidence=confidence, late=self.late,
+                       level_possible=self.level, max_level_possible=self.max_level,
+                       min_distance_m=self.min_distance_m, evidence=tuple(self.evidence))
 
 
 class SubjectEpisodes:
-    """The live and the late episode of one (case, kind, subject), and the spans of closed ones.
+    """The live and the late episode of one (case, kind, subject), and the closed ones still within history.
 
     A late episode comes from fixes older than the newest evaluated for their device (a tag uploading its
-    buffer after a tunnel). It never reopens or clears the live one; it only reports breaches that no episode
-    covered.
+    buffer after a tunnel) at moments no episode covered. A late reading at a moment an episode covers goes to
+    that episode instead, open or cleared (R-LATE-1, R-LATE-2).
     """
 
-    __slots__ = ("case_id", "kind", "subject_id", "live", "late", "spans")
+    __slots__ = ("case_id", "kind", "subject_id", "live", "late", "closed")
 
     def __init__(self, case_id: str, kind: AlertKind, subject_id: str) -> None:
         self.case_id = case_id
@@ -139,26 +277,44 @@ class SubjectEpisodes:
         self.subject_id = subject_id
         self.live: AlertEpisode | None = None
         self.late: AlertEpisode | None = None
-        self.spans: list[tuple[float, float]] = []  # [opened, cleared] of closed episodes, within history
+        self.closed: list[AlertEpisode] = []  # oldest first
 
     @property
     def is_open(self) -> bool:
         return self.live is not None or self.late is not None
 
-    def covered(self, ts: float, include_live: bool) -> bool:
-        if include_live and self.live is not None and ts >= self.live.opened_ts:
-            return True
-        return any(start <= ts <= end for start, end in self.spans)
+    def covering(self, ts: float, include_live: bool) -> AlertEpisode | None:
+        live = self.live
+        if include_live and live is not None and ts >= live.opened_ts:
+            return live
+        for episode in reversed(self.closed):
+            if episode.opened_ts <= ts <= episode.cleared_ts:
+                return episode
+        return None
 
-    def feed(self, ladder: Ladder, reading: Reading, late: bool, device_id: str | None, hold_s: float, min_fixes: int,
-             evidence_limit: int, window_end_ts: float | None, out: list[AlertChange]) -> None:
-        """Apply one reading to the live or the late episode."""
+    def feed(self, ladder: Ladder, reading: Reading, late: bool, device_id: str | None, hold_s: float,
+             min_fixes: int, delivery_window_s: float, evidence_limit: int, window_end_ts: float | None,
+             out: list[AlertChange]) -> None:
+        """Apply one reading to the episode that covers its moment, the live one, or the late one."""
         episode = self.late if late else self.live
-        breach = reading.level != Level.NONE and not ladder.calm(reading.level, reading.x, reading.u)
+        breach = reading.level is not _NONE and not ladder.calm(len(ladder.steps) - 1, reading.x, reading.u,
+                                                                 reading.w)
+        if not late and episode is not None and reading.ts < episode.opened_ts:
+            # Older than the live episode (the other party's fix arrived after the one that opened it): it says
+            # something about the past, never about now (R-LATE-3).
+            if breach:
+                episode.late_reading(reading, evidence_limit, out)
+            return
+        if late or episode is None:
+            covering = self.covering(reading.ts, include_live=late)
+            if covering is not None:
+                if breach:
+                    covering.late_reading(reading, evidence_limit, out)
+                return
         if episode is None:
-            if breach and not self.covered(reading.ts, include_live=late):
+            if breach:
                 episode = AlertEpisode(self.case_id, self.kind, self.subject_id, late, reading,
-                                       device_id if late else None, window_end_ts)
+                                       device_id if late else None, window_end_ts, len(ladder.steps))
                 episode.add_evidence(reading.evidence, evidence_limit)
                 if late:
                     self.late = episode
@@ -166,46 +322,49 @@ class SubjectEpisodes:
                     self.live = episode
                 out.append(episode.change(ChangeKind.OPENED, reading.ts))
             return
-        if late and breach and self.covered(reading.ts, include_live=True):
-            return  # the live episode already covers this moment
-        self._step(ladder, episode, reading, hold_s, min_fixes, evidence_limit, out)
+        self._step(ladder, episode, reading, hold_s, min_fixes, delivery_window_s, evidence_limit, out)
 
     def _step(self, ladder: Ladder, episode: AlertEpisode, reading: Reading, hold_s: float, min_fixes: int,
-              evidence_limit: int, out: list[AlertChange]) -> None:
+              delivery_window_s: float, evidence_limit: int, out: list[AlertChange]) -> None:
+        older = reading.ts < episode.last_ts
         episode.note_distance(reading.distance_m)
         episode.last_ts = max(episode.last_ts, reading.ts)
-        if reading.level != Level.NONE and (reading.level, reading.confidence) > (episode.level, episode.confidence):
-            episode.level = reading.level
-            episode.max_level = max(episode.max_level, reading.level)
-            episode.confidence = reading.confidence
-            episode.calm_count = 0
+        # Every reading counts towards every hold it concerns (R-HOLD-2): a reading inside the warning band
+        # restarts the hold towards clearing even while the hold towards deescalation goes on.
+        runs = episode.runs
+        steps = ladder.steps
+        for i, run in enumerate(runs):
+            if steps[i][0] <= episode.level:
+                if ladder.calm(i, reading.x, reading.u, reading.w):
+                    run.add(reading)
+                elif ladder.restless(i, reading.x, reading.w):
+                    run.restless(reading.ts)
+        if episode.raise_to(reading):
             episode.add_evidence(reading.evidence, evidence_limit)
             out.append(episode.change(ChangeKind.ESCALATED, reading.ts))
             return
-        if not ladder.calm(episode.level, reading.x, reading.u):
-            episode.calm_count = 0
+        if older:
+            # Older than a reading that already moved the episode (the other party's fix arrived first): if it
+            # is more serious than what the episode said at its moment, that moment is recorded (R-LATE-3).
+            episode.late_reading(reading, evidence_limit, out)
+        settled_until = episode.last_ts - delivery_window_s
+        cleared_at = runs[-1].completed_at(hold_s, min_fixes, settled_until)
+        if cleared_at is not None:
+            self.close(episode, cleared_at, "departed", out)
             return
-        # Readings may arrive slightly out of fix-time order (a phone uploading behind the tag), so the calm
-        # run is the span of its readings rather than "since the first one".
-        if episode.calm_count == 0:
-            episode.calm_from = episode.calm_to = reading.ts
-        else:
-            episode.calm_from = min(episode.calm_from, reading.ts)
-            episode.calm_to = max(episode.calm_to, reading.ts)
-        episode.calm_count += 1
-        if episode.calm_count < min_fixes or episode.calm_to - episode.calm_from < hold_s:
-            return
-        if reading.level == Level.NONE:
-            self.close(episode, episode.calm_to, "departed", out)
-        else:
-            episode.level = reading.level
-            episode.confidence = reading.confidence
-            episode.calm_count = 0
-            out.append(episode.change(ChangeKind.DEESCALATED, reading.ts))
+        if len(runs) > 1 and episode.level is Level.VIOLATION:
+            first = runs[0]
+            at = first.completed_at(hold_s, min_fixes, settled_until)
+            if at is not None:
+                episode.level = steps[1][0]
+                if episode.level_c is Level.VIOLATION:
+                    episode.level_c, episode.confidence = first.best_until(at)
+                out.append(episode.change(ChangeKind.DEESCALATED, at))
+                first.restart(at)
 
     def open_direct(self, reading: Reading, window_end_ts: float | None, out: list[AlertChange]) -> AlertEpisode:
         """Open a live episode that no fix-by-fix ladder decides (silence)."""
-        episode = AlertEpisode(self.case_id, self.kind, self.subject_id, False, reading, None, window_end_ts)
+        episode = AlertEpisode(self.case_id, self.kind, self.subject_id, False, reading, None, window_end_ts, 0)
         episode.add_evidence(reading.evidence, len(reading.evidence))
         self.live = episode
         out.append(episode.change(ChangeKind.OPENED, reading.ts))
@@ -213,7 +372,9 @@ class SubjectEpisodes:
 
     def close(self, episode: AlertEpisode, ts: float, reason: str, out: list[AlertChange]) -> None:
         out.append(episode.change(ChangeKind.CLEARED, ts, reason))
-        self.spans.append((episode.opened_ts, ts))
+        episode.cleared_ts = ts
+        episode.runs = []
+        self.closed.append(episode)
         if episode is self.live:
             self.live = None
         else:
@@ -225,5 +386,6 @@ class SubjectEpisodes:
                 self.close(episode, max(ts, episode.opened_ts), reason, out)
 
     def forget_before(self, cutoff: float) -> None:
-        if self.spans and self.spans[0][1] < cutoff:
-            self.spans = [span for span in self.spans if span[1] >= cutoff]
+        closed = self.closed
+        if closed and closed[0].cleared_ts < cutoff:
+            self.closed = [episode for episode in closed if episode.cleared_ts >= cutoff]

@@ -70,7 +70,8 @@ class FixStatus(str, Enum):
 class Fix:
     """One position report of one device.
 
-    ``received_at`` is the server time the fix was accepted; the engine uses it (never a clock) to judge
+    ``fix_id`` is the fix's position in the log, a decimal integer as text: the engine keeps the ids of its
+    history as 64-bit integers (RULES.md, R-HIST-1). ``received_at`` is the server time the fix was accepted; the engine uses it (never a clock) to judge
     fixes from the future, so replaying the same log gives the same decisions.
     """
 
@@ -84,6 +85,7 @@ class Fix:
     lon: float
     accuracy_m: float
     source: str = "gps"
+    speed_mps: float | None = None  # speed the device measured itself, when it reports one
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +184,12 @@ class AlertChange:
 
     ``(episode_id, n)`` identifies the change: replaying the same fixes yields the same pairs, so storing them
     with ``ON CONFLICT DO NOTHING`` never raises an alert twice.
+
+    Two axes (RULES.md, R-CONF-2): ``level`` / ``max_level`` / ``confidence`` show the confident axis (probable
+    or confirmed readings), and the possible axis only while the episode has no confident level;
+    ``level_possible`` / ``max_level_possible`` are the possible axis (every reading, whatever its confidence).
+    ``late`` marks a change made from data that arrived after the fact; a late ``escalated`` change raises
+    ``max_level`` (and the distance) but never ``level`` (R-LATE-2).
     """
 
     episode_id: str
@@ -197,6 +205,8 @@ class AlertChange:
     fix_at: datetime
     late: bool = False
     min_distance_m: float | None = None
+    level_possible: Level = Level.NONE
+    max_level_possible: Level = Level.NONE
     reason: str | None = None
     evidence: tuple[str, ...] = field(default=())
 

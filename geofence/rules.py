@@ -60,12 +60,13 @@ class CompiledZone:
 
 
 class CompiledCase:
-    __slots__ = ("proximity", "zones", "inclusion_zones", "exclusion_bounds", "exclusion_reach_m")
+    __slots__ = ("proximity", "zones", "inclusion_zones", "exclusion_bounds", "exclusion_reach_m", "_by_zone_id")
 
     def __init__(self, config: CaseConfig, settings: EngineSettings) -> None:
         self.proximity = CompiledProximity(config.proximity, settings) if config.proximity else None
         self.zones = [CompiledZone(zone, settings) for zone in config.zones]
         self.inclusion_zones = [zone for zone in self.zones if zone.inclusion]
+        self._by_zone_id = {zone.zone_id: zone for zone in self.zones}
         exclusions = [zone for zone in self.zones if not zone.inclusion]
         if exclusions:
             boxes = [zone.shape.lonlat_bounds for zone in exclusions]
@@ -75,6 +76,9 @@ class CompiledCase:
         else:
             self.exclusion_bounds = None
             self.exclusion_reach_m = 0.0
+
+    def zone(self, zone_id: str) -> CompiledZone | None:
+        return self._by_zone_id.get(zone_id)
 
     def first_expiry(self) -> float:
         return min((rule.valid_until for rule in self.rules()), default=math.inf)

@@ -1,4 +1,7 @@
-"""Tunable thresholds of the proximity engine; every time in seconds of fix time, every distance in metres."""
+"""Tunable thresholds of the proximity engine; every time in seconds of fix time, every distance in metres.
+
+Each value's reason is in geofence/RULES.md, under the rule that uses it.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +10,12 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class EngineSettings:
-    victim_max_age_s: float = 120  # max age of the counterpart fix for proximity pairing
+    victim_max_age_s: float = 120  # max age of the counterpart fix for proximity pairing (R-PAIR-1)
+    walking_speed_mps: float = 1.5  # plausible speed of a party whose speed is unknown or lower (R-PAIR-2)
     coarse_accuracy_m: float = 200  # fixes worse than this (cell towers) can only reach confidence POSSIBLE
-    clear_hold_s: float = 60  # stay beyond threshold + margin this long (fix time) ...
-    clear_min_fixes: int = 2  # ... and for at least this many consecutive fixes before stepping down
+    clear_hold_s: float = 60  # stay beyond threshold + margin this long (fix time) ... (R-HOLD-1)
+    clear_min_fixes: int = 2  # ... and for at least this many readings before stepping down
+    delivery_window_s: float = 0  # step down only once readings this much newer came in (R-HOLD-3)
     margin_ratio: float = 0.10
     margin_min_m: float = 50
     future_tolerance_s: float = 300  # recorded_at > received_at + this: rejected
@@ -20,6 +25,7 @@ class EngineSettings:
     history_s: float = 6 * 3600  # per-device history kept for late data and pairing
     offender_silent_s: float = 300
     victim_silent_s: float = 900
+    clock_fix_max_age_s: float = 180  # oldest position a clock-driven (tick) judgment may rest on (R-TICK-2)
 
     def margin(self, threshold_m: float) -> float:
         """Hysteresis margin for stepping down from a level with this threshold."""

@@ -14,8 +14,13 @@ No I/O, no clock reads: the caller passes ``now``. The rules (the defaults, each
   urgency, and her own preferences (channel, quiet hours, update frequency), never by an alert level.
 * **Each safety message to the victim** starts an acknowledgement timer (default 30 s): if the app has not
   confirmed it by then, the operator sees ``victim_not_confirmed`` and the SMS fallback fires.
-* **An unacknowledged violation** of an escalating kind starts an escalation timer (default 60 s): if no
-  operator has acknowledged it by then it is escalated to the police control room on its own.
+* **An unacknowledged violation** of an escalating kind, at confidence ``probable`` or ``confirmed``, starts an
+  escalation timer (default 60 s): if no operator has acknowledged it by then it is escalated to the police
+  control room on its own.
+* **Decided on the confident axis** (geofence/RULES.md, R-CONF-3): an alert's ``level`` and ``confidence`` are
+  its confident axis, so a possible-only violation never pushes the victim as a violation and never
+  auto-escalates. A change made from late data (``detail.late``: a breach in the past, found in a buffered
+  upload) notifies nothing automatically: the operator sees it in the queue as a late violation.
 * **Pursuit mode**: a violation of a zone/proximity kind asks the tag's supplier to raise the reporting rate;
   the alert clearing (or being resolved) lowers it again.
 * **Quiet hours and frequency limits** delay non-safety messages only; nothing is dropped.
@@ -211,13 +216,17 @@ def may_notify(change: str, level: str) -> bool:
     return True
 
 
+def _became_violation(f: ChangeFacts) -> bool:
+    """A live alert reached violation with this change (late data reports a breach in the past)."""
+    return f.change in ("opened", "escalated") and f.level == "violation" and not f.detail.get("late")
+
+
 def _victim_violation(f: ChangeFacts, p: CasePolicy) -> bool:
     return (
         p.notify_victim
         and f.has_victim
         and f.kind in p.victim_kinds
-        and f.change in ("opened", "escalated")
-        and f.level == "violation"
+        and _became_violation(f)
         and CONFIDENCE_RANK.get(f.confidence, -1) >= CONFIDENCE_RANK[p.victim_min_confidence]
     )
 
@@ -226,7 +235,8 @@ def decide(f: ChangeFacts, p: CasePolicy = DEFAULT_POLICY) -> list[Intent]:
     """Every notification ``f`` causes under policy ``p``. Operators first, always."""
     out = [Intent("operators", "stream", "alert_change", f"change:{f.seq}", safety=True)]
     victim_ok = p.notify_victim and f.has_victim
-    became_violation = f.change in ("opened", "escalated") and f.level == "violation"
+    became_violation = _became_violation(f)
+    confident = CONFIDENCE_RANK.get(f.confidence, -1) >= CONFIDENCE_RANK["probable"]
 
     if _victim_violation(f, p):
         out.append(Intent("victim", "push", "violation", "violation", safety=True,
@@ -234,7 +244,7 @@ def decide(f: ChangeFacts, p: CasePolicy = DEFAULT_POLICY) -> list[Intent]:
         out.append(Intent("system", "timer", "ack_check", "ack_check", safety=True,
                           delay_s=p.victim_ack_deadline_s, params={"of": "violation"}))
 
-    if became_violation and p.auto_escalate and f.kind in p.auto_escalate_kinds:
+    if became_violation and confident and p.auto_escalate and f.kind in p.auto_escalate_kinds:
         out.append(Intent("system", "timer", "escalation_check", "escalation_check", safety=True,
                           delay_s=p.auto_escalate_after_s))
 

@@ -33,7 +33,7 @@ def offset(origin: tuple[float, float], east_m: float = 0.0, north_m: float = 0.
 def fix(device: str, t: float, pos: tuple[float, float], acc: float = 5.0, case: str = "case-1",
         party: Party | None = None, received: float | None = None, fix_id: str | None = None) -> Fix:
     party = party or (Party.OFFENDER if device.startswith("tag") else Party.VICTIM)
-    return Fix(fix_id or f"f{next(_ids)}", device, case, party, at(t), at(t if received is None else received),
+    return Fix(fix_id or str(next(_ids)), device, case, party, at(t), at(t if received is None else received),
                pos[1], pos[0], acc)
 
 

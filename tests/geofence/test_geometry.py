@@ -42,6 +42,7 @@ def test_distance_to_a_tiny_polygon_matches_the_geodesic(lon, lat, azimuth, dist
 @settings(max_examples=200, deadline=None)
 @given(lons, lats, azimuths, distances, st.floats(min_value=10, max_value=20_000))
 def test_circle_signed_distance_matches_the_geodesic(lon, lat, azimuth, distance, radius):
+    """R-GEO-1: a circle is measured geodesically from its centre."""
     shape = CircleShape(Circle(lon, lat, radius))
     lon2, lat2, _ = GEOD.fwd(lon, lat, azimuth, distance)
     assert abs(shape.signed_distance(lon2, lat2, math.inf) - (distance - radius)) <= tolerance(distance)
@@ -51,6 +52,7 @@ def test_circle_signed_distance_matches_the_geodesic(lon, lat, azimuth, distance
 @settings(max_examples=200, deadline=None)
 @given(lons, lats, azimuths, distances)
 def test_lonlat_prefilter_never_overestimates(lon, lat, azimuth, distance):
+    """R-GEO-2: the cheap lon/lat prefilter errs small, never large."""
     shape = PolygonShape(tiny_square(lon, lat, 20))
     lon2, lat2, _ = GEOD.fwd(lon, lat, azimuth, distance)
     assert lonlat_gap_lower_m(lon2, lat2, shape.lonlat_bounds) <= max(shape.signed_distance(lon2, lat2, math.inf), 0) + 1
@@ -78,6 +80,7 @@ BORDER_ZONES = {
 @settings(max_examples=150, deadline=None)
 @given(st.sampled_from(sorted(BORDER_ZONES)), st.floats(-0.1, 0.1), st.floats(-0.1, 0.1))
 def test_border_zones_inside_outside_and_distance_match_a_projection_centred_on_the_point(name, dlon, dlat):
+    """R-GEO-1: a polygon near a border is as exact as any other."""
     polygon = BORDER_ZONES[name]
     lon, lat = polygon.centroid.x + dlon, polygon.centroid.y + dlat
     local, to_local = _locally_projected(polygon, lon, lat)  # AEQD at the point itself: exact from there
@@ -90,6 +93,7 @@ def test_border_zones_inside_outside_and_distance_match_a_projection_centred_on_
 
 
 def test_engine_raises_a_violation_inside_a_border_zone_on_either_side():
+    """R-GEO-1 and R-EPI-1."""
     for name, polygon in BORDER_ZONES.items():
         engine = Engine()
         engine.configure(exclusion_case(polygon, buffer_m=200), T0)

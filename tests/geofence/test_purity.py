@@ -10,6 +10,7 @@ CONFIG = Path(__file__).with_name("importlinter.ini")
 
 
 def test_import_contract_holds():
+    """The pure core imports no I/O layer (RULES.md, introduction)."""
     command = "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())"
     result = subprocess.run([sys.executable, "-c", command, "--config", str(CONFIG), "--no-cache"], cwd=ROOT,
                             capture_output=True, text=True)
@@ -18,6 +19,7 @@ def test_import_contract_holds():
 
 
 def test_no_clock_reads_in_the_engine():
+    """Time comes only from the fixes and tick(now) (RULES.md, introduction)."""
     clock = re.compile(r"datetime\.now|datetime\.utcnow|date\.today|time\.time\(|time\.monotonic|perf_counter")
     offenders = [str(path) for path in (ROOT / "geofence").rglob("*.py") if clock.search(path.read_text())]
     assert offenders == []

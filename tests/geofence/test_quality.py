@@ -12,6 +12,7 @@ def make_engine():
 
 
 def test_duplicate_future_and_invalid_fixes():
+    """R-QUAL-1."""
     engine = make_engine()
     good = fix("tag-1", 0, UTRECHT)
     same_time = fix("tag-1", 0, offset(UTRECHT, 10))
@@ -31,12 +32,14 @@ def test_duplicate_future_and_invalid_fixes():
 
 
 def test_gps_jitter_is_not_an_outlier():
+    """R-QUAL-2: the speed check gives both accuracy radii the benefit of the doubt."""
     engine = make_engine()
     verdicts, _ = engine.process([fix("tag-1", 0, UTRECHT, acc=40), fix("tag-1", 1, offset(UTRECHT, 120), acc=40)])
     assert [v.status for v in verdicts] == [FixStatus.ACCEPTED, FixStatus.ACCEPTED]
 
 
 def test_single_50_km_spike_stays_an_outlier_and_is_not_evaluated():
+    """R-QUAL-2: a jump followed by a return is a spike."""
     engine = Engine()
     engine.configure(exclusion_case(home_circle(300), buffer_m=200), T0)
     far_home = offset(UTRECHT, 50_000)
@@ -51,6 +54,7 @@ def test_single_50_km_spike_stays_an_outlier_and_is_not_evaluated():
 
 
 def test_50_km_jump_confirmed_by_following_fixes_is_evaluated_in_order():
+    """R-QUAL-2: a real trip is confirmed by the fixes after it."""
     engine = Engine()
     engine.configure(exclusion_case(home_circle(300), buffer_m=200), T0)
     start = offset(UTRECHT, 50_000)
@@ -65,6 +69,7 @@ def test_50_km_jump_confirmed_by_following_fixes_is_evaluated_in_order():
 
 
 def test_outliers_of_the_victim_are_not_used_for_pairing():
+    """R-QUAL-2 and R-PAIR-1: only good fixes are counterparts."""
     engine = make_engine()
     engine.process([fix("phone-1", 0, offset(UTRECHT, 60_000)), fix("phone-1", 10, UTRECHT)])
     _, changes = engine.process([fix("tag-1", 20, offset(UTRECHT, 100))])

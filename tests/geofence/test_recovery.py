@@ -48,6 +48,7 @@ REFERENCE = replay([LOG])
 
 
 def test_scripted_log_exercises_every_change_kind():
+    """R-EPI-1: the replayed log below opens, escalates, deescalates and clears."""
     assert {c.change.value for c in REFERENCE} == {"opened", "escalated", "deescalated", "cleared"}
     assert {c.kind.value for c in REFERENCE} == {"proximity", "zone_exclusion"}
 
@@ -55,12 +56,14 @@ def test_scripted_log_exercises_every_change_kind():
 @settings(max_examples=25, deadline=None)
 @given(st.lists(st.integers(min_value=1, max_value=len(LOG) - 1), max_size=12))
 def test_any_batch_split_gives_the_same_changes(cuts):
+    """R-EPI-1: the same log in any batches gives the same changes."""
     assert replay(split(LOG, cuts)) == REFERENCE
 
 
 @settings(max_examples=15, deadline=None)
 @given(st.integers(min_value=1, max_value=len(LOG) - 1))
 def test_restore_after_any_fix_gives_the_same_changes(k):
+    """R-EPI-1: a snapshot restored anywhere raises nothing twice."""
     engine = Engine()
     engine.configure(CASE, T0)
     first = engine.process(LOG[:k])[1]

@@ -4,6 +4,7 @@ from tests.geofence.builders import T0, UTRECHT, at, fix, offset, proximity_case
 
 
 def test_silent_tag_and_phone_raise_and_resume():
+    """R-TICK-4: silence opens once and clears on the first newer fix."""
     engine = Engine()
     engine.configure(proximity_case(), T0)
     assert engine.tick(at(10_000)) == []  # never sent anything: no silence alarm

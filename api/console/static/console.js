@@ -250,7 +250,7 @@ function handleItem(item) {
   state.lastSeq = item.seq;
   upsert(item.alert);
   const ch = item.change || {};
-  if (ch.level === "violation" && (ch.change === "opened" || ch.change === "escalated")
+  if (ch.level === "violation" && (ch.change === "opened" || ch.change === "escalated") && !ch.late
       && item.alert && item.alert.status !== "resolved") {
     alarm(item.alert.id);
   }
@@ -354,7 +354,9 @@ function row(a) {
   h("td", {}, h("span", { class: `badge status status-${a.status}` }, word("status", a.status)),
     h("span", { class: "badge overdue", hidden: true, dataset: { role: "overdue" } }, t("queue.overdue")),
     a.cleared_at ? h("span", { class: "badge cleared", title: t("queue.cleared_title") }, t("queue.cleared")) : null,
-    a.late ? h("span", { class: "badge late", title: t("evidence.late_help") }, t("queue.late")) : null),
+    a.late ? h("span", { class: "badge late", title: t("evidence.late_help") }, t("queue.late")) : null,
+    !a.late && a.late_fix_at && a.max_level === "violation"
+      ? h("span", { class: "badge late", title: t("queue.late_violation_help") }, t("queue.late_violation")) : null),
   h("td", { class: "case-ref" }, a.case_reference || a.case_id),
   h("td", {}, word("kind", a.kind)),
   h("td", {}, h("span", { class: `badge level level-${a.level}` }, word("level", a.level))),

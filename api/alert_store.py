@@ -178,6 +178,8 @@ def alert_json(row: asyncpg.Record, changes: list[asyncpg.Record] | None = None)
         "late": row["late"],
         "evidence": row["evidence"],
         "detail": row["detail"],
+        # A panic whose recorded_at was implausible, raised at server time instead (api/routers/me.py).
+        "clock_suspect": (row["detail"] or {}).get("clock_suspect") is True,
         "outcome": row["outcome"],
         "seq": row["seq"],
     }

@@ -90,11 +90,13 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        title = {401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed"}.get(
-            exc.status_code, "Error"
-        )
+        title = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
+                 405: "Method not allowed", 413: "Payload too large"}.get(exc.status_code, "Error")
+        # FastAPI answers 400 only when it cannot parse a body (not JSON, invalid UTF-8, nested too deeply).
+        errors = [{"loc": ["body"], "msg": str(exc.detail)}] if exc.status_code == 400 else None
         return problem_response(
-            Problem(exc.status_code, title, str(exc.detail), headers=getattr(exc, "headers", None)), request.url.path
+            Problem(exc.status_code, title, str(exc.detail), errors=errors, headers=getattr(exc, "headers", None)),
+            request.url.path,
         )
 
     @app.exception_handler(asyncpg.CharacterNotInRepertoireError)

@@ -6,9 +6,10 @@ README.md lists each variable.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -39,6 +40,10 @@ class Settings(BaseSettings):
     oidc_http_timeout_s: float = 5.0
 
     ingest_max_items: int = 1000
+    # Plausible device times (api/ingestion.py PlausibleTimes): fixes and events recorded before this, or more
+    # than future_tolerance_s ahead of server time, are refused per item; a panic is raised at server time.
+    plausible_since: AwareDatetime = datetime(2020, 1, 1, tzinfo=timezone.utc)
+    future_tolerance_s: float = Field(default=300.0, ge=0)
     hmac_window_s: int = 300
     access_token_ttl_s: int = 900
     refresh_token_ttl_s: int = 30 * 24 * 3600

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from api import alert_store
+from api import alert_store, audit
 from api.auth import Staff, require_staff
 from api.context import Context, get_context
 from api.problems import Problem, conflict, field_error, not_found
@@ -81,10 +81,8 @@ async def _act(ctx: Context, alert_id: uuid.UUID, staff: Staff, change: str, det
                 raise conflict("this case has no victim to message")
         await alert_store.append_change(
             conn, alert_id, change, level=row["level"], confidence=row["confidence"], actor=staff.actor, detail=detail)
-        await conn.execute(
-            "INSERT INTO audit_log (actor, role, action, case_id, detail) VALUES ($1, $2, $3, $4, $5)",
-            staff.sub, staff.role, f"alert.{change}", row["case_id"], {"alert_id": str(alert_id)},
-        )
+        await audit.record(conn, actor=staff.actor, role=staff.role, action=f"alert.{change}", case_id=row["case_id"],
+                           detail={"alert_id": str(alert_id)})
     alert = await alert_store.fetch_alert(ctx.pool, alert_id)
     assert alert is not None
     return alert
@@ -150,11 +148,8 @@ async def put_policy(case_id: str, body: NotificationPolicyBody, ctx: Ctx, staff
             cid, body.victim_phone, body.policy, staff.actor,
         )
         # The number itself is personal data: the audit log records that it changed, not what it is.
-        await conn.execute(
-            "INSERT INTO audit_log (actor, role, action, case_id, detail) VALUES ($1, $2, $3, $4, $5)",
-            staff.sub, staff.role, "case.notification_policy", cid,
-            {"overrides": sorted(body.policy), "victim_phone_set": body.victim_phone is not None},
-        )
+        await audit.record(conn, actor=staff.actor, role=staff.role, action="case.notification_policy", case_id=cid,
+                           detail={"overrides": sorted(body.policy), "victim_phone_set": body.victim_phone is not None})
     return await get_policy(case_id, ctx, staff)
 
 

@@ -74,7 +74,6 @@ async def my_messages(ctx: Ctx, dev: VictimDep, limit: Limit = 100, cursor: str 
 
 @victim_router.post("/messages", status_code=201, response_model=MessageOut)
 async def send_message(body: MessageIn, ctx: Ctx, dev: VictimDep) -> MessageOut:
-    actor = f"victim_app:{dev.device_id}"
     async with ctx.pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(
             "INSERT INTO case_messages (id, case_id, sender, author, body) VALUES ($1, $2, 'victim', 'victim', $3)"
@@ -87,7 +86,7 @@ async def send_message(body: MessageIn, ctx: Ctx, dev: VictimDep) -> MessageOut:
             " VALUES ($1, $2, $3, 'victim_message', $4, $5) ON CONFLICT (dedupe_key) DO NOTHING",
             [(uuid.uuid4(), c["staff_id"], dev.case_id, f"msg:{row['id']}:{c['staff_id']}",
               {"message_id": str(row["id"])}) for c in contacts])
-        await audit.record(conn, actor=actor, role="victim", action="message.victim", case_id=dev.case_id,
+        await audit.record(conn, actor=dev.actor, role="victim_app", action="message.victim", case_id=dev.case_id,
                            detail={"message_id": str(row["id"])})
         out = await conn.fetchrow(_SELECT + " WHERE m.id = $1", row["id"])
     return message_out(out)

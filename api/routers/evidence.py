@@ -16,7 +16,8 @@ from api import audit, evidence
 from api.auth import Staff, require_staff
 from api.problems import field_error, not_found
 from api.routers.staff_common import Ctx, case_or_404, parse_id
-from api.routers.track import Reason, check_reason, utc
+from api.routers.track import Reason, check_reason
+from api.schemas.times import Instant
 
 router = APIRouter(tags=["evidence"])
 
@@ -73,15 +74,14 @@ async def case_export(
     ctx: Ctx,
     staff: ExportEvidence,
     reason: Reason,
-    from_: Annotated[datetime | None, Query(alias="from", description="only fixes recorded from then")] = None,
-    to: Annotated[datetime | None, Query(description="only fixes recorded before then")] = None,
+    from_: Annotated[Instant | None, Query(alias="from", description="only fixes recorded from then")] = None,
+    to: Annotated[Instant | None, Query(description="only fixes recorded before then")] = None,
 ) -> Response:
     """Everything the case holds for a court: case, parties, orders, zones, devices, all alerts with their
     decisions, operator actions and notifications, device events and the fixes (optionally of ``[from, to)``),
     signed. Audited."""
     why = check_reason(reason)
-    start = utc(from_, "from") if from_ is not None else None
-    end = utc(to, "to") if to is not None else None
+    start, end = from_, to
     if start is not None and end is not None and end <= start:
         raise field_error(["query", "to"], "to must be later than from")
     issued = {"actor": staff.actor, "role": staff.role, "reason": why}

@@ -16,6 +16,7 @@ from api import audit
 from api.auth import Staff, require_staff
 from api.problems import field_error
 from api.routers.staff_common import Ctx, case_or_404
+from api.schemas.times import Instant
 
 router = APIRouter(prefix="/v1/cases", tags=["privacy"])
 
@@ -79,18 +80,7 @@ def feature(row: asyncpg.Record, **extra: Any) -> dict[str, Any]:
     }
 
 
-def utc(value: datetime, name: str) -> datetime:
-    """A query time with an offset, in UTC; a naive or out-of-range time is the client's mistake (422)."""
-    if value.tzinfo is None:
-        raise field_error(["query", name], "a time needs an offset (RFC 3339), e.g. 2025-01-01T08:00:00Z")
-    try:
-        return value.astimezone(timezone.utc)
-    except (OverflowError, ValueError):
-        raise field_error(["query", name], "time out of range") from None
-
-
 def check_period(start: datetime, end: datetime, max_span_h: float | None) -> tuple[datetime, datetime]:
-    start, end = utc(start, "from"), utc(end, "to")
     if end <= start:
         raise field_error(["query", "to"], "to must be later than from")
     if max_span_h is not None and (end - start).total_seconds() > max_span_h * 3600:
@@ -110,8 +100,8 @@ async def track(
     ctx: Ctx,
     staff: ReadPositions,
     reason: Reason,
-    from_: Annotated[datetime, Query(alias="from", description="start of the period (recorded_at), RFC 3339")],
-    to: Annotated[datetime, Query(description="end of the period (recorded_at, exclusive), RFC 3339")],
+    from_: Annotated[Instant, Query(alias="from", description="start of the period (recorded_at), RFC 3339")],
+    to: Annotated[Instant, Query(description="end of the period (recorded_at, exclusive), RFC 3339")],
     party: Literal["offender", "victim"] | None = None,
 ) -> dict[str, Any]:
     """Both parties' fixes (or one party's) recorded in ``[from, to)``, at most ``AFSTAND_TRACK_MAX_SPAN_H``

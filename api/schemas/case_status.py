@@ -11,7 +11,9 @@ import uuid
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from api.schemas.times import Instant
 
 # ---------------------------------------------------------------- vocabulary (each word has catalogue texts)
 
@@ -261,7 +263,7 @@ class OrphanedList(BaseModel):
 class EventIn(_Request):
     kind: Literal[EVENT_KINDS]  # type: ignore[valid-type]
     visibility: Literal["victim", "internal"]
-    occurred_at: AwareDatetime
+    occurred_at: Instant
     note: str | None = Field(default=None, max_length=5000, description="victim-visible events show it to the victim")
 
 
@@ -287,7 +289,7 @@ class AgreementIn(_Request):
     agency: Agency
     every_days: int = Field(ge=1, le=365)
     channel: Channel
-    first_due_at: AwareDatetime | None = Field(default=None, description="default: now + every_days")
+    first_due_at: Instant | None = Field(default=None, description="default: now + every_days")
 
 
 class AgreementOut(BaseModel):
@@ -307,7 +309,7 @@ class AgreementList(BaseModel):
 
 
 class ContactIn(_Request):
-    contacted_at: AwareDatetime
+    contacted_at: Instant
     channel: Channel | None = None
     note: str | None = Field(default=None, max_length=5000)
 
@@ -349,7 +351,7 @@ class NoticeList(BaseModel):
 # ---------------------------------------------------------------- order terms
 
 class ExtensionIn(_Request):
-    valid_until: AwareDatetime
+    valid_until: Instant
     reference: str = Field(min_length=1, max_length=100, description="the decision that grants the extension")
 
 
@@ -434,8 +436,8 @@ class DraftZone(_Request):
 class DraftOrder(_Request):
     id: str | None = Field(default=None, max_length=100)
     kind: str = Field(min_length=1, max_length=50)
-    valid_from: AwareDatetime
-    valid_until: AwareDatetime | None = None
+    valid_from: Instant
+    valid_until: Instant | None = None
 
 
 class FeasibilityDraft(_Request):

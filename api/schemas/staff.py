@@ -10,7 +10,9 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from api.schemas.times import Instant
 
 ORDER_KINDS = (
     "contact_ban", "exclusion_zone", "inclusion_zone", "behavioural_order", "protection_order", "special_conditions",
@@ -95,8 +97,8 @@ class CaseOut(BaseModel):
 class OrderCreate(_Request):
     kind: Literal[ORDER_KINDS]  # type: ignore[valid-type]
     reference: str = Field(min_length=1, max_length=100)
-    valid_from: AwareDatetime
-    valid_until: AwareDatetime | None = Field(default=None, description="null: until further notice")
+    valid_from: Instant
+    valid_until: Instant | None = Field(default=None, description="null: until further notice")
     legal_basis: str | None = Field(default=None, max_length=500, description="e.g. 'art. 509hh Sv'")
 
     @field_validator("valid_until")

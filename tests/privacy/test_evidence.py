@@ -81,7 +81,7 @@ def test_alert_evidence_holds_fixes_decisions_actions_and_notifications(client) 
     assert {f["properties"]["party"] for f in fixes["features"]} == {"offender", "victim"}  # the window's fixes
 
     decisions = json.loads(files["decisions.json"])
-    assert decisions[0]["change"] == "opened" and decisions[0]["actor"].startswith("victim:")
+    assert decisions[0]["change"] == "opened" and decisions[0]["actor"].startswith("victim_app:")
     actions = json.loads(files["operator_actions.json"])
     assert [a["change"] for a in actions] == ["acknowledged", "note"]
     assert all(a["actor"] == "operator:test-operator" for a in actions)

@@ -11,6 +11,7 @@ from fastapi import Depends, FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api import abuse, access, openapi_doc, problems
+from api.body_limit import BodyLimit
 from api.context import Context
 from api.database import connect, create_pool, resolve_url
 from api.migrate import apply_migrations
@@ -78,6 +79,9 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
     )
     problems.install(app)
     openapi_doc.install(app)  # errors documented as problem documents (issue 6)
+    # Added first, so the security headers and the request log wrap its 413; it still runs before routing,
+    # authentication and parsing, which are all inside it.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)
 
     @app.middleware("http")

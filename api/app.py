@@ -9,6 +9,7 @@ from typing import AsyncIterator
 
 from fastapi import Depends, FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api import abuse, access, openapi_doc, problems
 from api.body_limit import BodyLimit
@@ -99,6 +100,12 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
             },
         )
         return response
+
+    if settings.trusted_proxies.strip():
+        # Outermost: the client address every layer sees (the rate limits of api/abuse.py) is taken from
+        # X-Forwarded-For only when the peer is a listed proxy, walking the header from the right past listed
+        # proxies. Without the setting the header is ignored, so no client can choose its own address.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

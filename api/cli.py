@@ -33,7 +33,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     configure_logging(settings.log_level)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, ws="websockets")
+    # proxy_headers off: uvicorn would otherwise trust X-Forwarded-For from 127.0.0.1 (or FORWARDED_ALLOW_IPS);
+    # the app trusts it only from AFSTAND_TRUSTED_PROXIES.
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, ws="websockets",
+                proxy_headers=False)
     return 0
 
 

@@ -106,6 +106,8 @@ class Settings(BaseSettings):
     # Need-to-know and abuse resistance (issue 6, SECURITY.md "Need-to-know", "Abuse resistance").
     operator_grace_s: float = Field(default=12 * 3600.0, ge=0)  # operators keep a case this long after its last alert is resolved
     rate_limit_enabled: bool = True
+    # Proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For names the client; empty: the header is ignored.
+    trusted_proxies: str = ""
     rate_limit_per_min: float = Field(default=10.0, gt=0)  # sustained requests per minute per client IP and route
     rate_limit_burst: int = Field(default=10, ge=1)  # requests allowed at once before the sustained rate applies
     rate_limit_max_keys: int = Field(default=100_000, ge=100)  # buckets kept in memory; the oldest are dropped

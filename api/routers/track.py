@@ -1,6 +1,11 @@
 """Reading positions is an act: ``GET /v1/cases/{case_id}/track`` returns both parties' fixes for a period,
-only with a stated ``reason``, and every read is written to the audit log in the same transaction (no audit
-record, no answer). See SECURITY.md, "Audit"."""
+only with a stated ``reason``, and every read is written to the audit log before it is answered (no audit
+record, no answer). See SECURITY.md, "Audit".
+
+An audited read takes its consistent snapshot in a read-only REPEATABLE READ transaction and records itself
+afterwards, in its own (READ COMMITTED) transaction on the same connection: the audit chain links each record to
+the newest one, which a snapshot older than the chain's lock cannot see (migrations/0007_hardening.sql refuses
+such an append), and two concurrent reads must both succeed."""
 
 from __future__ import annotations
 
@@ -109,13 +114,14 @@ async def track(
     (who, role, case, period, count, why)."""
     start, end = check_period(from_, to, ctx.settings.track_max_span_h)
     why = check_reason(reason)
-    async with ctx.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
-        cid: uuid.UUID = await case_or_404(conn, case_id)
-        rows = await conn.fetch(
-            f"SELECT {FIX_COLUMNS} FROM positions WHERE case_id = $1 AND recorded_at >= $2 AND recorded_at < $3"
-            " AND ($4::text IS NULL OR party = $4) ORDER BY recorded_at, seq",
-            cid, start, end, party,
-        )
+    async with ctx.pool.acquire() as conn:
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            cid: uuid.UUID = await case_or_404(conn, case_id)
+            rows = await conn.fetch(
+                f"SELECT {FIX_COLUMNS} FROM positions WHERE case_id = $1 AND recorded_at >= $2 AND recorded_at < $3"
+                " AND ($4::text IS NULL OR party = $4) ORDER BY recorded_at, seq",
+                cid, start, end, party,
+            )
         await audit.record(conn, actor=staff.actor, role=staff.role, action="track.read", case_id=cid, reason=why,
                            detail={"from": _iso(start), "to": _iso(end), "party": party, "fixes": len(rows)})
     return {

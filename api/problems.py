@@ -29,6 +29,7 @@ class Problem(Exception):
         type_: str | None = None,
         errors: list[dict[str, Any]] | None = None,
         headers: dict[str, str] | None = None,
+        extensions: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
@@ -37,6 +38,7 @@ class Problem(Exception):
         self.type = type_ or _TYPE_BASE + title.lower().replace(" ", "-")
         self.errors = errors
         self.headers = headers
+        self.extensions = extensions or {}  # RFC 9457 extension members, e.g. a refused zone's findings
 
 
 def field_error(loc: list[str | int], msg: str, status: int = 422) -> Problem:
@@ -59,7 +61,7 @@ def conflict(detail: str) -> Problem:
 
 
 def problem_response(p: Problem, instance: str | None = None) -> JSONResponse:
-    body: dict[str, Any] = {"type": p.type, "title": p.title, "status": p.status, "detail": p.detail}
+    body: dict[str, Any] = {**p.extensions, "type": p.type, "title": p.title, "status": p.status, "detail": p.detail}
     if instance:
         body["instance"] = instance
     if p.errors is not None:

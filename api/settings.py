@@ -64,6 +64,7 @@ class Settings(BaseSettings):
     # Keeping the victim informed (issue 5): the feasibility check, order reminders and expiry, the daily digest.
     feasibility_gps_accuracy_m: float = 100.0
     feasibility_max_zone_km2: float = 25.0
+    feasibility_implausible_zone_km2: float = Field(default=10_000.0, gt=0)  # larger zones are refused (blocking)
     order_reminder_days: tuple[int, ...] = (14, 7, 2)
     order_check_s: float = 60.0  # how often reminders and expiries are checked; 0 disables the scheduler
     digest_hour: int = Field(default=8, ge=0, le=23)  # local (Europe/Amsterdam) hour of the daily overdue digest

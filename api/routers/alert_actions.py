@@ -13,7 +13,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from api import alert_store, audit
 from api.auth import Staff, require_staff
@@ -39,7 +39,7 @@ class MessageVictim(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: str | None = Field(default=None, min_length=1, max_length=500)
     template: str | None = Field(default=None, max_length=64)
-    urgent: bool = False
+    urgent: StrictBool = False
 
     @model_validator(mode="after")
     def _one_of(self) -> "MessageVictim":

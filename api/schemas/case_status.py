@@ -11,7 +11,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, field_validator
 
 from api.schemas.times import Instant
 
@@ -182,7 +182,7 @@ class StaffMemberCreate(_Request):
     role_title: str = Field(min_length=1, max_length=200, description="e.g. 'wijkagent', 'slachtoffercoördinator'")
     phone: str | None = Field(default=None, max_length=50)
     email: str | None = Field(default=None, max_length=200)
-    sash_trained: bool = False
+    sash_trained: StrictBool = False
 
 
 class StaffMemberPatch(_Request):
@@ -190,7 +190,7 @@ class StaffMemberPatch(_Request):
     role_title: str | None = Field(default=None, min_length=1, max_length=200)
     phone: str | None = Field(default=None, max_length=50)
     email: str | None = Field(default=None, max_length=200)
-    sash_trained: bool | None = None
+    sash_trained: StrictBool | None = None
 
 
 class StaffMemberOut(BaseModel):
@@ -287,7 +287,7 @@ class EventPage(Page):
 
 class AgreementIn(_Request):
     agency: Agency
-    every_days: int = Field(ge=1, le=365)
+    every_days: StrictInt = Field(ge=1, le=365)
     channel: Channel
     first_due_at: Instant | None = Field(default=None, description="default: now + every_days")
 
@@ -406,8 +406,8 @@ class RiskList(BaseModel):
 # ---------------------------------------------------------------- feasibility
 
 class LatLon(_Request):
-    lat: float = Field(ge=-90, le=90)
-    lon: float = Field(ge=-180, le=180)
+    lat: StrictFloat = Field(ge=-90, le=90, allow_inf_nan=False)
+    lon: StrictFloat = Field(ge=-180, le=180, allow_inf_nan=False)
 
 
 class Addresses(_Request):
@@ -420,8 +420,8 @@ class Addresses(_Request):
 class DraftProximity(_Request):
     """Looser than the stored rule: a draft may be wrong, that is what the check is for."""
 
-    warn_m: float = Field(gt=0, le=100_000)
-    alert_m: float = Field(gt=0, le=100_000)
+    warn_m: StrictFloat = Field(gt=0, le=100_000)
+    alert_m: StrictFloat = Field(gt=0, le=100_000)
 
 
 class DraftZone(_Request):
@@ -429,7 +429,7 @@ class DraftZone(_Request):
     name: str = Field(min_length=1, max_length=200)
     kind: Literal["exclusion", "inclusion"]
     geometry: dict[str, Any]
-    buffer_m: float = Field(default=0, ge=0, le=20_000)
+    buffer_m: StrictFloat = Field(default=0, ge=0, le=20_000)
     schedule: dict[str, Any] | None = None
 
 

@@ -44,9 +44,11 @@ class Panic(_Request):
 
     recorded_at: Any = Field(description="RFC 3339 with an offset; any other value, or an implausible time, still "
                                          "raises the alert, at server time and marked clock_suspect")
-    lat: float | None = None
-    lon: float | None = None
-    accuracy_m: float | None = None
+    # Taken as sent and checked as a victim fix (strict numbers, ranges) after the alert is certain: a bad
+    # position is reported in ``position`` and never stops the panic.
+    lat: Any = None
+    lon: Any = None
+    accuracy_m: Any = None
 
 
 class PanicOut(BaseModel):

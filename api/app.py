@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 import time
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
 from fastapi import Depends, FastAPI, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest, start_http_server
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api import abuse, access, openapi_doc, problems
@@ -57,10 +58,14 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
         ctx.extras["retention"] = retention = RetentionJob(pool, settings)
         await retention.start()
         app.state.ctx = ctx
+        metrics_listener = _metrics_listener(settings)
         log.info("afstand ready", extra={"engine": run_engine})
         try:
             yield
         finally:
+            if metrics_listener is not None:
+                metrics_listener.shutdown()
+                metrics_listener.server_close()
             await retention.stop()
             await scheduler.stop()
             await notifier.stop()
@@ -108,7 +113,17 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
 
     @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
+        # Metrics reveal load and alert counts: on their own listener (AFSTAND_METRICS_PORT) they are not served
+        # here at all; with AFSTAND_METRICS_TOKEN set, only to a scraper that presents it.
+        if settings.metrics_port is not None:
+            raise problems.not_found("route")
+        if settings.metrics_token is not None:
+            scheme, _, token = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(),
+                                                                     settings.metrics_token.encode()):
+                raise problems.Problem(401, "Unauthorized", "/metrics needs the bearer token AFSTAND_METRICS_TOKEN",
+                                       headers={"WWW-Authenticate": "Bearer"})
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     for router in (health.router, cases.router, alerts.router, alert_actions.router, alert_actions.policy_router,
@@ -122,6 +137,15 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
 
     app.include_router(console_router)
     return app
+
+
+def _metrics_listener(settings: Settings):  # type: ignore[no-untyped-def]
+    """prometheus_client's own HTTP server on AFSTAND_METRICS_HOST:AFSTAND_METRICS_PORT, when set: a port the
+    firewall opens to the scraper only, away from the public API."""
+    if settings.metrics_port is None:
+        return None
+    server, _ = start_http_server(settings.metrics_port, addr=settings.metrics_host)
+    return server
 
 
 def _notifications(settings: Settings, ctx: Context, url: str):  # type: ignore[no-untyped-def]

@@ -22,6 +22,11 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "INFO"
+    # /metrics: with a port, served only by a separate listener there (the API's /metrics is 404); with a token,
+    # the API's /metrics requires "Authorization: Bearer TOKEN". Neither: open, as /healthz.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_host: str = "127.0.0.1"
+    metrics_token: str | None = Field(default=None, min_length=16)
     db_pool_min: int = 2
     db_pool_max: int = 10
 

@@ -50,9 +50,15 @@ def resolve_url(database_url: str | None, data_dir: Path) -> str:
     return database_url or embedded_url(data_dir)
 
 
+def _json_text(value: object) -> str:
+    # Not ASCII-escaped: a client's unpaired surrogate then fails as it does in a text column (UnicodeEncodeError,
+    # a 422 in api/problems.py) instead of as a "\ud800" escape that PostgreSQL refuses mid-transaction.
+    return json.dumps(value, ensure_ascii=False)
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for typ in ("json", "jsonb"):
-        await conn.set_type_codec(typ, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+        await conn.set_type_codec(typ, encoder=_json_text, decoder=json.loads, schema="pg_catalog")
 
 
 async def create_pool(url: str, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:

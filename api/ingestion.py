@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -36,6 +37,7 @@ from api.schemas.ingest import (
 
 log = logging.getLogger(__name__)
 
+_NOT_IN_UTF8 = re.compile("[\x00\ud800-\udfff]")
 FIX_LOG_LOCK = 0x6669_786C  # "fixl": the order of commits into ``positions``
 FIXES_CHANNEL = "afstand_fixes"  # api/engine_runner.py wakes on it
 MAX_STORED_ITEM_CHARS = 8_000  # a rejected item is kept whole up to this size, truncated beyond it
@@ -168,13 +170,15 @@ class PlausibleTimes:
 
 
 def storable(value: Any, depth: int = 0) -> Any:
-    """A JSON value PostgreSQL's jsonb accepts: no NaN/Infinity (Python's json parses them), no NUL characters."""
+    """A JSON value PostgreSQL's jsonb accepts: no NaN/Infinity (Python's json parses them), no NUL characters and
+    no unpaired UTF-16 surrogates (Python's json lets ``"\\ud800"`` and CESU-8 bytes through; UTF-8 has no
+    such characters)."""
     if depth > 32:
         return "…"
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
+        return _NOT_IN_UTF8.sub("\ufffd", value)
     if isinstance(value, dict):
         return {storable(str(k)): storable(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list):

@@ -110,6 +110,18 @@ def install(app: FastAPI) -> None:
                     type_=_TYPE_BASE + "validation", errors=[{"loc": ["body"], "msg": "NUL character in text"}]),
             request.url.path)
 
+    @app.exception_handler(UnicodeEncodeError)
+    async def _unpaired_surrogate(request: Request, exc: UnicodeEncodeError) -> JSONResponse:
+        # Python's JSON parser accepts "\ud800" (and CESU-8 bytes) as a lone UTF-16 surrogate, which no UTF-8
+        # text can hold: the client's mistake. Any other encoding failure is the server's.
+        if exc.reason != "surrogates not allowed":
+            return await _unexpected(request, exc)
+        return problem_response(
+            Problem(422, "Validation failed", "text may not contain unpaired UTF-16 surrogates (\\ud800-\\udfff)",
+                    type_=_TYPE_BASE + "validation",
+                    errors=[{"loc": ["body"], "msg": "unpaired surrogate in text"}]),
+            request.url.path)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", extra={"path": request.url.path})

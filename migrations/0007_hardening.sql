@@ -13,12 +13,11 @@ ALTER TABLE alert_changes ADD CONSTRAINT alert_changes_actor_form
 
 -- The chain is appended under an advisory lock, and the previous record is read after it is taken. In READ
 -- COMMITTED each statement sees what committed before it; in REPEATABLE READ or SERIALIZABLE the transaction's
--- snapshot may predate the lock, so the trigger would link to a stale head and two concurrent audited reads
--- would collide on chain_seq. Such a transaction is refused with a clear message instead: audited reads take
--- their snapshot in one transaction and record the read in its own (api/audit.py, record_read).
-CREATE OR REPLACE FUNCTION audit_log_chain() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    last audit_log;
+-- snapshot may predate the lock, so the chain trigger would link to a stale head and two concurrent audited reads
+-- would collide on chain_seq. Such an append is refused with a clear message instead: audited reads take their
+-- snapshot in one transaction and record the read in its own (api/routers/track.py). The insert fails whichever
+-- BEFORE trigger runs first, so the chain trigger itself is unchanged.
+CREATE FUNCTION audit_log_read_committed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF current_setting('transaction_isolation') <> 'read committed' THEN
         RAISE EXCEPTION 'audit records are appended only in READ COMMITTED transactions (this one is %)',
@@ -26,14 +25,11 @@ BEGIN
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'read in a REPEATABLE READ transaction, then record the read in its own transaction';
     END IF;
-    -- Serialise appends so the chain has one order, whatever the commit order of concurrent writers.
-    PERFORM pg_advisory_xact_lock(1635083380);
-    SELECT * INTO last FROM audit_log ORDER BY chain_seq DESC NULLS LAST LIMIT 1;
-    NEW.chain_seq := coalesce(last.chain_seq, 0) + 1;
-    NEW.prev_hash := coalesce(last.hash, 'genesis');
-    NEW.hash := encode(sha256(convert_to(audit_log_canonical(NEW), 'UTF8')), 'hex');
     RETURN NEW;
 END $$;
+
+CREATE TRIGGER audit_log_a_read_committed BEFORE INSERT ON audit_log
+    FOR EACH ROW EXECUTE FUNCTION audit_log_read_committed();
 
 -- Refresh tokens rotate on every use. A spent token is remembered until it would have expired: when it comes
 -- back, someone holds a copy (stolen from the phone or its backup), and the whole family of tokens of that

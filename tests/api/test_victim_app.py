@@ -14,17 +14,7 @@ from api.secrets import token_hash
 from tests.api.factories import (
     ago, bearer, db, db_val, enroll, fix, new_case, new_code, now, world,
 )
-from tests.helpers import staff_headers
-
-
-def assert_problem(r, status: int, loc: list | None = None) -> dict:  # type: ignore[no-untyped-def]
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json")
-    body = r.json()
-    assert body["status"] == status and body["title"] and body["detail"]
-    if loc is not None:
-        assert loc in [e["loc"] for e in body["errors"]], body
-    return body
+from tests.helpers import problem as assert_problem, staff_headers
 
 
 def redeem(client, code: str, installation_id: str = "phone-1"):  # type: ignore[no-untyped-def]

@@ -14,7 +14,7 @@ import pytest
 from api.audit import verify_chain
 from tests.api.factories import db_val
 from tests.helpers import staff_headers
-from tests.privacy.support import VICTIM, case_with_fixes
+from tests.privacy.support import case_with_panic
 
 AT_ONCE = 12
 
@@ -22,12 +22,7 @@ AT_ONCE = 12
 @pytest.fixture
 def reads(make_client):  # type: ignore[no-untyped-def]
     client = make_client(run_engine=False, notify_enabled=False)
-    w, start = case_with_fixes(client, n=3)
-    panic = client.post("/v1/me/panic", headers=w.victim, json={
-        "recorded_at": (start + timedelta(seconds=90)).isoformat(), "lat": VICTIM[0], "lon": VICTIM[1],
-        "accuracy_m": 9})
-    assert panic.status_code == 201, panic.text
-    alert_id = panic.json()["alert_id"]
+    w, start, alert_id = case_with_panic(client, n=3, after_s=90)
     period = {"from": start.isoformat(), "to": (start + timedelta(hours=1)).isoformat(), "reason": "incident review"}
     director, operator = staff_headers(client, "case_director"), staff_headers(client, "operator")
     routes = {

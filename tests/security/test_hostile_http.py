@@ -15,7 +15,6 @@ import base64
 import json
 import os
 import time
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -24,7 +23,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from api.auth import sign
 from tests.helpers import staff_headers
-from tests.privacy.support import VICTIM, case_with_fixes
+from tests.privacy.support import case_with_panic
 
 EXAMPLES = int(os.environ.get("AFSTAND_FUZZ_EXAMPLES", "100"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
@@ -93,11 +92,8 @@ def check_answer(r, seen: set[int] | None = None) -> None:  # type: ignore[no-un
 def world(make_client):  # type: ignore[no-untyped-def]
     client = make_client(run_engine=False, notify_enabled=False)
     client._transport.raise_server_exceptions = False  # a 5xx is an answer to check, not a crash of the test
-    w, start = case_with_fixes(client, n=2)
-    panic = client.post("/v1/me/panic", headers=w.victim, json={
-        "recorded_at": (start + timedelta(seconds=30)).isoformat(), "lat": VICTIM[0], "lon": VICTIM[1], "accuracy_m": 9})
-    assert panic.status_code == 201, panic.text
-    return client, w, panic.json()["alert_id"]
+    w, _, alert_id = case_with_panic(client, n=2, after_s=30)
+    return client, w, alert_id
 
 
 def _fix_item(serial: str | None) -> st.SearchStrategy[str]:

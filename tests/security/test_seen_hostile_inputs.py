@@ -10,20 +10,10 @@ import pytest
 
 from api.auth import sign
 from tests.api.factories import fix, world
-from tests.helpers import staff_headers
+from tests.helpers import problem, staff_headers
 
 YEAR_1 = "0001-01-01T00:00:00+14:00"  # before year 1 once in UTC
 YEAR_9999 = "9999-12-31T23:59:59-14:00"  # after year 9999 once in UTC
-
-
-def problem(r, status: int, loc: list | None = None) -> dict:  # type: ignore[no-untyped-def,type-arg]
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json")
-    body = r.json()
-    assert body["status"] == status and body["title"] and body["detail"]
-    if loc is not None:
-        assert loc in [e["loc"] for e in body["errors"]], body
-    return body
 
 
 @pytest.fixture

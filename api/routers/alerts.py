@@ -122,7 +122,7 @@ async def add_note(alert_id: str, body: Note, ctx: Ctx, staff: ActOnAlerts) -> d
 
 
 @router.websocket("/stream")
-async def stream(websocket: WebSocket, after: int = 0) -> None:
+async def stream(websocket: WebSocket, after: Annotated[int, Query(le=2**63 - 1)] = 0) -> None:  # a bigint seq
     """Every alert change as ``{seq, change, alert}``, oldest first, from ``seq > after``; then live.
 
     The token comes in the Authorization header or, for browsers that cannot set headers on a WebSocket,

@@ -7,6 +7,7 @@ import base64
 import time
 
 import pytest
+from starlette.websockets import WebSocketDisconnect
 
 from api.auth import sign
 from tests.api.factories import fix, world
@@ -79,3 +80,13 @@ def test_cursors_holding_anything_are_422(api) -> None:  # type: ignore[no-untyp
                        params={"from": YEAR_1, "to": "2026-01-01T00:00:00Z", "reason": "review"}), 422, ["query", "from"])
     problem(client.get("/v1/audit", params={"since": YEAR_9999}, headers=staff_headers(client, "auditor")), 422,
             ["query", "since"])
+
+
+def test_a_stream_position_beyond_a_bigint_closes_as_a_client_error(api) -> None:  # type: ignore[no-untyped-def]
+    """The alert stream's ``after`` is a seq: 30 digits used to reach PostgreSQL and fail the handler (1011)."""
+    client, _ = api
+    with pytest.raises(WebSocketDisconnect) as closed:
+        with client.websocket_connect("/v1/alerts/stream?after=" + "9" * 30,
+                                      headers=staff_headers(client, "operator")) as ws:
+            ws.receive_json()
+    assert closed.value.code == 1008  # policy violation: the request, not the server

@@ -6,9 +6,9 @@ at ``AFSTAND_RATE_LIMIT_PER_MIN`` per minute. Over the limit the answer is 429 (
 :data:`LIMITED`, so the list of login-like routes lives here, in one place.
 
 In-process means per server process: behind several processes each has its own buckets, so the effective limit
-is multiplied by their number (SECURITY.md says so). The client IP is the connection's peer as the ASGI server
-reports it; behind the TLS proxy, run uvicorn with ``--forwarded-allow-ips`` set to the proxy so that the peer is
-the real client rather than the proxy for everyone.
+is multiplied by their number (SECURITY.md says so). The client IP is the connection's peer; behind the TLS proxy,
+list the proxy in ``AFSTAND_TRUSTED_PROXIES`` so that the client named in its ``X-Forwarded-For`` counts rather
+than the proxy for everyone. From any other peer that header is ignored: a client cannot pick its own bucket.
 """
 
 from __future__ import annotations

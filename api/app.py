@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 import time
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
 from fastapi import Depends, FastAPI, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest, start_http_server
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api import abuse, access, openapi_doc, problems
 from api.clock import OffsetClock
+from api.body_limit import BodyLimit
 from api.context import Context
 from api.database import connect, create_pool, resolve_url
 from api.migrate import apply_migrations
@@ -57,10 +60,14 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
         ctx.extras["retention"] = retention = RetentionJob(pool, settings)
         await retention.start()
         app.state.ctx = ctx
+        metrics_listener = _metrics_listener(settings)
         log.info("afstand ready", extra={"engine": run_engine})
         try:
             yield
         finally:
+            if metrics_listener is not None:
+                metrics_listener.shutdown()
+                metrics_listener.server_close()
             await retention.stop()
             await scheduler.stop()
             await notifier.stop()
@@ -80,6 +87,9 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
     )
     problems.install(app)
     openapi_doc.install(app)  # errors documented as problem documents (issue 6)
+    # Added first, so the security headers and the request log wrap its 413; it still runs before routing,
+    # authentication and parsing, which are all inside it.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)
 
     @app.middleware("http")
@@ -98,8 +108,24 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
         )
         return response
 
+    if settings.trusted_proxies.strip():
+        # Outermost: the client address every layer sees (the rate limits of api/abuse.py) is taken from
+        # X-Forwarded-For only when the peer is a listed proxy, walking the header from the right past listed
+        # proxies. Without the setting the header is ignored, so no client can choose its own address.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
+
     @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
+        # Metrics reveal load and alert counts: on their own listener (AFSTAND_METRICS_PORT) they are not served
+        # here at all; with AFSTAND_METRICS_TOKEN set, only to a scraper that presents it.
+        if settings.metrics_port is not None:
+            raise problems.not_found("route")
+        if settings.metrics_token is not None:
+            scheme, _, token = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(),
+                                                                     settings.metrics_token.encode()):
+                raise problems.Problem(401, "Unauthorized", "/metrics needs the bearer token AFSTAND_METRICS_TOKEN",
+                                       headers={"WWW-Authenticate": "Bearer"})
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     for router in (health.router, cases.router, alerts.router, alert_actions.router, alert_actions.policy_router,
@@ -113,6 +139,15 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
 
     app.include_router(console_router)
     return app
+
+
+def _metrics_listener(settings: Settings):  # type: ignore[no-untyped-def]
+    """prometheus_client's own HTTP server on AFSTAND_METRICS_HOST:AFSTAND_METRICS_PORT, when set: a port the
+    firewall opens to the scraper only, away from the public API."""
+    if settings.metrics_port is None:
+        return None
+    server, _ = start_http_server(settings.metrics_port, addr=settings.metrics_host)
+    return server
 
 
 def _notifications(settings: Settings, ctx: Context, url: str):  # type: ignore[no-untyped-def]

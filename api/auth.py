@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -20,6 +21,9 @@ from api.context import Context, get_context
 from api.oidc import NoRole, OIDCVerifier, TokenRejected
 from api.problems import Problem
 from api.secrets import decrypt, derive
+
+_UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
+_HEX_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 STAFF_ROLES = ("admin", "operator", "case_director", "contact_person", "auditor")
 DEV_ISSUER = "afstand-dev"
@@ -36,10 +40,21 @@ class Staff:
         return f"{self.role}:{self.sub}"
 
 
+def victim_actor(device_id: uuid.UUID) -> str:
+    """How a victim's app appears in the audit log and an alert's history. Every actor has the form
+    ``KIND:NAME`` (``operator:jan``, ``victim_app:<device id>``, ``system:retention``); the database refuses
+    any other (migrations/0007_hardening.sql)."""
+    return f"victim_app:{device_id}"
+
+
 @dataclass(frozen=True)
 class VictimDevice:
     device_id: uuid.UUID
     case_id: uuid.UUID
+
+    @property
+    def actor(self) -> str:
+        return victim_actor(self.device_id)
 
 
 @dataclass(frozen=True)
@@ -145,9 +160,11 @@ async def victim_device(request: Request, ctx: Annotated[Context, Depends(get_co
     except jwt.PyJWTError as e:
         raise _unauthorized(f"device token rejected: {e}") from None
     device_id = uuid.UUID(claims["sub"])
-    # Checked on every request so that revoking a device kills its tokens at once.
+    # Checked on every request so that revoking a device, or its token family, kills its tokens at once.
     row = await ctx.pool.fetchrow(
-        "SELECT case_id FROM devices WHERE id = $1 AND role = 'victim_app' AND revoked_at IS NULL", device_id
+        "SELECT case_id FROM devices WHERE id = $1 AND role = 'victim_app' AND revoked_at IS NULL"
+        " AND (tokens_revoked_at IS NULL OR tokens_revoked_at < to_timestamp($2))",
+        device_id, float(claims.get("iat", 0)),
     )
     if row is None:
         raise _unauthorized("this device has been revoked")
@@ -168,11 +185,13 @@ async def supplier_principal(request: Request, ctx: Annotated[Context, Depends(g
     signature = request.headers.get("x-afstand-signature")
     if not key_id or not ts or not signature:
         raise Problem(401, "Unauthorized", "X-Afstand-Key, X-Afstand-Timestamp and X-Afstand-Signature are required")
-    try:
-        ts_value = int(ts)
-    except ValueError:
-        raise Problem(401, "Unauthorized", "X-Afstand-Timestamp must be UNIX seconds") from None
-    if abs(time.time() - ts_value) > ctx.settings.hmac_window_s:
+    # Each header's form is checked before it is used: any value a client sends is a 401, never a 500 (a
+    # 400-digit timestamp does not fit a float, a non-ASCII signature cannot be compared in constant time).
+    if not _UNIX_SECONDS.fullmatch(ts):
+        raise Problem(401, "Unauthorized", "X-Afstand-Timestamp must be UNIX seconds")
+    if not _HEX_SHA256.fullmatch(signature):
+        raise Problem(401, "Unauthorized", "X-Afstand-Signature must be 64 hexadecimal characters")
+    if abs(time.time() - int(ts)) > ctx.settings.hmac_window_s:
         raise Problem(401, "Unauthorized", f"X-Afstand-Timestamp is more than {ctx.settings.hmac_window_s} s from server time")
     row = await ctx.pool.fetchrow(
         "SELECT supplier_id, secret_enc FROM supplier_keys WHERE key_id = $1 AND revoked_at IS NULL", key_id

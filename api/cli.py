@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import secrets
 import sys
@@ -32,7 +33,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     configure_logging(settings.log_level)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, ws="websockets")
+    # proxy_headers off: uvicorn would otherwise trust X-Forwarded-For from 127.0.0.1 (or FORWARDED_ALLOW_IPS);
+    # the app trusts it only from AFSTAND_TRUSTED_PROXIES.
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, ws="websockets",
+                proxy_headers=False)
     return 0
 
 
@@ -80,19 +84,27 @@ def cmd_supplier_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name for this uid (e.g. a container)
+        return "unknown"
+
+
 async def _supplier_key_command(settings: Settings, action: str, key_id: str) -> dict[str, object]:
     from api.database import connect, resolve_url
     from api.migrate import apply_migrations
     from api.secrets import server_key
     from api.supplier_keys import revoke_key, rotate_key
 
+    actor = f"cli:{_os_user()}"  # the audit log names who ran the command, in the KIND:NAME form of every actor
     conn = await connect(resolve_url(settings.database_url, settings.data_dir))
     try:
         await apply_migrations(conn)
         if action == "rotate":
-            out = await rotate_key(conn, server_key(settings), key_id, "cli", "admin")
+            out = await rotate_key(conn, server_key(settings), key_id, actor, "admin")
         else:
-            out = await revoke_key(conn, key_id, "cli", "admin")
+            out = await revoke_key(conn, key_id, actor, "admin")
         return {k: (v.isoformat() if hasattr(v, "isoformat") else str(v) if v is not None else None)
                 for k, v in out.items()}
     finally:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from datetime import time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -12,13 +11,14 @@ from shapely.geometry import shape
 from shapely.validation import explain_validity
 
 from api.problems import field_error
+from geofence.geometry import MAX_RADIUS_M, finite_number
 from geofence.model import Circle, Schedule, Window
 
 DAYS = {"mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6, "sun": 7}
 
 
 def _check_position(loc: list[str | int], lon: Any, lat: Any) -> None:
-    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (lon, lat)):
+    if not (finite_number(lon) and finite_number(lat)):
         raise field_error(loc, "coordinates must be finite numbers [lon, lat]")
     if not (-180 <= lon <= 180 and -90 <= lat <= 90):
         raise field_error(loc, "coordinates out of range: expected [lon, lat] with lon in [-180, 180], lat in [-90, 90]")
@@ -34,8 +34,8 @@ def parse_geometry(raw: dict[str, Any]) -> shapely.Geometry | Circle:
         if not isinstance(center, list) or len(center) != 2:
             raise field_error(loc + ["center"], "center must be [lon, lat]")
         _check_position(loc + ["center"], center[0], center[1])
-        if not isinstance(radius, (int, float)) or not math.isfinite(radius) or radius <= 0:
-            raise field_error(loc + ["radius_m"], "radius_m must be a positive number of metres")
+        if not finite_number(radius) or not 0 < radius <= MAX_RADIUS_M:
+            raise field_error(loc + ["radius_m"], "radius_m must be a positive number of metres, at most 20,000 km")
         return Circle(lon=float(center[0]), lat=float(center[1]), radius_m=float(radius))
     if kind not in ("Polygon", "MultiPolygon"):
         raise field_error(loc + ["type"], "geometry must be a GeoJSON Polygon or MultiPolygon, or a Circle")

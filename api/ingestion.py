@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -31,17 +32,16 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from api import device_events, metrics
 from api.schemas.ingest import (
-    APP_POSITION, FUTURE_TOLERANCE_S, SUPPLIER_EVENT, SUPPLIER_POSITION, AppPosition, SupplierEvent,
-    SupplierPosition,
+    APP_POSITION, SUPPLIER_EVENT, SUPPLIER_POSITION, AppPosition, SupplierEvent, SupplierPosition,
 )
 
 log = logging.getLogger(__name__)
 
+_NOT_IN_UTF8 = re.compile("[\x00\ud800-\udfff]")
 FIX_LOG_LOCK = 0x6669_786C  # "fixl": the order of commits into ``positions``
 FIXES_CHANNEL = "afstand_fixes"  # api/engine_runner.py wakes on it
 MAX_STORED_ITEM_CHARS = 8_000  # a rejected item is kept whole up to this size, truncated beyond it
 UNKNOWN_SERIAL = "serial: unknown serial for this supplier"
-IN_FUTURE = "recorded_at: recorded_at is in the future"
 
 Status = Literal["accepted", "duplicate", "rejected"]
 
@@ -146,18 +146,39 @@ def validate(adapter: TypeAdapter[Any], raw: Any) -> tuple[BaseModel | None, str
         return None, describe(e)
 
 
-def in_future(recorded_at: datetime, now: datetime) -> bool:
-    return recorded_at > now + timedelta(seconds=FUTURE_TOLERANCE_S)
+@dataclass(frozen=True)
+class PlausibleTimes:
+    """When a device can really have recorded something. Before ``since`` no fix of this service exists: such
+    times come from GPS week-rollover faults (1999, 2019 …) or unset clocks. More than ``ahead_s`` ahead of the
+    server clock, a device clock is wrong, and a fix from the future must not open or hold an episode."""
+
+    since: datetime
+    ahead_s: float
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> "PlausibleTimes":
+        return cls(settings.plausible_since.astimezone(timezone.utc), settings.future_tolerance_s)
+
+    def refusal(self, recorded_at: datetime, now: datetime) -> str | None:
+        """Why ``recorded_at`` cannot be a real device time, or None when it can."""
+        if recorded_at < self.since:
+            return (f"recorded_at: before {self.since.isoformat().replace('+00:00', 'Z')}, earlier than any real fix"
+                    " (a GPS week-rollover fault or an unset device clock)")
+        if recorded_at > now + timedelta(seconds=self.ahead_s):
+            return f"recorded_at: more than {self.ahead_s:g} s ahead of server time (a wrong device clock)"
+        return None
 
 
 def storable(value: Any, depth: int = 0) -> Any:
-    """A JSON value PostgreSQL's jsonb accepts: no NaN/Infinity (Python's json parses them), no NUL characters."""
+    """A JSON value PostgreSQL's jsonb accepts: no NaN/Infinity (Python's json parses them), no NUL characters and
+    no unpaired UTF-16 surrogates (Python's json lets ``"\\ud800"`` and CESU-8 bytes through; UTF-8 has no
+    such characters)."""
     if depth > 32:
         return "…"
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
+        return _NOT_IN_UTF8.sub("\ufffd", value)
     if isinstance(value, dict):
         return {storable(str(k)): storable(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list):
@@ -313,7 +334,8 @@ def _count(source: str, outcome: Outcome) -> None:
             metrics.FIXES.labels(source=source, outcome=status).inc(n)
 
 
-async def ingest_positions(pool: asyncpg.Pool, sender: Sender, items: list[Any]) -> list[dict[str, Any]]:
+async def ingest_positions(pool: asyncpg.Pool, sender: Sender, items: list[Any],
+                           plausible: PlausibleTimes) -> list[dict[str, Any]]:
     """Validate, store and report one batch of positions; see the module doc for the guarantees."""
     outcome = Outcome(len(items))
     now = datetime.now(timezone.utc)
@@ -321,10 +343,9 @@ async def ingest_positions(pool: asyncpg.Pool, sender: Sender, items: list[Any])
     valid: list[tuple[int, Any]] = []
     for i, raw in enumerate(items):
         model, error = validate(adapter, raw)
+        error = error or plausible.refusal(model.recorded_at, now)  # type: ignore[union-attr]
         if error is not None:
             outcome.reject(i, raw, error)
-        elif in_future(model.recorded_at, now):  # type: ignore[union-attr]
-            outcome.reject(i, raw, IN_FUTURE)
         else:
             valid.append((i, model))
     async with pool.acquire() as conn, conn.transaction():
@@ -352,7 +373,8 @@ async def ingest_positions(pool: asyncpg.Pool, sender: Sender, items: list[Any])
     return outcome.final()
 
 
-async def ingest_events(pool: asyncpg.Pool, sender: Sender, items: list[Any]) -> list[dict[str, Any]]:
+async def ingest_events(pool: asyncpg.Pool, sender: Sender, items: list[Any],
+                        plausible: PlausibleTimes) -> list[dict[str, Any]]:
     """Validate and store one batch of supplier device events; each new one goes through the alert policy."""
     outcome = Outcome(len(items))
     now = datetime.now(timezone.utc)
@@ -361,10 +383,9 @@ async def ingest_events(pool: asyncpg.Pool, sender: Sender, items: list[Any]) ->
         model, error = validate(SUPPLIER_EVENT, raw)
         if error is None and model.detail is not None and len(json.dumps(storable(model.detail))) > 4096:  # type: ignore[union-attr]
             error = "detail: at most 4 KB as JSON"
+        error = error or plausible.refusal(model.recorded_at, now)  # type: ignore[union-attr]
         if error is not None:
             outcome.reject(i, raw, error)
-        elif in_future(model.recorded_at, now):  # type: ignore[union-attr]
-            outcome.reject(i, raw, IN_FUTURE)
         else:
             valid.append((i, model))  # type: ignore[arg-type]
     async with pool.acquire() as conn, conn.transaction():

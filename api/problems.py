@@ -29,6 +29,7 @@ class Problem(Exception):
         type_: str | None = None,
         errors: list[dict[str, Any]] | None = None,
         headers: dict[str, str] | None = None,
+        extensions: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
@@ -37,6 +38,7 @@ class Problem(Exception):
         self.type = type_ or _TYPE_BASE + title.lower().replace(" ", "-")
         self.errors = errors
         self.headers = headers
+        self.extensions = extensions or {}  # RFC 9457 extension members, e.g. a refused zone's findings
 
 
 def field_error(loc: list[str | int], msg: str, status: int = 422) -> Problem:
@@ -59,7 +61,7 @@ def conflict(detail: str) -> Problem:
 
 
 def problem_response(p: Problem, instance: str | None = None) -> JSONResponse:
-    body: dict[str, Any] = {"type": p.type, "title": p.title, "status": p.status, "detail": p.detail}
+    body: dict[str, Any] = {**p.extensions, "type": p.type, "title": p.title, "status": p.status, "detail": p.detail}
     if instance:
         body["instance"] = instance
     if p.errors is not None:
@@ -90,11 +92,13 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        title = {401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed"}.get(
-            exc.status_code, "Error"
-        )
+        title = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
+                 405: "Method not allowed", 413: "Payload too large"}.get(exc.status_code, "Error")
+        # FastAPI answers 400 only when it cannot parse a body (not JSON, invalid UTF-8, nested too deeply).
+        errors = [{"loc": ["body"], "msg": str(exc.detail)}] if exc.status_code == 400 else None
         return problem_response(
-            Problem(exc.status_code, title, str(exc.detail), headers=getattr(exc, "headers", None)), request.url.path
+            Problem(exc.status_code, title, str(exc.detail), errors=errors, headers=getattr(exc, "headers", None)),
+            request.url.path,
         )
 
     @app.exception_handler(asyncpg.CharacterNotInRepertoireError)
@@ -104,6 +108,18 @@ def install(app: FastAPI) -> None:
         return problem_response(
             Problem(422, "Validation failed", "text may not contain NUL (\\u0000) characters",
                     type_=_TYPE_BASE + "validation", errors=[{"loc": ["body"], "msg": "NUL character in text"}]),
+            request.url.path)
+
+    @app.exception_handler(UnicodeEncodeError)
+    async def _unpaired_surrogate(request: Request, exc: UnicodeEncodeError) -> JSONResponse:
+        # Python's JSON parser accepts "\ud800" (and CESU-8 bytes) as a lone UTF-16 surrogate, which no UTF-8
+        # text can hold: the client's mistake. Any other encoding failure is the server's.
+        if exc.reason != "surrogates not allowed":
+            return await _unexpected(request, exc)
+        return problem_response(
+            Problem(422, "Validation failed", "text may not contain unpaired UTF-16 surrogates (\\ud800-\\udfff)",
+                    type_=_TYPE_BASE + "validation",
+                    errors=[{"loc": ["body"], "msg": "unpaired surrogate in text"}]),
             request.url.path)
 
     @app.exception_handler(Exception)

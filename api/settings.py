@@ -6,9 +6,10 @@ README.md lists each variable.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import AwareDatetime, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -21,6 +22,11 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "INFO"
+    # /metrics: with a port, served only by a separate listener there (the API's /metrics is 404); with a token,
+    # the API's /metrics requires "Authorization: Bearer TOKEN". Neither: open, as /healthz.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_host: str = "127.0.0.1"
+    metrics_token: str | None = Field(default=None, min_length=16)
     db_pool_min: int = 2
     db_pool_max: int = 10
 
@@ -39,6 +45,11 @@ class Settings(BaseSettings):
     oidc_http_timeout_s: float = 5.0
 
     ingest_max_items: int = 1000
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)  # larger request bodies: 413 before authentication
+    # Plausible device times (api/ingestion.py PlausibleTimes): fixes and events recorded before this, or more
+    # than future_tolerance_s ahead of server time, are refused per item; a panic is raised at server time.
+    plausible_since: AwareDatetime = datetime(2020, 1, 1, tzinfo=timezone.utc)
+    future_tolerance_s: float = Field(default=300.0, ge=0)
     hmac_window_s: int = 300
     access_token_ttl_s: int = 900
     refresh_token_ttl_s: int = 30 * 24 * 3600
@@ -61,6 +72,7 @@ class Settings(BaseSettings):
     # Keeping the victim informed (issue 5): the feasibility check, order reminders and expiry, the daily digest.
     feasibility_gps_accuracy_m: float = 100.0
     feasibility_max_zone_km2: float = 25.0
+    feasibility_implausible_zone_km2: float = Field(default=10_000.0, gt=0)  # larger zones are refused (blocking)
     order_reminder_days: tuple[int, ...] = (14, 7, 2)
     order_check_s: float = 60.0  # how often reminders and expiries are checked; 0 disables the scheduler
     digest_hour: int = Field(default=8, ge=0, le=23)  # local (Europe/Amsterdam) hour of the daily overdue digest
@@ -112,6 +124,8 @@ class Settings(BaseSettings):
     # Need-to-know and abuse resistance (issue 6, SECURITY.md "Need-to-know", "Abuse resistance").
     operator_grace_s: float = Field(default=12 * 3600.0, ge=0)  # operators keep a case this long after its last alert is resolved
     rate_limit_enabled: bool = True
+    # Proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For names the client; empty: the header is ignored.
+    trusted_proxies: str = ""
     rate_limit_per_min: float = Field(default=10.0, gt=0)  # sustained requests per minute per client IP and route
     rate_limit_burst: int = Field(default=10, ge=1)  # requests allowed at once before the sustained rate applies
     rate_limit_max_keys: int = Field(default=100_000, ge=100)  # buckets kept in memory; the oldest are dropped

@@ -11,7 +11,6 @@ cost), the subject it concerns, a stable ``code`` and an explanation an order-wr
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -23,7 +22,7 @@ import shapely
 from shapely.geometry import Point as _ShapelyPoint
 from shapely.geometry import shape
 
-from geofence.geometry import geodesic_m, local_projection
+from geofence.geometry import MAX_RADIUS_M, finite_number, geodesic_m, local_projection
 
 BLOCKING = "blocking"
 WARNING = "warning"
@@ -72,7 +71,8 @@ class ProposedOrder:
 @dataclass(frozen=True)
 class Limits:
     gps_accuracy_m: float = 100.0
-    max_zone_area_m2: float = 25_000_000.0  # 25 km²
+    max_zone_area_m2: float = 25_000_000.0  # 25 km²: larger is a warning (zone_too_large)
+    implausible_zone_area_m2: float = 10_000_000_000.0  # 10,000 km²: larger is blocking (zone_implausibly_large)
     order_max: Mapping[str, timedelta] = field(default_factory=lambda: {"behavioural_order": timedelta(days=90)})
 
 
@@ -157,8 +157,7 @@ def _invalid(z: ProposedZone, msg: str, location: tuple[float, float] | None = N
 
 
 def _finite_position(pos: Any) -> bool:
-    return (isinstance(pos, (list, tuple)) and len(pos) >= 2
-            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in pos[:2])
+    return (isinstance(pos, (list, tuple)) and len(pos) >= 2 and all(finite_number(v) for v in pos[:2])
             and -180 <= pos[0] <= 180 and -90 <= pos[1] <= 90)
 
 
@@ -172,8 +171,8 @@ def _parse(z: ProposedZone, findings: list[Finding]) -> Any:
         if not _finite_position(center):
             findings.append(_invalid(z, "the circle's center must be [lon, lat] within range"))
             return None
-        if not isinstance(radius, (int, float)) or not math.isfinite(radius) or radius <= 0:
-            findings.append(_invalid(z, "the circle's radius_m must be a positive number of metres",
+        if not finite_number(radius) or not 0 < radius <= MAX_RADIUS_M:
+            findings.append(_invalid(z, "the circle's radius_m must be a positive number of metres, at most 20,000 km",
                                      (float(center[0]), float(center[1]))))
             return None
         return ("circle", Point(float(center[0]), float(center[1])), float(radius))
@@ -279,7 +278,13 @@ def _check_zone(z: ProposedZone, lonlat: Any, a: Addresses, anchor: tuple[float,
                            f"can guarantee ({limits.gps_accuracy_m:.0f} m): entries cannot be told apart from "
                            "measurement error."))
     area = metres.area
-    if area > limits.max_zone_area_m2:
+    if area > limits.implausible_zone_area_m2:
+        # Rule: no ban covers a province. A zone this large is a typing mistake (longitude and latitude swapped,
+        # a radius in metres typed as kilometres); enforcing it would flood the monitoring room or protect nobody.
+        out.append(Finding(BLOCKING, subject, "zone_implausibly_large",
+                           f"Zone '{z.name}' covers {area / 1e6:,.0f} km², more than the {limits.implausible_zone_area_m2 / 1e6:,.0f} km² "
+                           "any ban can mean: check the coordinates (longitude and latitude swapped?) and the radius."))
+    elif area > limits.max_zone_area_m2:
         out.append(Finding(WARNING, subject, "zone_too_large",
                            f"Zone '{z.name}' covers {area / 1e6:.1f} km², more than the {limits.max_zone_area_m2 / 1e6:.1f} km² "
                            "the monitoring is set up for: check that the area is what the order means."))

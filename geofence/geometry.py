@@ -28,6 +28,18 @@ ANCHOR_GRID_DEG = 0.25  # zones whose centroids round to the same grid point sha
 _M_PER_DEG_LOWER = 110_000.0
 
 
+# Half the Earth's circumference: no circle on it is larger. A zone's radius beyond this is a mistake.
+MAX_RADIUS_M = 20_000_000
+
+
+def finite_number(v: object) -> bool:
+    """A finite JSON number. ``true`` is not one although Python counts it as 1 (a zone with radius ``true`` is
+    a client's mistake); a huge integer is one (comparisons with it are exact; convert only after a range check)."""
+    if isinstance(v, bool):
+        return False
+    return isinstance(v, int) or (isinstance(v, float) and math.isfinite(v))
+
+
 def geodesic_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
     return _geod_inv(lon1, lat1, lon2, lat2)[2]
 

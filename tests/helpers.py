@@ -25,3 +25,14 @@ def signed(key_id: str, secret: str, body: Any, timestamp: int | None = None) ->
         "X-Afstand-Signature": sign(secret, ts, raw),
         "Content-Type": "application/json",
     }
+
+
+def problem(r, status: int, loc: list | None = None) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    """The RFC 9457 document of a ``status`` answer; with ``loc``, one of its errors names that field."""
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    body = r.json()
+    assert body["status"] == status and body["title"] and body["detail"]
+    if loc is not None:
+        assert loc in [e["loc"] for e in body["errors"]], body
+    return body

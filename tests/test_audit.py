@@ -16,7 +16,7 @@ from api.database import connect
 async def _write(conn: asyncpg.Connection, n: int) -> None:
     case = uuid.uuid4()
     for i in range(n):
-        await record(conn, actor=f"staff{i}", role="operator", action="track.read", case_id=case,
+        await record(conn, actor=f"operator:staff{i}", role="operator", action="track.read", case_id=case,
                      reason="alert follow-up", detail={"i": i})
 
 
@@ -32,6 +32,22 @@ def test_chain_is_intact_after_concurrent_appends(database_url: str) -> None:
                 await c.close()
 
     assert asyncio.run(run()) == (30, [])
+
+
+@pytest.mark.parametrize("actor", ["jan", "operator", "operator:", "victim:3f1c", "Operator:jan"])
+def test_an_actor_not_in_the_kind_name_form_is_refused(database_url: str, actor: str) -> None:
+    """Every audit writer names its actor KIND:NAME (operator:jan, victim_app:<device>, system:retention); the
+    database refuses anything else, so a bare name that could be anyone never enters the log again."""
+    async def run() -> None:
+        conn = await connect(database_url)
+        try:
+            with pytest.raises(asyncpg.CheckViolationError):
+                await record(conn, actor=actor, role="operator", action="alert.escalated_to_police")
+            await record(conn, actor="operator:jan", role="operator", action="alert.escalated_to_police")
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
 
 
 def test_update_and_delete_are_refused(database_url: str) -> None:

@@ -13,9 +13,9 @@ import uuid
 from typing import Annotated, Any, Awaitable, Callable
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
-from api import alert_store, messages, notices
+from api import alert_store, audit, messages, notices
 from api.auth import Staff, require_staff
 from api.context import Context, get_context
 from api.problems import Problem, conflict, field_error, not_found
@@ -39,7 +39,7 @@ class MessageVictim(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: str | None = Field(default=None, min_length=1, max_length=500)
     template: str | None = Field(default=None, max_length=64)
-    urgent: bool = False
+    urgent: StrictBool = False
 
     @model_validator(mode="after")
     def _one_of(self) -> "MessageVictim":
@@ -84,10 +84,8 @@ async def _act(ctx: Context, alert_id: uuid.UUID, staff: Staff, change: str, det
             conn, alert_id, change, level=row["level"], confidence=row["confidence"], actor=staff.actor, detail=detail)
         if then is not None:
             await then(conn, row, seq)
-        await conn.execute(
-            "INSERT INTO audit_log (actor, role, action, case_id, detail) VALUES ($1, $2, $3, $4, $5)",
-            staff.sub, staff.role, f"alert.{change}", row["case_id"], {"alert_id": str(alert_id)},
-        )
+        await audit.record(conn, actor=staff.actor, role=staff.role, action=f"alert.{change}", case_id=row["case_id"],
+                           detail={"alert_id": str(alert_id)})
     alert = await alert_store.fetch_alert(ctx.pool, alert_id)
     assert alert is not None
     return alert
@@ -186,11 +184,8 @@ async def put_policy(case_id: str, body: NotificationPolicyBody, ctx: Ctx, staff
             cid, body.victim_phone, body.policy, staff.actor,
         )
         # The number itself is personal data: the audit log records that it changed, not what it is.
-        await conn.execute(
-            "INSERT INTO audit_log (actor, role, action, case_id, detail) VALUES ($1, $2, $3, $4, $5)",
-            staff.sub, staff.role, "case.notification_policy", cid,
-            {"overrides": sorted(body.policy), "victim_phone_set": body.victim_phone is not None},
-        )
+        await audit.record(conn, actor=staff.actor, role=staff.role, action="case.notification_policy", case_id=cid,
+                           detail={"overrides": sorted(body.policy), "victim_phone_set": body.victim_phone is not None})
     return await get_policy(case_id, ctx, staff)
 
 

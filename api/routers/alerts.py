@@ -12,7 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from api import access, alert_store, audit
 from api.auth import Staff, require_staff
 from api.context import Context, get_context
-from api.problems import Problem, conflict, field_error, not_found
+from api.problems import Problem, conflict, not_found
+from api.routers.staff_common import decode_seq_cursor
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
 
@@ -58,11 +59,7 @@ async def list_alerts(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: str | None = None,
 ) -> AlertPage:
-    after: int | None = None
-    if cursor is not None:
-        if not cursor.isdigit():
-            raise field_error(["query", "cursor"], "cursor must be a value returned as next_cursor")
-        after = int(cursor)
+    after = decode_seq_cursor(cursor)
     # Only alerts of cases the caller may reach (need-to-know, api/access.py); admin sees all.
     visible = await access.visible_case_ids(ctx.pool, ctx, staff)
     items = await alert_store.list_alerts(ctx.pool, status=status, case_id=case_id, case_ids=visible, after_seq=after,
@@ -125,7 +122,7 @@ async def add_note(alert_id: str, body: Note, ctx: Ctx, staff: ActOnAlerts) -> d
 
 
 @router.websocket("/stream")
-async def stream(websocket: WebSocket, after: int = 0) -> None:
+async def stream(websocket: WebSocket, after: Annotated[int, Query(le=2**63 - 1)] = 0) -> None:  # a bigint seq
     """Every alert change as ``{seq, change, alert}``, oldest first, from ``seq > after``; then live.
 
     The token comes in the Authorization header or, for browsers that cannot set headers on a WebSocket,

@@ -6,7 +6,6 @@ never shift a page. Each record carries its ``prev_hash`` and ``hash``: an audit
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Any
@@ -16,9 +15,9 @@ from pydantic import BaseModel
 
 from api import audit
 from api.auth import Staff, staff_principal
-from api.problems import Problem, field_error
-from api.routers.staff_common import Ctx
-from api.routers.track import utc
+from api.problems import Problem
+from api.routers.staff_common import Ctx, decode_seq_cursor
+from api.schemas.times import Instant
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
@@ -47,10 +46,6 @@ class AuditPage(BaseModel):
     next_cursor: str | None
 
 
-def _aware(value: datetime | None, name: str) -> datetime | None:
-    return utc(value, name) if value is not None else None
-
-
 @router.get("", response_model=AuditPage)
 async def read_audit_log(
     ctx: Ctx,
@@ -60,16 +55,12 @@ async def read_audit_log(
     case_id: uuid.UUID | None = None,
     actor: Annotated[str | None, Query(max_length=200)] = None,
     action: Annotated[str | None, Query(max_length=100, description="exact action, or a prefix ending in '.'")] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
 ) -> AuditPage:
     """Audit records, newest first; filter by case, actor (``role:sub``), action and time ``[since, until)``."""
-    before: int | None = None
-    if cursor is not None:
-        if not re.fullmatch(r"[0-9]{1,18}", cursor):
-            raise field_error(["query", "cursor"], "cursor must be a value returned as next_cursor")
-        before = int(cursor)
-    start, end = _aware(since, "since"), _aware(until, "until")
+    before = decode_seq_cursor(cursor)
+    start, end = since, until
     prefix = action is not None and action.endswith(".")
     async with ctx.pool.acquire() as conn, conn.transaction():
         rows = await conn.fetch(

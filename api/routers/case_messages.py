@@ -98,7 +98,6 @@ async def my_messages(ctx: Ctx, dev: VictimDep, limit: Limit = 100, cursor: str 
 
 @victim_router.post("/messages", status_code=201, response_model=MessageOut)
 async def send_message(body: MessageIn, ctx: Ctx, dev: VictimDep) -> MessageOut:
-    actor = f"victim_app:{dev.device_id}"
     async with ctx.pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(
             "INSERT INTO case_messages (id, case_id, sender, author, body) VALUES ($1, $2, 'victim', 'victim', $3)"
@@ -106,7 +105,7 @@ async def send_message(body: MessageIn, ctx: Ctx, dev: VictimDep) -> MessageOut:
         for staff_id, agency in await notices.recipients(conn, dev.case_id, "contact_person"):
             await notices.tell_staff(conn, staff_id, dev.case_id, "victim_message", f"msg:{row['id']}",
                                      {"message_id": str(row["id"])}, agency=agency)
-        await audit.record(conn, actor=actor, role="victim", action="message.victim", case_id=dev.case_id,
+        await audit.record(conn, actor=dev.actor, role="victim_app", action="message.victim", case_id=dev.case_id,
                            detail={"message_id": str(row["id"])})
         out = await conn.fetchrow(_SELECT + " WHERE m.id = $1", row["id"])
     return message_out(out)

@@ -1,12 +1,13 @@
 """Evidence packages for courts (api/evidence.py) and the public key that checks them.
 
-Both package routes read positions, so both require a ``reason`` and write an audit record, in the same
-transaction as the read, that names the package by the SHA-256 of its manifest: the audit chain then vouches for
-which package was issued to whom."""
+Both package routes read positions, so both require a ``reason`` and write an audit record before they answer,
+naming the package by the SHA-256 of its manifest: the audit chain then vouches for which package was issued to
+whom. The package is built in a REPEATABLE READ snapshot and the record appended afterwards in its own
+transaction, as for track reads (api/routers/track.py)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -16,7 +17,8 @@ from api import audit, evidence
 from api.auth import Staff, require_staff
 from api.problems import field_error, not_found
 from api.routers.staff_common import Ctx, case_or_404, parse_id
-from api.routers.track import Reason, check_reason, utc
+from api.routers.track import Reason, check_reason
+from api.schemas.times import Instant
 
 router = APIRouter(tags=["evidence"])
 
@@ -55,12 +57,14 @@ async def alert_evidence(alert_id: str, ctx: Ctx, staff: ExportEvidence, reason:
     aid = parse_id(alert_id, "alert")
     why = check_reason(reason)
     issued = {"actor": staff.actor, "role": staff.role, "reason": why}
-    async with ctx.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
-        package = await evidence.alert_package(
-            conn, ctx.key, aid, margin=timedelta(seconds=ctx.settings.retention_evidence_margin_s), issued_by=issued)
-        if package is None:
-            raise not_found("alert")
-        case_id = await conn.fetchval("SELECT case_id FROM alerts WHERE id = $1", aid)
+    async with ctx.pool.acquire() as conn:
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            package = await evidence.alert_package(
+                conn, ctx.key, aid, margin=timedelta(seconds=ctx.settings.retention_evidence_margin_s),
+                issued_by=issued)
+            if package is None:
+                raise not_found("alert")
+            case_id = await conn.fetchval("SELECT case_id FROM alerts WHERE id = $1", aid)
         await audit.record(conn, actor=staff.actor, role=staff.role, action="alert.evidence", case_id=case_id,
                            reason=why, detail={"alert_id": str(aid), "fixes": package.fixes,
                                                "manifest_sha256": package.manifest_sha256})
@@ -73,21 +77,21 @@ async def case_export(
     ctx: Ctx,
     staff: ExportEvidence,
     reason: Reason,
-    from_: Annotated[datetime | None, Query(alias="from", description="only fixes recorded from then")] = None,
-    to: Annotated[datetime | None, Query(description="only fixes recorded before then")] = None,
+    from_: Annotated[Instant | None, Query(alias="from", description="only fixes recorded from then")] = None,
+    to: Annotated[Instant | None, Query(description="only fixes recorded before then")] = None,
 ) -> Response:
     """Everything the case holds for a court: case, parties, orders, zones, devices, all alerts with their
     decisions, operator actions and notifications, device events and the fixes (optionally of ``[from, to)``),
     signed. Audited."""
     why = check_reason(reason)
-    start = utc(from_, "from") if from_ is not None else None
-    end = utc(to, "to") if to is not None else None
+    start, end = from_, to
     if start is not None and end is not None and end <= start:
         raise field_error(["query", "to"], "to must be later than from")
     issued = {"actor": staff.actor, "role": staff.role, "reason": why}
-    async with ctx.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
-        cid = await case_or_404(conn, case_id)
-        package = await evidence.case_package(conn, ctx.key, cid, start=start, end=end, issued_by=issued)
+    async with ctx.pool.acquire() as conn:
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            cid = await case_or_404(conn, case_id)
+            package = await evidence.case_package(conn, ctx.key, cid, start=start, end=end, issued_by=issued)
         await audit.record(conn, actor=staff.actor, role=staff.role, action="case.export", case_id=cid, reason=why,
                            detail={"fixes": package.fixes, "from": start.isoformat() if start else None,
                                    "to": end.isoformat() if end else None,

@@ -26,7 +26,8 @@ _ADDRESS_KEYS = ("offender_home", "offender_work", "victim_home", "victim_work")
 
 def limits(settings: Settings) -> fz.Limits:
     return fz.Limits(gps_accuracy_m=settings.feasibility_gps_accuracy_m,
-                     max_zone_area_m2=settings.feasibility_max_zone_km2 * 1e6)
+                     max_zone_area_m2=settings.feasibility_max_zone_km2 * 1e6,
+                     implausible_zone_area_m2=settings.feasibility_implausible_zone_km2 * 1e6)
 
 
 def _addresses(raw: dict[str, Any] | Addresses | None) -> fz.Addresses:

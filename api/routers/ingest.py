@@ -49,6 +49,8 @@ async def read_batch(request: Request, envelope: type[BaseModel], field: str, ma
     raw = await request.body()
     try:
         data = json.loads(raw) if raw else None
+    except RecursionError:
+        raise field_error(["body"], "the JSON nests too deeply") from None
     except (ValueError, UnicodeDecodeError):
         raise field_error(["body"], "the body is not valid JSON") from None
     try:
@@ -69,6 +71,10 @@ def _ctx(request: Request) -> Context:
     return request.app.state.ctx
 
 
+def _plausible(ctx: Context) -> ingestion.PlausibleTimes:
+    return ingestion.PlausibleTimes.from_settings(ctx.settings)
+
+
 @router.post(
     "/positions", response_model=BatchResult, openapi_extra=body_doc(SupplierPositionBatch),
     responses={401: {"description": "unknown key, bad signature or stale timestamp"}, 413: {"description": "too many items"}},
@@ -80,7 +86,7 @@ async def post_positions(request: Request, supplier: SupplierDep) -> BatchResult
     ctx = _ctx(request)
     items = await read_batch(request, RawPositionBatch, "positions", ctx.settings.ingest_max_items)
     sender = ingestion.Sender.supplier(supplier.supplier_id, supplier.key_id)
-    return BatchResult(results=await ingestion.ingest_positions(ctx.pool, sender, items))
+    return BatchResult(results=await ingestion.ingest_positions(ctx.pool, sender, items, _plausible(ctx)))
 
 
 @router.post(
@@ -93,4 +99,4 @@ async def post_events(request: Request, supplier: SupplierDep) -> BatchResult:
     ctx = _ctx(request)
     items = await read_batch(request, RawEventBatch, "events", ctx.settings.ingest_max_items)
     sender = ingestion.Sender.supplier(supplier.supplier_id, supplier.key_id)
-    return BatchResult(results=await ingestion.ingest_events(ctx.pool, sender, items))
+    return BatchResult(results=await ingestion.ingest_events(ctx.pool, sender, items, _plausible(ctx)))

@@ -8,23 +8,25 @@ query below is scoped by the case id taken from the device row, never from the r
 from __future__ import annotations
 
 import hmac
+import json
 import secrets
 import uuid
 from datetime import datetime, timedelta, timezone
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api import alert_store, audit, ingestion, metrics
-from api.auth import VictimDep, mint_device_token
+from api.auth import VictimDep, mint_device_token, victim_actor
 from api.context import Context, get_context
 from api.problems import Problem, field_error, not_found
 from api.routers.ingest import body_doc, read_batch
 from api.routers.staff_common import decode_cursor, encode_cursor
-from api.schemas.ingest import APP_POSITION, AppPositionBatch, BatchResult, FUTURE_TOLERANCE_S, RawPositionBatch
+from api.schemas.ingest import APP_POSITION, AppPositionBatch, BatchResult, RawPositionBatch
 from api.schemas.me import (
     AckOut, Enroll, Panic, PanicOut, PushToken, Refresh, TokenPair, VictimAlert, VictimAlertPage,
 )
+from api.schemas.times import parse_rfc3339
 from api.secrets import token_hash
 
 router = APIRouter(prefix="/v1/me", tags=["victim app"])
@@ -45,17 +47,20 @@ def _enroll_problem(status: int, msg: str) -> Problem:
                    errors=[{"loc": ["code"], "msg": msg}])
 
 
-def _actor(device_id: uuid.UUID) -> str:
-    return f"victim:{device_id}"
-
-
 def _normalise(code: str) -> str:
     """Codes are read from paper or a message: ignore case, spaces and dashes."""
     return code.replace("-", "").replace(" ", "").upper()
 
 
 async def _issue(ctx: Context, conn, device_id: uuid.UUID, case_id: uuid.UUID) -> TokenPair:  # type: ignore[no-untyped-def]
-    """A new access token and a new refresh token; the refresh token replaces the device's previous one."""
+    """A new access token and a new refresh token; the refresh token replaces the device's previous one, which
+    is remembered as spent until it would have expired (its reuse revokes the family: :func:`refresh_token`)."""
+    await conn.execute(
+        "INSERT INTO spent_refresh_tokens (token_hash, device_id, expires_at)"
+        " SELECT refresh_token_hash, id, refresh_expires_at FROM devices"
+        " WHERE id = $1 AND refresh_token_hash IS NOT NULL AND refresh_expires_at > now()"
+        " ON CONFLICT (token_hash) DO NOTHING", device_id)
+    await conn.execute("DELETE FROM spent_refresh_tokens WHERE device_id = $1 AND expires_at <= now()", device_id)
     refresh = secrets.token_urlsafe(32)
     await conn.execute(
         "UPDATE devices SET refresh_token_hash = $2, refresh_expires_at = now() + $3::interval WHERE id = $1",
@@ -122,7 +127,7 @@ async def enroll(body: Enroll, ctx: Ctx) -> TokenPair:
             )
             await conn.execute("UPDATE enrollments SET used_at = now() WHERE lookup = $1", lookup)
             pair = await _issue(ctx, conn, device_id, case_id)
-            await audit.record(conn, actor=_actor(device_id), role="victim_app", action="enrollment.redeem",
+            await audit.record(conn, actor=victim_actor(device_id), role="victim_app", action="enrollment.redeem",
                                case_id=case_id, detail={"lookup": lookup, "device_id": str(device_id),
                                                         "platform": body.platform})
             # The engine learns of the new victim device (api/engine_runner.py reloads the case).
@@ -135,17 +140,43 @@ async def enroll(body: Enroll, ctx: Ctx) -> TokenPair:
 
 @router.post("/token", response_model=TokenPair, responses={401: {"description": "unknown, used or expired token"}})
 async def refresh_token(body: Refresh, ctx: Ctx) -> TokenPair:
-    """Trade the refresh token for a new access token and a new refresh token; the old one stops working."""
+    """Trade the refresh token for a new access token and a new refresh token; the old one stops working.
+
+    A refresh token that was already traded in is proof that two parties hold the same token family (one of
+    them a thief). The whole family is revoked: the device's current refresh token and every access token
+    issued so far. The device stays registered, so the engine keeps expecting the victim's positions and raises
+    ``victim_silent`` when they stop; the app must enroll again with a new code. Audited as
+    ``device.token_reuse``."""
+    presented = token_hash(body.refresh_token)
+    pair: TokenPair | None = None
     async with ctx.pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(
             "SELECT id, case_id, refresh_expires_at FROM devices WHERE refresh_token_hash = $1"
             " AND role = 'victim_app' AND revoked_at IS NULL FOR NO KEY UPDATE",
-            token_hash(body.refresh_token),
+            presented,
         )
-        if row is None or row["refresh_expires_at"] is None or row["refresh_expires_at"] <= datetime.now(timezone.utc):
-            raise Problem(401, "Unauthorized", "refresh token unknown, already used, expired or revoked",
-                          headers={"WWW-Authenticate": "Bearer"})
-        return await _issue(ctx, conn, row["id"], row["case_id"])
+        if row is not None and row["refresh_expires_at"] is not None and row["refresh_expires_at"] > datetime.now(timezone.utc):
+            pair = await _issue(ctx, conn, row["id"], row["case_id"])
+        elif row is None:
+            await _revoke_family_on_reuse(conn, presented)  # committed although the request fails
+    if pair is None:
+        raise Problem(401, "Unauthorized", "refresh token unknown, already used, expired or revoked",
+                      headers={"WWW-Authenticate": "Bearer"})
+    return pair
+
+
+async def _revoke_family_on_reuse(conn, presented: str) -> None:  # type: ignore[no-untyped-def]
+    device = await conn.fetchrow(
+        "SELECT d.id, d.case_id FROM spent_refresh_tokens s JOIN devices d ON d.id = s.device_id"
+        " WHERE s.token_hash = $1 AND s.expires_at > now() AND d.revoked_at IS NULL FOR NO KEY UPDATE OF d",
+        presented)
+    if device is None:
+        return
+    await conn.execute(
+        "UPDATE devices SET refresh_token_hash = NULL, refresh_expires_at = NULL, tokens_revoked_at = now()"
+        " WHERE id = $1", device["id"])
+    await audit.record(conn, actor=victim_actor(device["id"]), role="victim_app", action="device.token_reuse",
+                       case_id=device["case_id"], detail={"device_id": str(device["id"]), "revoked": "token_family"})
 
 
 @router.post("/positions", response_model=BatchResult, openapi_extra=body_doc(AppPositionBatch),
@@ -155,50 +186,84 @@ async def post_positions(request: Request, device: VictimDep) -> BatchResult:
     ctx: Context = request.app.state.ctx
     items = await read_batch(request, RawPositionBatch, "positions", ctx.settings.ingest_max_items)
     sender = ingestion.Sender.app(device.device_id, device.case_id)
-    return BatchResult(results=await ingestion.ingest_positions(ctx.pool, sender, items))
+    return BatchResult(results=await ingestion.ingest_positions(
+        ctx.pool, sender, items, ingestion.PlausibleTimes.from_settings(ctx.settings)))
 
 
 @router.post("/panic", status_code=201, response_model=PanicOut)
 async def panic(body: Panic, ctx: Ctx, device: VictimDep) -> PanicOut:
     """Raise a ``panic`` alert at once: violation, confirmed. Pressing again with the same ``recorded_at`` (a
     retried request) returns the same alert. A position sent along is stored as a victim fix; if it is bad
-    or partial the alert is raised all the same and ``position`` says why the fix was not stored."""
+    or partial the alert is raised all the same and ``position`` says why the fix was not stored.
+
+    Never refused for its time: a ``recorded_at`` that is not an RFC 3339 time, or not a plausible one (before
+    ``AFSTAND_PLAUSIBLE_SINCE``, ahead of server time), raises the alert at server time, marked
+    ``clock_suspect``; the claimed value is kept in its detail."""
     now = datetime.now(timezone.utc)
     sender = ingestion.Sender.app(device.device_id, device.case_id)
-    recorded_at = body.recorded_at.astimezone(timezone.utc)
+    claimed = parse_rfc3339(body.recorded_at)
+    suspicion = (ingestion.PlausibleTimes.from_settings(ctx.settings).refusal(claimed, now) if claimed
+                 else "recorded_at: " + _NOT_A_TIME)
+    opened_at = claimed if claimed and suspicion is None else now
     given = {k: getattr(body, k) for k in ("lat", "lon", "accuracy_m") if getattr(body, k) is not None}
     outcome = ingestion.Outcome(1 if given else 0)
     fix = None
     if given:
-        raw = {"recorded_at": recorded_at.isoformat(), **given}
+        raw = {"recorded_at": body.recorded_at, **given}
         model, error = ingestion.validate(APP_POSITION, raw)
-        if error is None and ingestion.in_future(recorded_at, now):
-            error = ingestion.IN_FUTURE
+        error = error or suspicion  # a fix needs a real time; the alert does not
         if error is not None:
             outcome.reject(0, raw, error)
         else:
             fix = model
-    # A device clock far ahead must not put the alert in the future; the claimed time is kept in the detail.
-    opened_at = now if ingestion.in_future(recorded_at, now) else recorded_at
-    alert_id = uuid.uuid5(PANIC_NAMESPACE, f"{device.device_id}/{recorded_at.isoformat()}")
+    claim = _claimed_text(body.recorded_at, claimed)
+    detail = {"source": "victim_app", "recorded_at": claim}
+    if suspicion is not None:
+        detail["clock_suspect"] = True
     async with ctx.pool.acquire() as conn, conn.transaction():
         locked = await ingestion.lock_app_device(conn, sender)
         if locked is None:
             raise Problem(401, "Unauthorized", "this device has been revoked", headers={"WWW-Authenticate": "Bearer"})
+        alert_id = (uuid.uuid5(PANIC_NAMESPACE, f"{device.device_id}/{claim}") if suspicion is None
+                    else await _recent_suspect_panic(conn, locked.id, claim) or uuid.uuid4())
         await ingestion.keep_rejections(conn, sender, "panic", outcome)
         seqs = await ingestion.store_fixes(conn, [ingestion.to_fix(0, fix, locked, "victim")], outcome, now) if fix else {}
-        detail = {"source": "victim_app", "recorded_at": recorded_at.isoformat()}
         if 0 in seqs:
             detail["fix_seq"] = seqs[0]  # the victim's position is the fix with this seq; no coordinates here
         await alert_store.open_alert(
             conn, alert_id=alert_id, case_id=locked.case_id, kind="panic", level="violation", confidence="confirmed",
             opened_at=opened_at, subject_id=str(locked.id), device_id=locked.id,
-            late=now - recorded_at > timedelta(seconds=FUTURE_TOLERANCE_S), detail=detail, actor=_actor(locked.id),
+            late=now - opened_at > timedelta(seconds=ctx.settings.future_tolerance_s), detail=detail,
+            actor=device.actor,
         )
     if given:
         status = outcome.results[0]["status"]  # type: ignore[index]
         metrics.FIXES.labels(source="app", outcome=status).inc()
-    return PanicOut(alert_id=alert_id, position=outcome.results[0] if given else None)
+    return PanicOut(alert_id=alert_id, position=outcome.results[0] if given else None,
+                    clock_suspect=suspicion is not None)
+
+
+_NOT_A_TIME = "not an RFC 3339 date-time between 1900 and 9000"
+PANIC_RETRY_S = 300  # a retried panic with the same suspect recorded_at within this returns the same alert
+
+
+def _claimed_text(value: Any, parsed: datetime | None) -> str:
+    """What the app claimed, as stored text: the UTC time when it is one (the idempotency key of a retried press),
+    else the value itself, bounded and without NUL (PostgreSQL stores none)."""
+    if parsed is not None:
+        return parsed.isoformat()
+    text = value if isinstance(value, str) else json.dumps(value)
+    return ingestion.storable(text[:64])
+
+
+async def _recent_suspect_panic(conn, device_id: uuid.UUID, claim: str) -> uuid.UUID | None:  # type: ignore[no-untyped-def]
+    """A clock-suspect panic of this device with the same claimed time, raised moments ago: the same press
+    retried. A stuck clock pressed again later raises a new alert (the device row is locked meanwhile)."""
+    return await conn.fetchval(
+        "SELECT id FROM alerts WHERE device_id = $1 AND kind = 'panic' AND detail->>'clock_suspect' = 'true'"
+        " AND detail->>'recorded_at' = $2 AND raised_at > now() - make_interval(secs => $3)"
+        " ORDER BY raised_at DESC LIMIT 1",
+        device_id, claim, float(PANIC_RETRY_S))
 
 
 @router.put("/push-token", status_code=204, response_class=Response)
@@ -234,7 +299,7 @@ async def ack_alert(alert_id: str, ctx: Ctx, device: VictimDep) -> AckOut:
         aid = uuid.UUID(alert_id)
     except ValueError:
         raise not_found("alert") from None
-    actor = _actor(device.device_id)
+    actor = device.actor
     async with ctx.pool.acquire() as conn, conn.transaction():
         # The device's row lock makes a repeated ack from the same app wait, then find the first one.
         await conn.execute("SELECT 1 FROM devices WHERE id = $1 FOR NO KEY UPDATE", device.device_id)

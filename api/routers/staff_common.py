@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Any
@@ -16,12 +17,14 @@ from api import audit
 from api.auth import Staff, require_staff
 from api.context import Context, get_context
 from api.problems import field_error, not_found
+from api.schemas.times import in_utc
 
 # Changing what protects a victim is for the case owner; the monitoring room and contact persons read.
 WriteStaff = Annotated[Staff, Depends(require_staff("case_director"))]
 ReadStaff = Annotated[Staff, Depends(require_staff("case_director", "operator", "contact_person"))]
 Ctx = Annotated[Context, Depends(get_context)]
 Limit = Annotated[int, Query(ge=1, le=500)]
+_SEQ_CURSOR = re.compile(r"[0-9]{1,18}")  # ASCII digits only, and always inside a bigint
 
 CONFIG_CHANNEL = "afstand_config"  # api/engine_runner.py listens here and reloads the case named in the payload
 
@@ -71,15 +74,30 @@ def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
     return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{row_id}".encode()).decode().rstrip("=")
 
 
+def _bad_cursor() -> Exception:
+    return field_error(["query", "cursor"], "cursor must be a value returned as next_cursor")
+
+
 def decode_cursor(cursor: str | None) -> tuple[datetime | None, uuid.UUID | None]:
+    """The (time, id) a page ends at. Anything a client can put in a cursor is a 422, never a 500: it is decoded,
+    and its time must have an offset and lie in the range every client time must (api/schemas/times.py)."""
     if cursor is None:
         return None, None
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         at, _, rid = raw.partition("|")
-        return datetime.fromisoformat(at), uuid.UUID(rid)
+        return in_utc(datetime.fromisoformat(at)), uuid.UUID(rid)
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise field_error(["query", "cursor"], "cursor must be a value returned as next_cursor") from None
+        raise _bad_cursor() from None
+
+
+def decode_seq_cursor(cursor: str | None) -> int | None:
+    """A cursor that is a position in an ordered log (alerts' ``seq``, the audit chain): a bigint, nothing else."""
+    if cursor is None:
+        return None
+    if not _SEQ_CURSOR.fullmatch(cursor):
+        raise _bad_cursor()
+    return int(cursor)
 
 
 def next_cursor(rows: list[asyncpg.Record], limit: int) -> str | None:

@@ -1,6 +1,11 @@
 """Reading positions is an act: ``GET /v1/cases/{case_id}/track`` returns both parties' fixes for a period,
-only with a stated ``reason``, and every read is written to the audit log in the same transaction (no audit
-record, no answer). See SECURITY.md, "Audit"."""
+only with a stated ``reason``, and every read is written to the audit log before it is answered (no audit
+record, no answer). See SECURITY.md, "Audit".
+
+An audited read takes its consistent snapshot in a read-only REPEATABLE READ transaction and records itself
+afterwards, in its own (READ COMMITTED) transaction on the same connection: the audit chain links each record to
+the newest one, which a snapshot older than the chain's lock cannot see (migrations/0007_hardening.sql refuses
+such an append), and two concurrent reads must both succeed."""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from api import audit
 from api.auth import Staff, require_staff
 from api.problems import field_error
 from api.routers.staff_common import Ctx, case_or_404
+from api.schemas.times import Instant
 
 router = APIRouter(prefix="/v1/cases", tags=["privacy"])
 
@@ -79,18 +85,7 @@ def feature(row: asyncpg.Record, **extra: Any) -> dict[str, Any]:
     }
 
 
-def utc(value: datetime, name: str) -> datetime:
-    """A query time with an offset, in UTC; a naive or out-of-range time is the client's mistake (422)."""
-    if value.tzinfo is None:
-        raise field_error(["query", name], "a time needs an offset (RFC 3339), e.g. 2025-01-01T08:00:00Z")
-    try:
-        return value.astimezone(timezone.utc)
-    except (OverflowError, ValueError):
-        raise field_error(["query", name], "time out of range") from None
-
-
 def check_period(start: datetime, end: datetime, max_span_h: float | None) -> tuple[datetime, datetime]:
-    start, end = utc(start, "from"), utc(end, "to")
     if end <= start:
         raise field_error(["query", "to"], "to must be later than from")
     if max_span_h is not None and (end - start).total_seconds() > max_span_h * 3600:
@@ -110,8 +105,8 @@ async def track(
     ctx: Ctx,
     staff: ReadPositions,
     reason: Reason,
-    from_: Annotated[datetime, Query(alias="from", description="start of the period (recorded_at), RFC 3339")],
-    to: Annotated[datetime, Query(description="end of the period (recorded_at, exclusive), RFC 3339")],
+    from_: Annotated[Instant, Query(alias="from", description="start of the period (recorded_at), RFC 3339")],
+    to: Annotated[Instant, Query(description="end of the period (recorded_at, exclusive), RFC 3339")],
     party: Literal["offender", "victim"] | None = None,
 ) -> dict[str, Any]:
     """Both parties' fixes (or one party's) recorded in ``[from, to)``, at most ``AFSTAND_TRACK_MAX_SPAN_H``
@@ -119,13 +114,14 @@ async def track(
     (who, role, case, period, count, why)."""
     start, end = check_period(from_, to, ctx.settings.track_max_span_h)
     why = check_reason(reason)
-    async with ctx.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
-        cid: uuid.UUID = await case_or_404(conn, case_id)
-        rows = await conn.fetch(
-            f"SELECT {FIX_COLUMNS} FROM positions WHERE case_id = $1 AND recorded_at >= $2 AND recorded_at < $3"
-            " AND ($4::text IS NULL OR party = $4) ORDER BY recorded_at, seq",
-            cid, start, end, party,
-        )
+    async with ctx.pool.acquire() as conn:
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            cid: uuid.UUID = await case_or_404(conn, case_id)
+            rows = await conn.fetch(
+                f"SELECT {FIX_COLUMNS} FROM positions WHERE case_id = $1 AND recorded_at >= $2 AND recorded_at < $3"
+                " AND ($4::text IS NULL OR party = $4) ORDER BY recorded_at, seq",
+                cid, start, end, party,
+            )
         await audit.record(conn, actor=staff.actor, role=staff.role, action="track.read", case_id=cid, reason=why,
                            detail={"from": _iso(start), "to": _iso(end), "party": party, "fixes": len(rows)})
     return {

@@ -45,10 +45,6 @@ def render_event(language: str, kind: str, detail: dict[str, Any]) -> str:
     return template.format(**params) if params else template
 
 
-def _actor(dev: Any) -> str:
-    return f"victim_app:{dev.device_id}"
-
-
 # ---------------------------------------------------------------- case
 
 @router.get("/case", response_model=VictimCase)
@@ -235,7 +231,7 @@ async def put_preferences(body: Preferences, ctx: Ctx, dev: VictimDep) -> Prefer
             " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (case_id) DO UPDATE SET channel = $2, quiet_start = $3,"
             " quiet_end = $4, update_frequency = $5, updated_at = now()",
             dev.case_id, body.channel, qs, qe, body.update_frequency)
-        await audit.record(conn, actor=_actor(dev), role="victim", action="victim.preferences", case_id=dev.case_id,
+        await audit.record(conn, actor=dev.actor, role="victim_app", action="victim.preferences", case_id=dev.case_id,
                            detail={"language": body.language, "channel": body.channel,
                                    "quiet_hours": quiet is not None, "update_frequency": body.update_frequency})
         return await _preferences(conn, dev.case_id)

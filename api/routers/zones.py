@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import asyncpg
 from fastapi import APIRouter, Response
 
 from api.geometry import parse_geometry, parse_schedule
-from api.problems import conflict, field_error, not_found
+from api.problems import Problem, conflict, field_error, not_found
 from api.routers.feasibility import zone_findings
 from api.routers.staff_common import (
     Ctx, Limit, ReadStaff, WriteStaff, case_or_404, changed, decode_cursor, next_cursor, parse_id,
@@ -52,6 +53,9 @@ async def create_zone(case_id: str, body: ZoneCreate, ctx: Ctx, staff: WriteStaf
         # are stored with the zone and answered with the 201, so an unenforceable ban is flagged at once.
         zid = uuid.uuid4()
         findings = await zone_findings(conn, ctx.settings, cid, zid, body)
+        blocking = [f for f in findings if f["severity"] == "blocking"]
+        if blocking and body.override_reason is None:
+            raise _unenforceable(blocking, findings)
         row = await conn.fetchrow(
             f"INSERT INTO zones (id, case_id, order_id, name, kind, geometry, buffer_m, schedule, created_by, findings)"
             f" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {_COLUMNS}",
@@ -63,8 +67,25 @@ async def create_zone(case_id: str, body: ZoneCreate, ctx: Ctx, staff: WriteStaf
             "zone_id": str(row["id"]), "order_id": str(body.order_id), "kind": body.kind, "name": body.name,
             "geometry_type": body.geometry.get("type"), "buffer_m": body.buffer_m, "scheduled": body.schedule is not None,
             "findings": [f["code"] for f in findings],
-        })
+            "overridden": [f["code"] for f in blocking],
+        }, reason=body.override_reason if blocking else None)
     return zone_out(row)
+
+
+# Which request field a blocking finding is about.
+_FINDING_FIELD = {"invalid_schedule": "schedule", "schedule_never_active": "schedule"}
+
+
+def _unenforceable(blocking: list[dict[str, Any]], findings: list[dict[str, Any]]) -> Problem:
+    """A zone the feasibility check says cannot be enforced as written is not stored unless someone decides so,
+    with a reason that goes into the audit log: 422 with the findings."""
+    return Problem(
+        422, "Zone not enforceable",
+        "the feasibility check found blocking problems; fix the zone, or send override_reason to store it anyway",
+        type_="https://afstand.example/problems/zone-not-enforceable",
+        errors=[{"loc": [_FINDING_FIELD.get(f["code"], "geometry")], "msg": f"{f['code']}: {f['explanation']}"}
+                for f in blocking],
+        extensions={"findings": findings})
 
 
 @router.get("/{case_id}/zones", response_model=ZonePage)

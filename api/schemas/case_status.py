@@ -11,7 +11,9 @@ import uuid
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, field_validator, model_validator
+
+from api.schemas.times import Instant
 
 # ---------------------------------------------------------------- vocabulary (each word has catalogue texts)
 
@@ -200,7 +202,7 @@ class StaffMemberCreate(_Request):
     role_title: str = Field(min_length=1, max_length=200, description="e.g. 'wijkagent', 'slachtoffercoördinator'")
     phone: str | None = Field(default=None, max_length=50)
     email: str | None = Field(default=None, max_length=200)
-    sash_trained: bool = False
+    sash_trained: StrictBool = False
 
 
 class StaffMemberPatch(_Request):
@@ -208,7 +210,7 @@ class StaffMemberPatch(_Request):
     role_title: str | None = Field(default=None, min_length=1, max_length=200)
     phone: str | None = Field(default=None, max_length=50)
     email: str | None = Field(default=None, max_length=200)
-    sash_trained: bool | None = None
+    sash_trained: StrictBool | None = None
 
 
 class StaffMemberOut(BaseModel):
@@ -287,7 +289,7 @@ class OrphanedList(Page):
 class EventIn(_Request):
     kind: Literal[EVENT_KINDS]  # type: ignore[valid-type]
     visibility: Literal["victim", "internal"]
-    occurred_at: AwareDatetime
+    occurred_at: Instant
     note: str | None = Field(default=None, max_length=5000, description="victim-visible events show it to the victim")
 
 
@@ -311,10 +313,10 @@ class EventPage(Page):
 
 class AgreementIn(_Request):
     agency: Agency
-    every_days: int | None = Field(default=None, ge=1, le=365, description="null: a one-off promise (\"we'll"
+    every_days: StrictInt | None = Field(default=None, ge=1, le=365, description="null: a one-off promise (\"we'll"
                                    " call you back by Friday\"), which ends when the contact is recorded")
     channel: Channel
-    first_due_at: AwareDatetime | None = Field(default=None, description="default: now + every_days; required for a"
+    first_due_at: Instant | None = Field(default=None, description="default: now + every_days; required for a"
                                                                          " one-off promise")
 
     @model_validator(mode="after")
@@ -341,7 +343,7 @@ class AgreementList(BaseModel):
 
 
 class ContactIn(_Request):
-    contacted_at: AwareDatetime
+    contacted_at: Instant
     channel: Channel | None = None
     note: str | None = Field(default=None, max_length=5000)
 
@@ -384,7 +386,7 @@ class NoticeList(Page):
 # ---------------------------------------------------------------- order terms
 
 class ExtensionIn(_Request):
-    valid_until: AwareDatetime
+    valid_until: Instant
     reference: str = Field(min_length=1, max_length=100, description="the decision that grants the extension")
 
 
@@ -439,8 +441,8 @@ class RiskList(BaseModel):
 # ---------------------------------------------------------------- feasibility
 
 class LatLon(_Request):
-    lat: float = Field(ge=-90, le=90)
-    lon: float = Field(ge=-180, le=180)
+    lat: StrictFloat = Field(ge=-90, le=90, allow_inf_nan=False)
+    lon: StrictFloat = Field(ge=-180, le=180, allow_inf_nan=False)
 
 
 class Addresses(_Request):
@@ -453,8 +455,8 @@ class Addresses(_Request):
 class DraftProximity(_Request):
     """Looser than the stored rule: a draft may be wrong, that is what the check is for."""
 
-    warn_m: float = Field(gt=0, le=100_000)
-    alert_m: float = Field(gt=0, le=100_000)
+    warn_m: StrictFloat = Field(gt=0, le=100_000)
+    alert_m: StrictFloat = Field(gt=0, le=100_000)
 
 
 class DraftZone(_Request):
@@ -462,15 +464,15 @@ class DraftZone(_Request):
     name: str = Field(min_length=1, max_length=200)
     kind: Literal["exclusion", "inclusion"]
     geometry: dict[str, Any]
-    buffer_m: float = Field(default=0, ge=0, le=20_000)
+    buffer_m: StrictFloat = Field(default=0, ge=0, le=20_000)
     schedule: dict[str, Any] | None = None
 
 
 class DraftOrder(_Request):
     id: str | None = Field(default=None, max_length=100)
     kind: str = Field(min_length=1, max_length=50)
-    valid_from: AwareDatetime
-    valid_until: AwareDatetime | None = None
+    valid_from: Instant
+    valid_until: Instant | None = None
 
 
 class FeasibilityDraft(_Request):

@@ -10,14 +10,11 @@ offset (a naive time is ambiguous by an hour or two: enough to turn a violation 
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-# A fix more than this far ahead of the server clock is refused: a wrong device clock must not open or hold
-# an episode in the future.
-FUTURE_TOLERANCE_S = 300
+from api.schemas.times import DeviceTime
 
 EVENT_TYPES = (
     "strap_tamper", "case_tamper", "strap_restored", "case_restored",
@@ -26,13 +23,6 @@ EVENT_TYPES = (
 )
 
 
-def _rfc3339(value: Any) -> Any:
-    if not isinstance(value, str):
-        raise ValueError("must be an RFC 3339 date-time string with an offset")
-    return value
-
-
-Rfc3339 = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
 Num = dict(strict=True, allow_inf_nan=False)
 Lat = Annotated[float, Field(ge=-90, le=90, **Num, description="WGS84 latitude, decimal degrees")]
 Lon = Annotated[float, Field(ge=-180, le=180, **Num, description="WGS84 longitude, decimal degrees")]
@@ -49,7 +39,7 @@ class _Item(BaseModel):
 
 class SupplierPosition(_Item):
     serial: Serial
-    recorded_at: Rfc3339
+    recorded_at: DeviceTime
     lat: Lat
     lon: Lon
     accuracy_m: Accuracy
@@ -60,7 +50,7 @@ class SupplierPosition(_Item):
 
 
 class AppPosition(_Item):
-    recorded_at: Rfc3339
+    recorded_at: DeviceTime
     lat: Lat
     lon: Lon
     accuracy_m: Accuracy
@@ -69,7 +59,7 @@ class AppPosition(_Item):
 
 class SupplierEvent(_Item):
     serial: Serial
-    recorded_at: Rfc3339
+    recorded_at: DeviceTime
     type: Literal[EVENT_TYPES]  # type: ignore[valid-type]
     detail: dict[str, Any] | None = Field(default=None, description="free-form, at most 4 KB as JSON")
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.schemas.ingest import ItemResult, Rfc3339
+from api.schemas.ingest import ItemResult
 
 
 class _Request(BaseModel):
@@ -42,15 +42,19 @@ class Panic(_Request):
     """The panic button. Only ``recorded_at`` is required; a position, when given, is stored as a victim fix
     but a bad or partial one never stops the alert (it is reported in ``position`` instead)."""
 
-    recorded_at: Rfc3339
-    lat: float | None = None
-    lon: float | None = None
-    accuracy_m: float | None = None
+    recorded_at: Any = Field(description="RFC 3339 with an offset; any other value, or an implausible time, still "
+                                         "raises the alert, at server time and marked clock_suspect")
+    # Taken as sent and checked as a victim fix (strict numbers, ranges) after the alert is certain: a bad
+    # position is reported in ``position`` and never stops the panic.
+    lat: Any = None
+    lon: Any = None
+    accuracy_m: Any = None
 
 
 class PanicOut(BaseModel):
     alert_id: uuid.UUID
     position: ItemResult | None = Field(default=None, description="what became of the position sent, if any")
+    clock_suspect: bool = Field(default=False, description="recorded_at was not a plausible time: raised at server time")
 
 
 class PushToken(_Request):

@@ -10,7 +10,9 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, ValidationInfo, field_validator
+
+from api.schemas.times import Instant
 
 ORDER_KINDS = (
     "contact_ban", "exclusion_zone", "inclusion_zone", "behavioural_order", "protection_order", "special_conditions",
@@ -30,8 +32,8 @@ class _Request(BaseModel):
 class Proximity(_Request):
     """The contact ban's rings around the victim: a warning at ``warn_m``, a violation at ``alert_m``."""
 
-    warn_m: float = Metres
-    alert_m: float = Metres
+    warn_m: StrictFloat = Metres
+    alert_m: StrictFloat = Metres
 
     @field_validator("alert_m")
     @classmethod
@@ -95,8 +97,8 @@ class CaseOut(BaseModel):
 class OrderCreate(_Request):
     kind: Literal[ORDER_KINDS]  # type: ignore[valid-type]
     reference: str = Field(min_length=1, max_length=100)
-    valid_from: AwareDatetime
-    valid_until: AwareDatetime | None = Field(default=None, description="null: until further notice")
+    valid_from: Instant
+    valid_until: Instant | None = Field(default=None, description="null: until further notice")
     legal_basis: str | None = Field(default=None, max_length=500, description="e.g. 'art. 509hh Sv'")
 
     @field_validator("valid_until")
@@ -139,8 +141,11 @@ class ZoneCreate(_Request):
     name: str = Field(min_length=1, max_length=200)
     kind: Literal["exclusion", "inclusion"]
     geometry: dict[str, Any] = Field(description="GeoJSON Polygon/MultiPolygon or {type: Circle, center: [lon, lat], radius_m}")
-    buffer_m: float = Field(default=0, ge=0, le=20_000)
+    buffer_m: StrictFloat = Field(default=0, ge=0, le=20_000)
     schedule: dict[str, Any] | None = Field(default=None, description="null: always in force")
+    override_reason: str | None = Field(
+        default=None, min_length=3, max_length=1000,
+        description="store the zone despite blocking feasibility findings, for this reason (audited)")
 
 
 class ZoneOut(BaseModel):

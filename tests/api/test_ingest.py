@@ -99,7 +99,7 @@ def test_mixed_batch_stores_the_good_items_and_reports_and_keeps_each_bad_one(cl
     for field, error in zip(["lat", "recorded_at", "colour", "item", "accuracy_m", "battery_pct", "lat",
                              "recorded_at", "lon", "lon"], errors):
         assert error.startswith(field + ":"), (field, error)
-    assert "timezone" in errors[1] and "not permitted" in errors[2] and "finite" in errors[9]
+    assert "offset" in errors[1] and "not permitted" in errors[2] and "finite" in errors[9]
     assert db_val(client, "SELECT count(*) FROM positions") == 2
     kept = db(client, "SELECT channel, sender, item_index, item, reason FROM ingest_rejections ORDER BY item_index")
     assert [k["item_index"] for k in kept] == list(range(1, 11))
@@ -127,8 +127,42 @@ def test_future_fixes_are_rejected_beyond_the_clock_tolerance(client) -> None:  
     w = world(client)
     r = w.supplier.positions(client, [fix(w.serial, -400), fix(w.serial, -100)])
     assert statuses(r) == ["rejected", "accepted"]
-    assert r.json()["results"][0]["error"] == "recorded_at: recorded_at is in the future"
-    assert db_val(client, "SELECT reason FROM ingest_rejections") == "recorded_at: recorded_at is in the future"
+    assert r.json()["results"][0]["error"] == "recorded_at: more than 300 s ahead of server time (a wrong device clock)"
+    assert db_val(client, "SELECT reason FROM ingest_rejections") == "recorded_at: more than 300 s ahead of server time (a wrong device clock)"
+
+
+@pytest.mark.parametrize("recorded_at, reason", [
+    ("2019-04-06T23:59:42Z", "before 2020-01-01T00:00:00Z"),  # the 2019 GPS week rollover
+    ("1999-08-21T23:59:47Z", "before 2020-01-01T00:00:00Z"),  # the 1999 one
+    ("0001-01-01T00:00:00+14:00", "out of range"),
+    ("9999-12-31T23:59:59-14:00", "out of range"),
+    ("2026-01-01 12:00", "RFC 3339"),  # no seconds, no offset
+    ("20260101T120000Z", "RFC 3339"),  # ISO 8601 basic format is not RFC 3339
+    ("2026-01-01", "RFC 3339"),
+])
+def test_implausible_times_are_refused_per_item_with_a_reason(client, recorded_at: str, reason: str) -> None:  # type: ignore[no-untyped-def]
+    """Fixes and device events recorded before AFSTAND_PLAUSIBLE_SINCE, or with a time that is not RFC 3339 or
+    not representable, are rejected one by one and kept; the good items of the same batch are stored."""
+    w = world(client)
+    r = w.supplier.positions(client, [fix(w.serial, 10), {**fix(w.serial, 20), "recorded_at": recorded_at}])
+    assert statuses(r) == ["accepted", "rejected"]
+    assert r.json()["results"][1]["error"].startswith("recorded_at:") and reason in r.json()["results"][1]["error"]
+    r = w.supplier.events(client, [event(w.serial, "charging", now()), {**event(w.serial, "gps_lost", now()),
+                                                                        "recorded_at": recorded_at}])
+    assert statuses(r) == ["accepted", "rejected"] and reason in r.json()["results"][1]["error"]
+    app = client.post("/v1/me/positions", headers=w.victim, json={"positions": [{**fix(None, 5), "recorded_at": recorded_at}]})
+    assert statuses(app) == ["rejected"] and reason in app.json()["results"][0]["error"]
+    assert db_val(client, "SELECT count(*) FROM ingest_rejections") == 3
+
+
+def test_the_plausible_window_is_a_setting(make_client) -> None:  # type: ignore[no-untyped-def]
+    client = make_client(run_engine=False, plausible_since="2026-01-01T00:00:00Z", future_tolerance_s=30)
+    w = world(client)
+    r = w.supplier.positions(client, [{**fix(w.serial), "recorded_at": "2025-12-31T23:59:59Z"}, fix(w.serial, -60),
+                                      fix(w.serial, -10)])
+    assert statuses(r) == ["rejected", "rejected", "accepted"]
+    assert "before 2026-01-01T00:00:00Z" in r.json()["results"][0]["error"]
+    assert r.json()["results"][1]["error"] == "recorded_at: more than 30 s ahead of server time (a wrong device clock)"
 
 
 def test_batch_limits_and_envelope(client) -> None:  # type: ignore[no-untyped-def]
@@ -320,7 +354,7 @@ def test_bad_events_are_rejected_and_kept(client) -> None:  # type: ignore[no-un
     ])
     assert statuses(r) == ["rejected"] * 4 + ["accepted"]
     errors = [x["error"] for x in r.json()["results"][:4]]
-    assert errors[0].startswith("type:") and errors[1] == "recorded_at: recorded_at is in the future"
+    assert errors[0].startswith("type:") and errors[1] == "recorded_at: more than 300 s ahead of server time (a wrong device clock)"
     assert errors[2].startswith("recorded_at:") and errors[3].startswith("extra:")
     kept = db(client, "SELECT channel, item_index FROM ingest_rejections ORDER BY item_index")
     assert [(k["channel"], k["item_index"]) for k in kept] == [("supplier:events", i) for i in range(4)]

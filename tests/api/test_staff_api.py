@@ -15,7 +15,7 @@ import pytest
 from api.cli import create_supplier
 from api.routers.enrollments import ALPHABET
 from api.secrets import token_hash
-from tests.helpers import staff_headers
+from tests.helpers import problem as assert_problem, staff_headers
 
 BOWTIE = [[5.0, 52.0], [5.01, 52.01], [5.01, 52.0], [5.0, 52.01], [5.0, 52.0]]
 SQUARE = [[5.0, 52.0], [5.01, 52.0], [5.01, 52.01], [5.0, 52.01], [5.0, 52.0]]
@@ -59,16 +59,6 @@ def new_order(client, case_id: str, kind: str = "exclusion_zone", **extra: Any) 
 def zone_body(order_id: str, **extra: Any) -> dict:
     return {"order_id": order_id, "name": "Home street", "kind": "exclusion",
             "geometry": {"type": "Polygon", "coordinates": [SQUARE]}, "buffer_m": 100, "schedule": None, **extra}
-
-
-def assert_problem(r, status: int, loc: list | None = None) -> dict:  # type: ignore[no-untyped-def]
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json")
-    body = r.json()
-    assert body["status"] == status and body["title"] and body["detail"]
-    if loc is not None:
-        assert loc in [e["loc"] for e in body["errors"]], body
-    return body
 
 
 def watch(client, case_id: str, sub: str = "test-operator") -> None:  # type: ignore[no-untyped-def]

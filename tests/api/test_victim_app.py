@@ -5,24 +5,16 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
+
+import pytest
 
 from api import alert_store
 from api.secrets import token_hash
 from tests.api.factories import (
-    bearer, db, db_val, enroll, fix, new_case, new_code, now, world,
+    ago, bearer, db, db_val, enroll, fix, new_case, new_code, now, world,
 )
-from tests.helpers import staff_headers
-
-
-def assert_problem(r, status: int, loc: list | None = None) -> dict:  # type: ignore[no-untyped-def]
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json")
-    body = r.json()
-    assert body["status"] == status and body["title"] and body["detail"]
-    if loc is not None:
-        assert loc in [e["loc"] for e in body["errors"]], body
-    return body
+from tests.helpers import problem as assert_problem, staff_headers
 
 
 def redeem(client, code: str, installation_id: str = "phone-1"):  # type: ignore[no-untyped-def]
@@ -109,12 +101,37 @@ def test_refresh_token_rotates(client) -> None:  # type: ignore[no-untyped-def]
     second = r.json()
     assert second["device_id"] == first["device_id"] and second["refresh_token"] != first["refresh_token"]
     assert client.get("/v1/me/alerts", headers=bearer(second)).status_code == 200
-    # The old refresh token stopped working the moment it was used.
-    assert_problem(client.post("/v1/me/token", json={"refresh_token": first["refresh_token"]}), 401)
     third = client.post("/v1/me/token", json={"refresh_token": second["refresh_token"]})
     assert third.status_code == 200
+    assert client.get("/v1/me/alerts", headers=bearer(third.json())).status_code == 200
     assert_problem(client.post("/v1/me/token", json={"refresh_token": "made-up"}), 401)
     assert_problem(client.post("/v1/me/token", json={}), 422, ["refresh_token"])
+    # An unknown token revokes nothing: the family still works.
+    assert client.post("/v1/me/token", json={"refresh_token": third.json()["refresh_token"]}).status_code == 200
+
+
+def test_reuse_of_a_rotated_refresh_token_revokes_the_whole_family(client) -> None:  # type: ignore[no-untyped-def]
+    """A spent refresh token coming back means two parties hold the family (one of them a thief): the current
+    refresh token and every access token issued so far stop working, and the reuse is audited."""
+    case_id = new_case(client)
+    first = enroll(client, case_id)
+    second = client.post("/v1/me/token", json={"refresh_token": first["refresh_token"]}).json()
+    third = client.post("/v1/me/token", json={"refresh_token": second["refresh_token"]}).json()
+    assert client.get("/v1/me/alerts", headers=bearer(third)).status_code == 200
+    # The thief replays the first, long spent, refresh token.
+    assert_problem(client.post("/v1/me/token", json={"refresh_token": first["refresh_token"]}), 401)
+    # Every member of the family is dead: the current refresh token and the access tokens of all generations.
+    assert_problem(client.post("/v1/me/token", json={"refresh_token": third["refresh_token"]}), 401)
+    for pair in (first, second, third):
+        assert_problem(client.get("/v1/me/alerts", headers=bearer(pair)), 401)
+    reuse = db(client, "SELECT actor, role, case_id::text AS case_id, detail FROM audit_log"
+                       " WHERE action = 'device.token_reuse'")
+    assert [(r["actor"], r["role"], r["case_id"]) for r in reuse] == [
+        (f"victim_app:{first['device_id']}", "victim_app", case_id)]
+    # The device stays registered (the engine keeps expecting the victim's positions); a new code enrolls anew.
+    assert db_val(client, "SELECT revoked_at FROM devices WHERE id = $1::uuid", first["device_id"]) is None
+    fresh = enroll(client, case_id)
+    assert client.get("/v1/me/alerts", headers=bearer(fresh)).status_code == 200
 
 
 def test_expired_refresh_token_and_revoked_device_are_refused(client) -> None:  # type: ignore[no-untyped-def]
@@ -162,7 +179,7 @@ def test_panic_raises_a_confirmed_violation_at_once(client) -> None:  # type: ig
     got = client.get(f"/v1/alerts/{alert_id}", headers=staff_headers(client, "operator")).json()
     assert (got["kind"], got["level"], got["confidence"], got["status"]) == ("panic", "violation", "confirmed", "open")
     assert got["case_id"] == w.case_id and got["cleared_at"] is None
-    assert got["changes"][0]["change"] == "opened" and got["changes"][0]["actor"] == f"victim:{w.app['device_id']}"
+    assert got["changes"][0]["change"] == "opened" and got["changes"][0]["actor"] == f"victim_app:{w.app['device_id']}"
     # A retried request (same press) is the same alert, not a second one.
     again = client.post("/v1/me/panic", headers=w.victim, json={"recorded_at": pressed.isoformat()})
     assert again.status_code == 201 and again.json()["alert_id"] == alert_id
@@ -198,9 +215,43 @@ def test_a_bad_or_partial_position_never_stops_the_panic(client) -> None:  # typ
     assert ahead.status_code == 201
     opened_at = db_val(client, "SELECT opened_at FROM alerts WHERE id = $1::uuid", ahead.json()["alert_id"])
     assert opened_at <= now()
+    assert ahead.json()["clock_suspect"] is True
     assert_problem(client.post("/v1/me/panic", headers=w.victim, json={}), 422, ["recorded_at"])
-    assert_problem(client.post("/v1/me/panic", headers=w.victim,
-                               json={"recorded_at": "2026-01-01T10:00:00"}), 422, ["recorded_at"])
+
+
+@pytest.mark.parametrize("recorded_at", [
+    "0001-01-01T00:00:00+14:00",  # before year 1 in UTC: not even a Python datetime
+    "9999-12-31T23:59:59-14:00",  # after year 9999 in UTC
+    "2019-04-07T00:00:00Z",  # a GPS week-rollover fault: before AFSTAND_PLAUSIBLE_SINCE
+    "2026-01-01T10:00:00",  # no offset: not RFC 3339
+    "yesterday", 1767225600, None,  # not a time at all
+])
+def test_a_panic_is_never_refused_for_its_time(client, recorded_at) -> None:  # type: ignore[no-untyped-def]
+    """An implausible recorded_at raises the panic all the same, at server time, marked clock_suspect; a position
+    sent along is rejected (a fix needs a real time) and kept with the reason."""
+    w = world(client)
+    before = now()
+    r = client.post("/v1/me/panic", headers=w.victim,
+                    json={"recorded_at": recorded_at, "lat": 52.09, "lon": 5.12, "accuracy_m": 9})
+    assert r.status_code == 201, r.text
+    assert r.json()["clock_suspect"] is True and r.json()["position"]["status"] == "rejected"
+    assert r.json()["position"]["error"].startswith("recorded_at:")
+    got = client.get(f"/v1/alerts/{r.json()['alert_id']}", headers=staff_headers(client, "operator")).json()
+    assert got["kind"] == "panic" and got["clock_suspect"] is True and got["detail"]["clock_suspect"] is True
+    assert before <= datetime.fromisoformat(got["opened_at"]) <= now()
+    # The same press retried is the same alert; the stored positions are untouched.
+    again = client.post("/v1/me/panic", headers=w.victim, json={"recorded_at": recorded_at})
+    assert again.json()["alert_id"] == r.json()["alert_id"]
+    assert db_val(client, "SELECT count(*) FROM alerts WHERE kind = 'panic'") == 1
+    assert db_val(client, "SELECT count(*) FROM positions") == 0
+
+
+def test_a_plausible_panic_is_not_clock_suspect(client) -> None:  # type: ignore[no-untyped-def]
+    w = world(client)
+    r = client.post("/v1/me/panic", headers=w.victim, json={"recorded_at": ago(30)})
+    assert r.status_code == 201 and r.json()["clock_suspect"] is False
+    got = client.get(f"/v1/alerts/{r.json()['alert_id']}", headers=staff_headers(client, "operator")).json()
+    assert got["clock_suspect"] is False and "clock_suspect" not in got["detail"]
 
 
 def test_push_token_is_registered(client) -> None:  # type: ignore[no-untyped-def]
@@ -267,7 +318,7 @@ def test_ack_is_recorded_once_and_only_for_my_own_alerts(client) -> None:  # typ
     assert second.json() == first.json()
     got = client.get(f"/v1/alerts/{proximity}", headers=staff_headers(client, "operator")).json()
     acks = [c for c in got["changes"] if c["change"] == "victim_acknowledged"]
-    assert len(acks) == 1 and acks[0]["actor"] == f"victim:{w.app['device_id']}"
+    assert len(acks) == 1 and acks[0]["actor"] == f"victim_app:{w.app['device_id']}"
     assert got["status"] == "open"  # the operator's work is untouched
 
     elsewhere = world(client)

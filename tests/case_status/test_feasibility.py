@@ -133,6 +133,10 @@ def test_self_intersecting_polygon_is_blocking_with_the_fault_location() -> None
     ({"type": "Polygon", "coordinates": [[[5, 52], [5.1, 52], [5.1, 52.1], [5, 52.1]]]}, "not closed"),
     ({"type": "Polygon", "coordinates": [[[5, 52], [500, 52], [5.1, 52.1], [5, 52]]]}, "position 1 of ring 0"),
     ({"type": "Circle", "center": [5, 52], "radius_m": -5}, "positive"),
+    ({"type": "Circle", "center": [5, 52], "radius_m": True}, "positive"),  # true is not a number of metres
+    ({"type": "Circle", "center": [True, 52], "radius_m": 500}, "center"),
+    ({"type": "Circle", "center": [5, 52], "radius_m": 10 ** 400}, "at most 20,000 km"),  # no OverflowError
+    ({"type": "Polygon", "coordinates": [[[5, 52], [False, 52], [5.1, 52.1], [5, 52]]]}, "position 1 of ring 0"),
 ])
 def test_structurally_broken_geometry_is_blocking(geometry: dict, words: str) -> None:
     (f,) = check(MAP, zones=[zone(geometry)])
@@ -144,6 +148,16 @@ def test_zone_larger_than_configured_area_is_a_warning() -> None:
     (f,) = check(MAP, zones=[big])
     assert (f.severity, f.code) == (WARNING, "zone_too_large") and "36.0 km²" in f.explanation
     assert check(MAP, zones=[big], limits=Limits(max_zone_area_m2=40e6)) == []
+
+
+def test_zone_larger_than_any_ban_can_mean_is_blocking() -> None:
+    """Rule: a zone over the implausible area (10,000 km², a setting) is a mistake (swapped lon/lat, a radius
+    typed in the wrong unit): blocking, and it replaces the zone_too_large warning."""
+    huge = zone(circle(0, -200_000, 60_000))  # π × 60 km² ≈ 11,310 km²
+    (f,) = check(MAP, zones=[huge])
+    assert (f.severity, f.code) == (BLOCKING, "zone_implausibly_large") and "11,3" in f.explanation
+    relaxed = check(MAP, zones=[huge], limits=Limits(implausible_zone_area_m2=20_000e6))
+    assert [(g.severity, g.code) for g in relaxed] == [(WARNING, "zone_too_large")]
 
 
 @pytest.mark.parametrize("schedule", [

@@ -78,16 +78,24 @@ def test_storing_a_zone_runs_the_check_and_returns_its_findings(api) -> None:  #
     h = director(api)
     api.put(f"/v1/cases/{cid}/addresses", headers=h, json=ADDRESSES).raise_for_status()
     oid = new_order(api, cid, "exclusion_zone")["id"]
-    r = api.post(f"/v1/cases/{cid}/zones", headers=h, json={
-        "order_id": oid, "name": "Her street", "kind": "exclusion", "geometry": square(300, 0, 400), "buffer_m": 0,
-        "schedule": None})
+    body = {"order_id": oid, "name": "Her street", "kind": "exclusion", "geometry": square(300, 0, 400),
+            "buffer_m": 0, "schedule": None}
+    # Blocking: the zone contains the offender's home. Refused with the findings; nothing stored.
+    refused = assert_problem(api.post(f"/v1/cases/{cid}/zones", headers=h, json=body), 422, ["geometry"])
+    assert refused["title"] == "Zone not enforceable"
+    assert [(f["severity"], f["code"]) for f in refused["findings"]] == [("blocking", "zone_contains_offender_home")]
+    assert refused["errors"][0]["msg"].startswith("zone_contains_offender_home: ")
+    assert api.get(f"/v1/cases/{cid}/zones", headers=h).json()["items"] == []
+    # Stored only when someone decides so, with a reason that goes into the audit log.
+    r = api.post(f"/v1/cases/{cid}/zones", headers=h, json={**body, "override_reason": "court order as written"})
     assert r.status_code == 201, r.text
     zone = r.json()
     assert [(f["severity"], f["code"], f["subject"]) for f in zone["findings"]] == [
         ("blocking", "zone_contains_offender_home", f"zone:{zone['id']}")]
     assert api.get(f"/v1/cases/{cid}/zones", headers=h).json()["items"] == [zone]  # stored with the zone
-    assert db(api, "SELECT detail FROM audit_log WHERE action = 'zone.create'")[0]["detail"]["findings"] == \
-        ["zone_contains_offender_home"]
+    (audit,) = db(api, "SELECT reason, detail FROM audit_log WHERE action = 'zone.create'")
+    assert audit["reason"] == "court order as written"
+    assert audit["detail"]["findings"] == audit["detail"]["overridden"] == ["zone_contains_offender_home"]
     sound = api.post(f"/v1/cases/{cid}/zones", headers=h, json={
         "order_id": oid, "name": "Her work", "kind": "exclusion", "geometry": circle(0, 0, 200), "buffer_m": 100,
         "schedule": None}).json()
@@ -95,6 +103,30 @@ def test_storing_a_zone_runs_the_check_and_returns_its_findings(api) -> None:  #
     # The case-wide check now sees the stored zone too.
     codes = [f["code"] for f in api.post(f"/v1/cases/{cid}/feasibility", headers=h, json={}).json()["findings"]]
     assert codes == ["zone_contains_offender_home"]
+
+
+def test_an_implausibly_large_zone_is_refused_and_types_are_strict(api) -> None:  # type: ignore[no-untyped-def]
+    cid = new_case(api)
+    h = director(api)
+    oid = new_order(api, cid, "exclusion_zone")["id"]
+    body = {"order_id": oid, "name": "Typo", "kind": "exclusion", "geometry": circle(0, 0, 60_000), "buffer_m": 0,
+            "schedule": None}
+    refused = assert_problem(api.post(f"/v1/cases/{cid}/zones", headers=h, json=body), 422, ["geometry"])
+    assert [f["code"] for f in refused["findings"]] == ["zone_implausibly_large"]
+    # A large but plausible zone is stored with a warning.
+    big = api.post(f"/v1/cases/{cid}/zones", headers=h, json={**body, "geometry": circle(0, 0, 3_500)})
+    assert big.status_code == 201 and [f["code"] for f in big.json()["findings"]] == ["zone_too_large"]
+    # true is not a radius, a coordinate or a distance.
+    for field, geometry, extra in [
+        (["geometry", "radius_m"], {"type": "Circle", "center": [5.12, 52.09], "radius_m": True}, {}),
+        (["geometry", "center"], {"type": "Circle", "center": [True, 52.09], "radius_m": 300}, {}),
+        (["buffer_m"], circle(0, 0, 300), {"buffer_m": True}),
+        (["buffer_m"], circle(0, 0, 300), {"buffer_m": "100"}),
+    ]:
+        assert_problem(api.post(f"/v1/cases/{cid}/zones", headers=h, json={**body, "geometry": geometry, **extra}),
+                       422, field)
+    assert_problem(api.put(f"/v1/cases/{cid}/addresses", headers=h, json={
+        **ADDRESSES, "victim_home": {"lat": True, "lon": 5.12}}), 422, ["victim_home", "lat"])
 
 
 def test_risk_screening_only_by_trained_staff_proposes_distances(api) -> None:  # type: ignore[no-untyped-def]

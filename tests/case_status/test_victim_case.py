@@ -248,4 +248,4 @@ def test_preferences_round_trip_and_validation(api) -> None:  # type: ignore[no-
                                                                                            "end": "07:00"}}),
                    422, ["quiet_hours", "start"])
     assert api.get("/v1/me/preferences", headers=me).json() == {**body, "quiet_hours_note": note}  # nothing changed
-    assert db(api, "SELECT actor, role, detail FROM audit_log WHERE action = 'victim.preferences'")[0]["role"] == "victim"
+    assert db(api, "SELECT actor, role, detail FROM audit_log WHERE action = 'victim.preferences'")[0]["role"] == "victim_app"

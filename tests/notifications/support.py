@@ -63,12 +63,12 @@ async def open_alert(pool: asyncpg.Pool, case_id: uuid.UUID, *, kind: str = "pro
     alert_id = uuid.uuid4()
     async with pool.acquire() as conn, conn.transaction():
         await alert_store.open_alert(conn, alert_id=alert_id, case_id=case_id, kind=kind, level=level,
-                                     confidence=confidence, opened_at=opened_at, actor="test")
+                                     confidence=confidence, opened_at=opened_at, actor="system:test")
     return alert_id
 
 
 async def change(pool: asyncpg.Pool, alert_id: uuid.UUID, name: str, *, level: str = "violation",
-                 confidence: str = "confirmed", actor: str | None = "test", detail: dict[str, Any] | None = None,
+                 confidence: str = "confirmed", actor: str | None = "system:test", detail: dict[str, Any] | None = None,
                  status: str | None = None) -> int | None:
     async with pool.acquire() as conn, conn.transaction():
         if status is not None:

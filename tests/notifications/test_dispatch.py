@@ -235,7 +235,7 @@ def test_victim_not_confirming_within_30_s_triggers_sms_and_shows_on_the_alert(d
             a2 = await s.open_alert(e.pool, acked)
             await e.d.drain()
             assert len(e.fcm.received) == 2
-            await s.change(e.pool, a2, "victim_acknowledged", actor="victim_app")
+            await s.change(e.pool, a2, "victim_acknowledged", actor="victim_app:test-device")
             await e.advance(29)
             assert e.sms.received == []
             await e.advance(2)
@@ -329,7 +329,7 @@ def test_an_alert_change_rolled_back_enqueues_nothing(database_url: str) -> None
             try:
                 async with e.pool.acquire() as conn, conn.transaction():
                     await alert_store.open_alert(conn, alert_id=uuid.uuid4(), case_id=case_id, kind="proximity",
-                                                 level="violation", confidence="confirmed", opened_at=s.T0, actor="t")
+                                                 level="violation", confidence="confirmed", opened_at=s.T0, actor="system:t")
                     assert await conn.fetchval("SELECT count(*) FROM outbox") > 0
                     raise RuntimeError("abort")
             except RuntimeError:

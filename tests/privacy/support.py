@@ -34,6 +34,17 @@ def case_with_fixes(client: TestClient, n: int = 3) -> tuple[World, datetime]:
     return w, start
 
 
+def case_with_panic(client: TestClient, n: int = 3, after_s: int = 90) -> tuple[World, datetime, str]:
+    """A case with ``n`` fixes of each party and a panic ``after_s`` after the first, with the victim's
+    position; returns the world, the first fix's time and the panic's alert id."""
+    w, start = case_with_fixes(client, n)
+    panic = client.post("/v1/me/panic", headers=w.victim, json={
+        "recorded_at": (start + timedelta(seconds=after_s)).isoformat(), "lat": VICTIM[0], "lon": VICTIM[1],
+        "accuracy_m": 9})
+    assert panic.status_code == 201, panic.text
+    return w, start, panic.json()["alert_id"]
+
+
 def track(client: TestClient, case_id: str, role: str = "admin", **params: Any):  # type: ignore[no-untyped-def]
     return client.get(f"/v1/cases/{case_id}/track", params=params, headers=staff_headers(client, role))
 

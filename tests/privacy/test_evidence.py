@@ -8,7 +8,6 @@ import hashlib
 import io
 import json
 import zipfile
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from api.cli import main
 from api.evidence import MANIFEST, PUBLIC_KEY, SIGNATURE, fingerprint, public_pem, verify
 from tests.api.factories import db_val
 from tests.helpers import staff_headers
-from tests.privacy.support import VICTIM, audit_page, case_with_fixes
+from tests.privacy.support import VICTIM, audit_page, case_with_panic
 
 
 @pytest.fixture
@@ -28,12 +27,7 @@ def client(make_client):  # type: ignore[no-untyped-def]
 
 def _incident(client):  # type: ignore[no-untyped-def]
     """A case with fixes, a panic with the victim's position, worked by an operator."""
-    w, start = case_with_fixes(client, n=3)
-    panic = client.post("/v1/me/panic", headers=w.victim, json={
-        "recorded_at": (start + timedelta(seconds=150)).isoformat(), "lat": VICTIM[0], "lon": VICTIM[1],
-        "accuracy_m": 7})
-    assert panic.status_code == 201, panic.text
-    alert_id = panic.json()["alert_id"]
+    w, _, alert_id = case_with_panic(client, n=3, after_s=150)
     operator = staff_headers(client, "operator")
     assert client.post(f"/v1/alerts/{alert_id}/acknowledge", headers=operator).status_code == 200
     assert client.post(f"/v1/alerts/{alert_id}/notes", headers=operator, json={"note": "called victim"}).status_code == 200
@@ -81,7 +75,7 @@ def test_alert_evidence_holds_fixes_decisions_actions_and_notifications(client) 
     assert {f["properties"]["party"] for f in fixes["features"]} == {"offender", "victim"}  # the window's fixes
 
     decisions = json.loads(files["decisions.json"])
-    assert decisions[0]["change"] == "opened" and decisions[0]["actor"].startswith("victim:")
+    assert decisions[0]["change"] == "opened" and decisions[0]["actor"].startswith("victim_app:")
     actions = json.loads(files["operator_actions.json"])
     assert [a["change"] for a in actions] == ["acknowledged", "note"]
     assert all(a["actor"] == "operator:test-operator" for a in actions)

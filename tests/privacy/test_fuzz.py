@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from datetime import timedelta
 from typing import Any, Callable
 
 import pytest
@@ -26,7 +25,7 @@ from schemathesis.checks import (
 
 from api.auth import sign
 from tests.helpers import staff_headers
-from tests.privacy.support import VICTIM, case_with_fixes
+from tests.privacy.support import case_with_panic
 
 MAX_EXAMPLES = int(os.environ.get("AFSTAND_FUZZ_EXAMPLES", "4"))  # raise it for a longer hunt
 DERANDOMIZE = os.environ.get("AFSTAND_FUZZ_SEED") != "random"  # CI: the same cases every run
@@ -39,15 +38,11 @@ SKIP = {("GET", "/v1/alerts/stream")}  # the WebSocket is not an HTTP operation
 def world(make_client):  # type: ignore[no-untyped-def]
     client = make_client(run_engine=False, notify_enabled=False)
     client._transport.raise_server_exceptions = False  # a 5xx is a finding to collect, not a crash of the test
-    w, start = case_with_fixes(client, n=2)
-    panic = client.post("/v1/me/panic", headers=w.victim, json={
-        "recorded_at": (start + timedelta(seconds=30)).isoformat(), "lat": VICTIM[0], "lon": VICTIM[1],
-        "accuracy_m": 9})
-    assert panic.status_code == 201, panic.text
+    w, _, alert_id = case_with_panic(client, n=2, after_s=30)
     order = client.post(f"/v1/cases/{w.case_id}/orders", headers=staff_headers(client, "case_director"), json={
         "kind": "contact_ban", "reference": "OM-F", "valid_from": "2024-01-01T00:00:00Z", "valid_until": None})
     assert order.status_code == 201, order.text
-    ids = {"case_id": w.case_id, "alert_id": panic.json()["alert_id"], "device_id": w.tag_id,
+    ids = {"case_id": w.case_id, "alert_id": alert_id, "device_id": w.tag_id,
            "order_id": order.json()["id"]}
     return client, w, ids
 

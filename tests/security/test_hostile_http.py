@@ -219,8 +219,9 @@ query_value = st.one_of(cursors, st.sampled_from(CALENDAR_ENDS), st.integers().m
 
 
 LIST_ROUTES = ["/v1/alerts", "/v1/audit", "/v1/cases", "/v1/cases/{case_id}/devices", "/v1/cases/{case_id}/messages",
-               "/v1/cases/{case_id}/orders", "/v1/cases/{case_id}/timeline", "/v1/cases/{case_id}/zones",
-               "/v1/me/alerts", "/v1/me/messages", "/v1/me/timeline", "/v1/staff"]
+               "/v1/cases/{case_id}/orders", "/v1/cases/{case_id}/timeline", "/v1/cases/{case_id}/victim-notices",
+               "/v1/cases/{case_id}/zones", "/v1/contact/notices", "/v1/contact/orphaned", "/v1/contact/overdue",
+               "/v1/me/alerts", "/v1/me/messages", "/v1/me/notices", "/v1/me/timeline", "/v1/staff"]
 
 
 def test_the_list_routes_are_every_route_with_a_cursor(world) -> None:  # type: ignore[no-untyped-def]

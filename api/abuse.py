@@ -20,8 +20,8 @@ from collections import OrderedDict
 
 from starlette.requests import HTTPConnection
 
-from api.context import Context
-from api.problems import Problem
+from api.platform.context import Context
+from api.platform.problems import Problem
 
 # Login-like routes: each takes a secret (a code or a token) from a caller who has not yet proved anything.
 LIMITED: frozenset[tuple[str, str]] = frozenset({

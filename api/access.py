@@ -25,8 +25,8 @@ from starlette.requests import HTTPConnection
 
 from api import audit
 from api.auth import Staff, decode_staff_token, staff_principal
-from api.context import Context
-from api.problems import Problem, not_found
+from api.platform.context import Context
+from api.platform.problems import Problem, not_found
 
 RELATIONS = ("case_director", "contact_person", "prosecutor_coordinator")
 _REACH = "staff_may_reach($1::uuid, $2::text, $3::text, $4::float8)"

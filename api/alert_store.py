@@ -14,7 +14,7 @@ from typing import Any, Iterable
 
 import asyncpg
 
-from api import metrics
+from api.platform import metrics
 from geofence.model import AlertChange
 from notifications import outbox
 

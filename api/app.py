@@ -12,19 +12,22 @@ from fastapi import Depends, FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest, start_http_server
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from api import abuse, access, openapi_doc, problems
-from api.clock import OffsetClock
-from api.body_limit import BodyLimit
-from api.context import Context
-from api.database import connect, create_pool, resolve_url
-from api.migrate import apply_migrations
-from api.routers import alert_actions, alerts, cases, health, ingest, me
+from api import abuse, access
+from api.platform import openapi_doc
+from api.platform import problems
+from api.platform.clock import OffsetClock
+from api.platform.body_limit import BodyLimit
+from api.platform.context import Context
+from api.platform.database import connect, create_pool, resolve_url
+from api.platform.migrate import apply_migrations
+from api.routers import alert_actions, alerts, cases, ingest, me
+from api.platform import health_endpoints as health
 from api.routers import case_messages, contacts, feasibility, order_terms, risk, timeline, victim_case
 from api.routers import audit as audit_routes, evidence as evidence_routes, track  # privacy (issue 6)
 from api.routers import access as access_routes  # need-to-know grants, watch lists, supplier keys (issue 6)
-from api.secrets import server_key
-from api.security_headers import SecurityHeaders
-from api.settings import Settings
+from api.platform.secrets import server_key
+from api.platform.security_headers import SecurityHeaders
+from api.platform.settings import Settings
 from api.stream import AlertHub
 
 log = logging.getLogger("afstand")
@@ -152,8 +155,9 @@ def _metrics_listener(settings: Settings):  # type: ignore[no-untyped-def]
 
 def _notifications(settings: Settings, ctx: Context, url: str):  # type: ignore[no-untyped-def]
     """The outbox dispatcher (notifications/), given the alert writers so that package never imports api."""
-    from api import alert_store, metrics
-    from api.secrets import decrypt
+    from api import alert_store
+    from api.platform import metrics
+    from api.platform.secrets import decrypt
     from notifications.service import NotificationService
 
     service = NotificationService.from_settings(

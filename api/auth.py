@@ -17,10 +17,10 @@ from typing import Annotated, AsyncIterator, Callable
 import jwt
 from fastapi import Depends, Request
 
-from api.context import Context, get_context
+from api.platform.context import Context, get_context
 from api.oidc import NoRole, OIDCVerifier, TokenRejected
-from api.problems import Problem
-from api.secrets import decrypt, derive
+from api.platform.problems import Problem
+from api.platform.secrets import decrypt, derive
 
 _UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
 _HEX_SHA256 = re.compile(r"[0-9a-fA-F]{64}")

@@ -11,7 +11,7 @@ import sys
 import uuid
 from pathlib import Path
 
-from api.settings import Settings, load_settings
+from api.platform.settings import Settings, load_settings
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -29,7 +29,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from api.app import create_app
-    from api.logs import configure_logging
+    from api.platform.logs import configure_logging
 
     settings = _settings(args)
     configure_logging(settings.log_level)
@@ -42,7 +42,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_dev_token(args: argparse.Namespace) -> int:
     from api.auth import STAFF_ROLES, mint_staff_token
-    from api.secrets import server_key
+    from api.platform.secrets import server_key
 
     settings = _settings(args)
     if settings.oidc_issuer:
@@ -56,9 +56,9 @@ def cmd_dev_token(args: argparse.Namespace) -> int:
 
 
 async def create_supplier(settings: Settings, name: str) -> dict[str, str]:
-    from api.database import connect, resolve_url
-    from api.migrate import apply_migrations
-    from api.secrets import encrypt, server_key
+    from api.platform.database import connect, resolve_url
+    from api.platform.migrate import apply_migrations
+    from api.platform.secrets import encrypt, server_key
 
     conn = await connect(resolve_url(settings.database_url, settings.data_dir))
     try:
@@ -92,9 +92,9 @@ def _os_user() -> str:
 
 
 async def _supplier_key_command(settings: Settings, action: str, key_id: str) -> dict[str, object]:
-    from api.database import connect, resolve_url
-    from api.migrate import apply_migrations
-    from api.secrets import server_key
+    from api.platform.database import connect, resolve_url
+    from api.platform.migrate import apply_migrations
+    from api.platform.secrets import server_key
     from api.supplier_keys import revoke_key, rotate_key
 
     actor = f"cli:{_os_user()}"  # the audit log names who ran the command, in the KIND:NAME form of every actor
@@ -113,7 +113,7 @@ async def _supplier_key_command(settings: Settings, action: str, key_id: str) ->
 
 def cmd_supplier_key(args: argparse.Namespace) -> int:
     """``rotate``: a second active key for the supplier (JSON with the new secret, printed once); ``revoke``."""
-    from api.problems import Problem
+    from api.platform.problems import Problem
 
     try:
         print(json.dumps(asyncio.run(_supplier_key_command(_settings(args), args.supplier_command, args.key_id))))
@@ -131,7 +131,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     from api.audit import verify_chain
-    from api.database import connect, resolve_url
+    from api.platform.database import connect, resolve_url
 
     settings = _settings(args)
 
@@ -161,7 +161,7 @@ def cmd_evidence_verify(args: argparse.Namespace) -> int:
             settings = _settings(args)
             path = Path(settings.data_dir) / "server.key"
             if settings.secret_key or path.exists():
-                from api.secrets import server_key
+                from api.platform.secrets import server_key
 
                 trusted = load_public_key(public_key_info(server_key(settings))["public_key_pem"].encode())
     except (OSError, ValueError) as e:

@@ -26,9 +26,9 @@ from api.app import create_app
 from api.auth import mint_staff_token, sign
 from api.cli import create_supplier
 from api.demo_phone import SimulatedPhone
-from api.logs import configure_logging
-from api.secrets import server_key
-from api.settings import Settings
+from api.platform.logs import configure_logging
+from api.platform.secrets import server_key
+from api.platform.settings import Settings
 
 HOME = (5.1214, 52.0907)  # lon, lat: a street in Utrecht
 STREET = [[5.1199, 52.0901], [5.1229, 52.0901], [5.1229, 52.0913], [5.1199, 52.0913], [5.1199, 52.0901]]

@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from api.auth import STAFF_ROLES
 from api.routers.track import FIX_COLUMNS, feature
-from api.secrets import derive
+from api.platform.secrets import derive
 
 FORMAT = "afstand-evidence/1"
 MANIFEST = "manifest.json"

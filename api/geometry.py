@@ -10,7 +10,7 @@ import shapely
 from shapely.geometry import shape
 from shapely.validation import explain_validity
 
-from api.problems import field_error
+from api.platform.problems import field_error
 from geofence.geometry import MAX_RADIUS_M, finite_number
 from geofence.model import Circle, Schedule, Window
 

@@ -30,7 +30,8 @@ from typing import Any, Literal
 import asyncpg
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from api import device_events, metrics
+from api import device_events
+from api.platform import metrics
 from api.schemas.ingest import (
     APP_POSITION, SUPPLIER_EVENT, SUPPLIER_POSITION, AppPosition, SupplierEvent, SupplierPosition,
 )

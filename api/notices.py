@@ -24,7 +24,8 @@ from typing import Any
 
 import asyncpg
 
-from api import messages, metrics
+from api import messages
+from api.platform import metrics
 from notifications import outbox, policy
 
 # Whose queue a case's notices join when it has no case director: the agency that owns that kind of order.

@@ -31,12 +31,12 @@ from typing import Any, Callable
 
 import asyncpg
 
-from api import background
+from api.platform import background
 from api import alert_store, audit, messages, notices
 from api.routers.contacts import fetch_overdue
-from api.routers.staff_common import CONFIG_CHANNEL
+from api.platform.staff_common import CONFIG_CHANNEL
 from api.routers.timeline import add_event
-from api.settings import Settings
+from api.platform.settings import Settings
 
 log = logging.getLogger(__name__)
 

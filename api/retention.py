@@ -34,9 +34,9 @@ from typing import Callable
 
 import asyncpg
 
-from api import background
+from api.platform import background
 from api import audit
-from api.settings import Settings
+from api.platform.settings import Settings
 
 log = logging.getLogger(__name__)
 

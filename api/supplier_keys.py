@@ -10,8 +10,8 @@ from typing import Any
 import asyncpg
 
 from api import audit
-from api.problems import conflict, not_found
-from api.secrets import encrypt
+from api.platform.problems import conflict, not_found
+from api.platform.secrets import encrypt
 
 MAX_ACTIVE_KEYS = 2
 

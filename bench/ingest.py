@@ -25,7 +25,7 @@ from pyproj import Geod
 
 from api.auth import mint_staff_token
 from api.cli import create_supplier
-from api.settings import Settings
+from api.platform.settings import Settings
 from tests.e2e.server import ServerProcess
 from tests.helpers import signed
 
@@ -172,7 +172,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="afstand-bench-") as tmp:
         data = Path(tmp) / "data"
         settings = Settings(data_dir=data)
-        from api.database import embedded_url
+        from api.platform.database import embedded_url
 
         url = embedded_url(data)
         server = ServerProcess(url, data, AFSTAND_DB_POOL_MAX="20")

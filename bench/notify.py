@@ -67,9 +67,9 @@ async def _run(args: argparse.Namespace, url: str, fcm_port: int) -> dict[str, A
     import httpx
 
     from api import alert_store
-    from api.database import create_pool
-    from api.migrate import apply_migrations
-    from api.settings import Settings
+    from api.platform.database import create_pool
+    from api.platform.migrate import apply_migrations
+    from api.platform.settings import Settings
     from notifications.service import NotificationService
 
     settings = Settings(database_url=url, fcm_project_id="bench",
@@ -158,7 +158,7 @@ def main() -> None:
     parser.add_argument("--per-tx", type=int, default=10, help="alert changes per transaction (the engine batches)")
     args = parser.parse_args()
 
-    from api.database import embedded_url
+    from api.platform.database import embedded_url
 
     ctx = multiprocessing.get_context("spawn")
     port_q: "multiprocessing.Queue[int]" = ctx.Queue()

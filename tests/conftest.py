@@ -12,8 +12,8 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from api.database import embedded_url
-from api.migrate import apply_migrations
+from api.platform.database import embedded_url
+from api.platform.migrate import apply_migrations
 
 BACKENDS = ["embedded"] + (["service"] if os.environ.get("TEST_DATABASE_URL") else [])
 
@@ -103,7 +103,7 @@ def make_client(database_url: str, tmp_path: Path) -> Iterator:
     from fastapi.testclient import TestClient
 
     from api.app import create_app
-    from api.settings import Settings
+    from api.platform.settings import Settings
 
     clients = []
 

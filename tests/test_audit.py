@@ -10,7 +10,7 @@ import pytest
 
 from api.audit import record, verify_chain
 from api.cli import main
-from api.database import connect
+from api.platform.database import connect
 
 
 async def _write(conn: asyncpg.Connection, n: int) -> None:

@@ -7,7 +7,7 @@ import asyncio
 import asyncpg
 import pytest
 
-from api.migrate import Migration, MigrationError, apply_migrations, discover, pending
+from api.platform.migrate import Migration, MigrationError, apply_migrations, discover, pending
 
 
 def test_all_migrations_applied_on_fresh_database(database_url: str) -> None:

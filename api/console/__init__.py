@@ -2,7 +2,7 @@
 
 The page is static: HTML, our own JavaScript and CSS in ``static/`` and the UI's message catalogues in
 ``messages/``, all served from this package, so the browser never fetches a script or style from elsewhere
-(the CSP in api/security_headers.py allows only 'self'). Everything the page shows comes from the public API
+(the CSP in api/platform/security_headers.py allows only 'self'). Everything the page shows comes from the public API
 with the operator's own token; this router serves no case data. ``/console/config.json`` tells the page its
 settings (the map's tile source) and which optional endpoints this server has, so that a button whose
 endpoint is missing is hidden rather than failing.

@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from api import access, audit
 from api.supplier_keys import revoke_key, rotate_key
 from api.auth import Staff, require_staff
-from api.problems import not_found
-from api.routers.staff_common import Ctx, WriteStaff, case_or_404
+from api.platform.problems import not_found
+from api.platform.staff_common import Ctx, WriteStaff, case_or_404
 
 router = APIRouter(tags=["access"])
 

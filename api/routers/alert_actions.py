@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from api import alert_store, audit, messages, notices
 from api.auth import Staff, require_staff
-from api.context import Context, get_context
-from api.problems import Problem, conflict, field_error, not_found
+from api.platform.context import Context, get_context
+from api.platform.problems import Problem, conflict, field_error, not_found
 from notifications import catalogue, outbox, policy
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"])

@@ -11,9 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api import access, alert_store, audit
 from api.auth import Staff, require_staff
-from api.context import Context, get_context
-from api.problems import Problem, conflict, not_found
-from api.routers.staff_common import decode_seq_cursor
+from api.platform.context import Context, get_context
+from api.platform.problems import Problem, conflict, not_found
+from api.platform.staff_common import decode_seq_cursor
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
 

@@ -15,9 +15,9 @@ from pydantic import BaseModel
 
 from api import audit
 from api.auth import Staff, staff_principal
-from api.problems import Problem
-from api.routers.staff_common import Ctx, decode_seq_cursor
-from api.schemas.times import Instant
+from api.platform.problems import Problem
+from api.platform.staff_common import Ctx, decode_seq_cursor
+from api.platform.times import Instant
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 

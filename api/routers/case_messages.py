@@ -19,8 +19,8 @@ from fastapi import APIRouter, Depends
 
 from api import audit, messages, notices
 from api.auth import Staff, VictimDep, require_staff
-from api.problems import Problem, not_found
-from api.routers.staff_common import Ctx, Limit, ReadStaff, case_or_404, decode_cursor, next_cursor, parse_id
+from api.platform.problems import Problem, not_found
+from api.platform.staff_common import Ctx, Limit, ReadStaff, case_or_404, decode_cursor, next_cursor, parse_id
 from api.routers.victim_case import fetch_notices
 from api.schemas.case_status import MessageIn, MessageOut, MessagePage, StaffVictimNotice, StaffVictimNoticePage
 from notifications import outbox

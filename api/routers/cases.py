@@ -10,11 +10,11 @@ import asyncpg
 from fastapi import APIRouter
 
 from api import access, audit
-from api.problems import conflict, field_error, not_found
+from api.platform.problems import conflict, field_error, not_found
 from api.routers import devices, enrollments, orders, zones
 from api.routers.devices import device_out, fetch_devices
 from api.routers.orders import fetch_orders, order_out
-from api.routers.staff_common import Ctx, Limit, ReadStaff, WriteStaff, case_or_404, changed, decode_cursor, next_cursor
+from api.platform.staff_common import Ctx, Limit, ReadStaff, WriteStaff, case_or_404, changed, decode_cursor, next_cursor
 from api.routers.zones import fetch_zones, zone_out
 from api.schemas.staff import CaseCreate, CaseDetail, CaseOut, CasePage, CasePatch
 

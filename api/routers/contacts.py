@@ -13,9 +13,9 @@ from fastapi import APIRouter, Depends
 
 from api import audit
 from api.auth import Staff, StaffDep, require_staff
-from api.context import Context
-from api.problems import conflict, field_error, not_found
-from api.routers.staff_common import (
+from api.platform.context import Context
+from api.platform.problems import conflict, field_error, not_found
+from api.platform.staff_common import (
     Ctx, Limit, ReadStaff, WriteStaff, case_or_404, decode_cursor, next_cursor, parse_id,
 )
 from api.routers.timeline import add_event

@@ -7,8 +7,8 @@ import uuid
 import asyncpg
 from fastapi import APIRouter
 
-from api.problems import conflict, field_error, not_found
-from api.routers.staff_common import (
+from api.platform.problems import conflict, field_error, not_found
+from api.platform.staff_common import (
     Ctx, Limit, ReadStaff, WriteStaff, case_or_404, changed, decode_cursor, next_cursor, parse_id,
 )
 from api.schemas.staff import DeviceCreate, DeviceOut, DevicePage

@@ -8,9 +8,9 @@ from datetime import timedelta
 import asyncpg
 from fastapi import APIRouter
 
-from api.routers.staff_common import Ctx, WriteStaff, case_or_404, changed
+from api.platform.staff_common import Ctx, WriteStaff, case_or_404, changed
 from api.schemas.staff import EnrollmentOut
-from api.secrets import token_hash
+from api.platform.secrets import token_hash
 
 router = APIRouter(tags=["enrollments"])  # mounted under /v1/cases by cases.py
 

@@ -15,10 +15,10 @@ from pydantic import BaseModel
 
 from api import audit, evidence
 from api.auth import Staff, require_staff
-from api.problems import field_error, not_found
-from api.routers.staff_common import Ctx, case_or_404, parse_id
+from api.platform.problems import field_error, not_found
+from api.platform.staff_common import Ctx, case_or_404, parse_id
 from api.routers.track import Reason, check_reason
-from api.schemas.times import Instant
+from api.platform.times import Instant
 
 router = APIRouter(tags=["evidence"])
 

@@ -14,9 +14,9 @@ import asyncpg
 from fastapi import APIRouter
 
 from api import audit
-from api.routers.staff_common import Ctx, ReadStaff, WriteStaff, case_or_404
+from api.platform.staff_common import Ctx, ReadStaff, WriteStaff, case_or_404
 from api.schemas.case_status import Addresses, FeasibilityCaseRequest, FeasibilityDraft, FeasibilityOut, FindingOut
-from api.settings import Settings
+from api.platform.settings import Settings
 from geofence import feasibility as fz
 
 router = APIRouter(tags=["feasibility"])

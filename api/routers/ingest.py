@@ -14,8 +14,8 @@ from pydantic import BaseModel, ValidationError
 
 from api import ingestion
 from api.auth import SupplierDep
-from api.context import Context
-from api.problems import Problem, field_error, pydantic_errors
+from api.platform.context import Context
+from api.platform.problems import Problem, field_error, pydantic_errors
 from api.schemas.ingest import (
     BatchResult, RawEventBatch, RawPositionBatch, SupplierEventBatch, SupplierPositionBatch,
 )

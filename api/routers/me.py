@@ -16,18 +16,19 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from api import alert_store, audit, ingestion, metrics
+from api import alert_store, audit, ingestion
+from api.platform import metrics
 from api.auth import VictimDep, mint_device_token, victim_actor
-from api.context import Context, get_context
-from api.problems import Problem, field_error, not_found
+from api.platform.context import Context, get_context
+from api.platform.problems import Problem, field_error, not_found
 from api.routers.ingest import body_doc, read_batch
-from api.routers.staff_common import decode_cursor, encode_cursor
+from api.platform.staff_common import decode_cursor, encode_cursor
 from api.schemas.ingest import APP_POSITION, AppPositionBatch, BatchResult, RawPositionBatch
 from api.schemas.me import (
     AckOut, Enroll, Panic, PanicOut, PushToken, Refresh, TokenPair, VictimAlert, VictimAlertPage,
 )
-from api.schemas.times import parse_rfc3339
-from api.secrets import token_hash
+from api.platform.times import parse_rfc3339
+from api.platform.secrets import token_hash
 
 router = APIRouter(prefix="/v1/me", tags=["victim app"])
 Ctx = Annotated[Context, Depends(get_context)]

@@ -19,10 +19,10 @@ import asyncpg
 from fastapi import APIRouter
 
 from api.order_reminders import tell_victim_about_order
-from api.problems import conflict, field_error, not_found
+from api.platform.problems import conflict, field_error, not_found
 from api.routers.orders import _COLUMNS as ORDER_COLUMNS
 from api.routers.orders import order_out
-from api.routers.staff_common import Ctx, ReadStaff, WriteStaff, case_or_404, changed, parse_id
+from api.platform.staff_common import Ctx, ReadStaff, WriteStaff, case_or_404, changed, parse_id
 from api.routers.timeline import add_event
 from api.schemas.case_status import ExtensionIn, ExtensionList, ExtensionOut, LetGoIn
 from api.schemas.staff import BEHAVIOURAL_ORDER_MAX, OrderOut

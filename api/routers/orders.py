@@ -8,7 +8,7 @@ from datetime import timezone
 import asyncpg
 from fastapi import APIRouter
 
-from api.routers.staff_common import Ctx, Limit, ReadStaff, WriteStaff, case_or_404, changed, decode_cursor, next_cursor
+from api.platform.staff_common import Ctx, Limit, ReadStaff, WriteStaff, case_or_404, changed, decode_cursor, next_cursor
 from api.routers.timeline import add_event
 from api.schemas.staff import OrderCreate, OrderOut, OrderPage
 

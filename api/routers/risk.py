@@ -12,8 +12,8 @@ from fastapi import APIRouter, Depends
 
 from api import audit
 from api.auth import Staff, require_staff
-from api.problems import Problem
-from api.routers.staff_common import Ctx, ReadStaff, case_or_404
+from api.platform.problems import Problem
+from api.platform.staff_common import Ctx, ReadStaff, case_or_404
 from api.schemas.case_status import RISK_PROXIMITY, ProposedProximity, RiskIn, RiskList, RiskOut
 
 router = APIRouter(prefix="/v1/cases", tags=["risk screening"])

@@ -19,9 +19,9 @@ from pydantic import BaseModel
 
 from api import audit
 from api.auth import Staff, require_staff
-from api.problems import field_error
-from api.routers.staff_common import Ctx, case_or_404
-from api.schemas.times import Instant
+from api.platform.problems import field_error
+from api.platform.staff_common import Ctx, case_or_404
+from api.platform.times import Instant
 
 router = APIRouter(prefix="/v1/cases", tags=["privacy"])
 

@@ -9,9 +9,9 @@ import asyncpg
 from fastapi import APIRouter, Response
 
 from api.geometry import parse_geometry, parse_schedule
-from api.problems import Problem, conflict, field_error, not_found
+from api.platform.problems import Problem, conflict, field_error, not_found
 from api.routers.feasibility import zone_findings
-from api.routers.staff_common import (
+from api.platform.staff_common import (
     Ctx, Limit, ReadStaff, WriteStaff, case_or_404, changed, decode_cursor, next_cursor, parse_id,
 )
 from api.schemas.staff import ZoneCreate, ZoneOut, ZonePage

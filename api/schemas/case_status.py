@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, field_validator, model_validator
 
-from api.schemas.times import Instant
+from api.platform.times import Instant
 
 # ---------------------------------------------------------------- vocabulary (each word has catalogue texts)
 

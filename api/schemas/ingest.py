@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from api.schemas.times import DeviceTime
+from api.platform.times import DeviceTime
 
 EVENT_TYPES = (
     "strap_tamper", "case_tamper", "strap_restored", "case_restored",

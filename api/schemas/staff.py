@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, ValidationInfo, field_validator
 
-from api.schemas.times import Instant
+from api.platform.times import Instant
 
 ORDER_KINDS = (
     "contact_ban", "exclusion_zone", "inclusion_zone", "behavioural_order", "protection_order", "special_conditions",

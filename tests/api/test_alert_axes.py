@@ -9,7 +9,7 @@ import uuid
 import asyncpg
 
 from api.alert_store import apply_engine_changes, fetch_alert
-from api.database import _init_connection
+from api.platform.database import _init_connection
 from geofence import CaseConfig, Engine, ProximityRule
 
 from tests.geofence.builders import ALWAYS, T0, UTRECHT, at, fix, offset

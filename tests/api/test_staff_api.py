@@ -14,7 +14,7 @@ import pytest
 
 from api.cli import create_supplier
 from api.routers.enrollments import ALPHABET
-from api.secrets import token_hash
+from api.platform.secrets import token_hash
 from tests.helpers import problem as assert_problem, staff_headers
 
 BOWTIE = [[5.0, 52.0], [5.01, 52.01], [5.01, 52.0], [5.0, 52.01], [5.0, 52.0]]

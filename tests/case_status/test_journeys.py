@@ -18,7 +18,7 @@ from pyproj import Geod
 from api import messages
 from api.auth import sign
 from api.cli import create_supplier
-from api.settings import Settings
+from api.platform.settings import Settings
 from tests.case_status.conftest import (
     admin, assert_problem, assign, db, db_val, director, grant, new_case, new_order, new_staff, victim_token,
 )

@@ -14,7 +14,7 @@ import pytest
 
 from api.auth import mint_staff_token
 from api.cli import create_supplier
-from api.settings import Settings
+from api.platform.settings import Settings
 from tests.e2e.server import ServerProcess
 
 CHROMIUM = os.environ.get("AFSTAND_TEST_CHROMIUM", "/usr/bin/chromium")

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.console import MESSAGES, PDOK_BRT, STATIC
 from api.routers.alerts import OUTCOMES
-from api.settings import Settings
+from api.platform.settings import Settings
 
 SVG_NS = "http://www.w3.org/2000/svg"  # a namespace name, never fetched
 

@@ -24,9 +24,9 @@ from pyproj import Geod
 
 from api.auth import mint_staff_token
 from api.cli import create_supplier
-from api.database import _init_connection
+from api.platform.database import _init_connection
 from api.engine_config import load_cases
-from api.settings import Settings
+from api.platform.settings import Settings
 from geofence import Engine, EngineSettings
 from geofence.model import AlertKind, Fix, Party
 from tests.e2e.server import ServerProcess

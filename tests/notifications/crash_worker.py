@@ -6,7 +6,7 @@ import asyncio
 import sys
 
 from api import alert_store
-from api.database import create_pool
+from api.platform.database import create_pool
 from notifications.channels.fcm import FcmChannel
 from notifications.dispatcher import AlertHooks, Dispatcher, DispatcherConfig
 

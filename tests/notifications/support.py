@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from api import alert_store
-from api.database import create_pool
+from api.platform.database import create_pool
 from notifications import outbox
 from notifications.channels import Channel
 from notifications.clock import Clock, ManualClock

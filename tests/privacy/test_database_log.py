@@ -1,5 +1,5 @@
 """The embedded PostgreSQL's own log carries no coordinates: failing statements with coordinates in their text,
-in their parameters and in the failing row are logged by their error message only (api/database.py)."""
+in their parameters and in the failing row are logged by their error message only (api/platform/database.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from api.database import embedded_url
+from api.platform.database import embedded_url
 
 LAT, LON = "52.987654", "4.123457"  # distinctive: found nowhere else in the suite
 

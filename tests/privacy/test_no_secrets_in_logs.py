@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 from pyproj import Geod
 
-from api.logs import configure_logging
+from api.platform.logs import configure_logging
 from tests.api.factories import new_supplier
 from tests.helpers import signed, staff_headers
 

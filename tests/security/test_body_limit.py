@@ -1,4 +1,4 @@
-"""Request bodies are capped before authentication (api/body_limit.py): a body over AFSTAND_MAX_BODY_BYTES is
+"""Request bodies are capped before authentication (api/platform/body_limit.py): a body over AFSTAND_MAX_BODY_BYTES is
 413 at once, and the server never takes in more than the cap, whoever sends it. Tested on a real server over a
 real socket, as an attacker with an unknown supplier key would send it."""
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.problems import Problem, problem_response
+from api.platform.problems import Problem, problem_response
 
 
 class BodyTooLarge(Exception):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from api.migrate import pending
+from api.platform.migrate import pending
 
 router = APIRouter(tags=["health"])
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from api.settings import Settings
+from api.platform.settings import Settings
 
 
 def server_key(settings: Settings) -> bytes:

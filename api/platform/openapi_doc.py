@@ -1,6 +1,6 @@
 """The OpenAPI document says what the API really answers: every error is an RFC 9457 problem document.
 
-FastAPI documents only its own 422 (``HTTPValidationError``, ``application/json``), while api/problems.py answers
+FastAPI documents only its own 422 (``HTTPValidationError``, ``application/json``), while api/platform/problems.py answers
 every client mistake — 401, 403, 404, 409, 413, 422, 429 … — as ``application/problem+json``. This replaces the
 422 and adds a ``4XX`` problem response to every operation, so clients (and the schemathesis fuzz test in
 tests/privacy/test_fuzz.py) can rely on the schema for error bodies too."""

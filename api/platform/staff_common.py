@@ -15,9 +15,9 @@ from fastapi import Depends, Query
 
 from api import audit
 from api.auth import Staff, require_staff
-from api.context import Context, get_context
-from api.problems import field_error, not_found
-from api.schemas.times import in_utc
+from api.platform.context import Context, get_context
+from api.platform.problems import field_error, not_found
+from api.platform.times import in_utc
 
 # Changing what protects a victim is for the case owner; the monitoring room and contact persons read.
 WriteStaff = Annotated[Staff, Depends(require_staff("case_director"))]
@@ -80,7 +80,7 @@ def _bad_cursor() -> Exception:
 
 def decode_cursor(cursor: str | None) -> tuple[datetime | None, uuid.UUID | None]:
     """The (time, id) a page ends at. Anything a client can put in a cursor is a 422, never a 500: it is decoded,
-    and its time must have an offset and lie in the range every client time must (api/schemas/times.py)."""
+    and its time must have an offset and lie in the range every client time must (api/platform/times.py)."""
     if cursor is None:
         return None, None
     try:

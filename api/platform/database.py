@@ -52,7 +52,7 @@ def resolve_url(database_url: str | None, data_dir: Path) -> str:
 
 def _json_text(value: object) -> str:
     # Not ASCII-escaped: a client's unpaired surrogate then fails as it does in a text column (UnicodeEncodeError,
-    # a 422 in api/problems.py) instead of as a "\ud800" escape that PostgreSQL refuses mid-transaction.
+    # a 422 in api/platform/problems.py) instead of as a "\ud800" escape that PostgreSQL refuses mid-transaction.
     return json.dumps(value, ensure_ascii=False)
 
 

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 from fastapi import Request
 
-from api.clock import OffsetClock
-from api.settings import Settings
+from api.platform.clock import OffsetClock
+from api.platform.settings import Settings
 
 if TYPE_CHECKING:
     from api.engine_runner import EngineRunner
@@ -24,7 +24,7 @@ class Context:
     engine: "EngineRunner | None" = None
     hub: "AlertHub | None" = None
     extras: dict[str, Any] = field(default_factory=dict)
-    clock: OffsetClock = field(default_factory=OffsetClock)  # scheduler, engine and notifications (api/clock.py)
+    clock: OffsetClock = field(default_factory=OffsetClock)  # scheduler, engine and notifications (api/platform/clock.py)
 
 
 def get_context(request: Request) -> Context:

@@ -12,7 +12,8 @@ from fastapi import Depends, FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest, start_http_server
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from api import abuse, access
+from api.auth import rate_limits as abuse
+from api.auth import need_to_know as access
 from api.platform import openapi_doc
 from api.platform import problems
 from api.platform.clock import OffsetClock
@@ -24,7 +25,7 @@ from api.routers import alert_actions, alerts, cases, ingest, me
 from api.platform import health_endpoints as health
 from api.routers import case_messages, contacts, feasibility, order_terms, risk, timeline, victim_case
 from api.routers import audit as audit_routes, evidence as evidence_routes, track  # privacy (issue 6)
-from api.routers import access as access_routes  # need-to-know grants, watch lists, supplier keys (issue 6)
+from api.auth import endpoints as access_routes# need-to-know grants, watch lists, supplier keys (issue 6)
 from api.platform.secrets import server_key
 from api.platform.security_headers import SecurityHeaders
 from api.platform.settings import Settings
@@ -85,7 +86,7 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
         description="Proximity and zone monitoring that protects victims of stalking. See CONTRACT.md.",
         lifespan=lifespan,
         # Every route: rate limits on login-like routes, and need-to-know on every staff route that names a
-        # case or an alert (api/abuse.py, api/access.py; SECURITY.md).
+        # case or an alert (api/auth/rate_limits.py, api/auth/need_to_know.py; SECURITY.md).
         dependencies=[Depends(abuse.rate_limit), Depends(access.need_to_know)],
     )
     problems.install(app)
@@ -112,7 +113,7 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
         return response
 
     if settings.trusted_proxies.strip():
-        # Outermost: the client address every layer sees (the rate limits of api/abuse.py) is taken from
+        # Outermost: the client address every layer sees (the rate limits of api/auth/rate_limits.py) is taken from
         # X-Forwarded-For only when the peer is a listed proxy, walking the header from the right past listed
         # proxies. Without the setting the header is ignored, so no client can choose its own address.
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)

@@ -41,7 +41,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_dev_token(args: argparse.Namespace) -> int:
-    from api.auth import STAFF_ROLES, mint_staff_token
+    from api.auth.principals import STAFF_ROLES, mint_staff_token
     from api.platform.secrets import server_key
 
     settings = _settings(args)
@@ -95,7 +95,7 @@ async def _supplier_key_command(settings: Settings, action: str, key_id: str) ->
     from api.platform.database import connect, resolve_url
     from api.platform.migrate import apply_migrations
     from api.platform.secrets import server_key
-    from api.supplier_keys import revoke_key, rotate_key
+    from api.auth.supplier_keys import revoke_key, rotate_key
 
     actor = f"cli:{_os_user()}"  # the audit log names who ran the command, in the KIND:NAME form of every actor
     conn = await connect(resolve_url(settings.database_url, settings.data_dir))

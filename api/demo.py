@@ -23,7 +23,7 @@ import websockets
 from pyproj import Geod
 
 from api.app import create_app
-from api.auth import mint_staff_token, sign
+from api.auth.principals import mint_staff_token, sign
 from api.cli import create_supplier
 from api.demo_phone import SimulatedPhone
 from api.platform.logs import configure_logging

@@ -36,7 +36,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from api.auth import STAFF_ROLES
+from api.auth.principals import STAFF_ROLES
 from api.routers.track import FIX_COLUMNS, feature
 from api.platform.secrets import derive
 

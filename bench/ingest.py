@@ -23,7 +23,7 @@ import psutil
 import websockets
 from pyproj import Geod
 
-from api.auth import mint_staff_token
+from api.auth.principals import mint_staff_token
 from api.cli import create_supplier
 from api.platform.settings import Settings
 from tests.e2e.server import ServerProcess

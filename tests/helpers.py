@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from api.auth import mint_staff_token, sign
+from api.auth.principals import mint_staff_token, sign
 
 
 def staff_headers(client: TestClient, role: str = "admin", sub: str | None = None) -> dict[str, str]:

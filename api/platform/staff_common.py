@@ -14,7 +14,7 @@ import asyncpg
 from fastapi import Depends, Query
 
 from api import audit
-from api.auth import Staff, require_staff
+from api.auth.principals import Staff, require_staff
 from api.platform.context import Context, get_context
 from api.platform.problems import field_error, not_found
 from api.platform.times import in_utc

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from api import alert_store, audit, messages, notices
-from api.auth import Staff, require_staff
+from api.auth.principals import Staff, require_staff
 from api.platform.context import Context, get_context
 from api.platform.problems import Problem, conflict, field_error, not_found
 from notifications import catalogue, outbox, policy

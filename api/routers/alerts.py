@@ -9,8 +9,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field
 
-from api import access, alert_store, audit
-from api.auth import Staff, require_staff
+from api import alert_store, audit
+from api.auth import need_to_know as access
+from api.auth.principals import Staff, require_staff
 from api.platform.context import Context, get_context
 from api.platform.problems import Problem, conflict, not_found
 from api.platform.staff_common import decode_seq_cursor
@@ -60,7 +61,7 @@ async def list_alerts(
     cursor: str | None = None,
 ) -> AlertPage:
     after = decode_seq_cursor(cursor)
-    # Only alerts of cases the caller may reach (need-to-know, api/access.py); admin sees all.
+    # Only alerts of cases the caller may reach (need-to-know, api/auth/need_to_know.py); admin sees all.
     visible = await access.visible_case_ids(ctx.pool, ctx, staff)
     items = await alert_store.list_alerts(ctx.pool, status=status, case_id=case_id, case_ids=visible, after_seq=after,
                                           limit=limit)
@@ -146,7 +147,7 @@ async def stream(websocket: WebSocket, after: Annotated[int, Query(le=2**63 - 1)
         while True:
             version = hub.version
             items = await alert_store.changes_after(ctx.pool, last)
-            # Need-to-know (api/access.py): only changes of alerts on cases this caller may reach.
+            # Need-to-know (api/auth/need_to_know.py): only changes of alerts on cases this caller may reach.
             reach = await access.reach_filter(ctx.pool, ctx, staff, {uuid.UUID(i["alert"]["case_id"]) for i in items})
             for item in items:
                 if uuid.UUID(item["alert"]["case_id"]) in reach:

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from api import audit
-from api.auth import Staff, staff_principal
+from api.auth.principals import Staff, staff_principal
 from api.platform.problems import Problem
 from api.platform.staff_common import Ctx, decode_seq_cursor
 from api.platform.times import Instant

@@ -18,7 +18,7 @@ import asyncpg
 from fastapi import APIRouter, Depends
 
 from api import audit, messages, notices
-from api.auth import Staff, VictimDep, require_staff
+from api.auth.principals import Staff, VictimDep, require_staff
 from api.platform.problems import Problem, not_found
 from api.platform.staff_common import Ctx, Limit, ReadStaff, case_or_404, decode_cursor, next_cursor, parse_id
 from api.routers.victim_case import fetch_notices

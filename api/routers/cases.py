@@ -9,7 +9,8 @@ from typing import Literal
 import asyncpg
 from fastapi import APIRouter
 
-from api import access, audit
+from api import audit
+from api.auth import need_to_know as access
 from api.platform.problems import conflict, field_error, not_found
 from api.routers import devices, enrollments, orders, zones
 from api.routers.devices import device_out, fetch_devices
@@ -65,7 +66,7 @@ async def create_case(body: CaseCreate, ctx: Ctx, staff: WriteStaff) -> CaseOut:
         )
         # Names stay out of the audit detail: the parties table is where personal data lives.
         await changed(conn, staff, "case.create", cid, {"reference": body.reference, "proximity": _proximity(warn, alert)})
-        if staff.role == "case_director":  # the creator owns the case (need-to-know, api/access.py)
+        if staff.role == "case_director":  # the creator owns the case (need-to-know, api/auth/need_to_know.py)
             await access.grant(conn, cid, staff.sub, "case_director", by=staff.actor, reason="created the case")
         row = await conn.fetchrow(_SELECT + " WHERE c.id = $1", cid)
     return case_out(row)
@@ -76,7 +77,7 @@ async def list_cases(ctx: Ctx, staff: ReadStaff, limit: Limit = 100, cursor: str
                      status: Literal["active", "closed"] | None = None) -> CasePage:
     """Oldest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
     after_at, after_id = decode_cursor(cursor)
-    # Only the cases the caller may reach (need-to-know, api/access.py); admin sees all.
+    # Only the cases the caller may reach (need-to-know, api/auth/need_to_know.py); admin sees all.
     rows = await ctx.pool.fetch(
         _SELECT + " WHERE ($1::text IS NULL OR c.status = $1)"
         " AND ($2::timestamptz IS NULL OR (c.created_at, c.id) > ($2, $3))"

@@ -12,7 +12,7 @@ import asyncpg
 from fastapi import APIRouter, Depends
 
 from api import audit
-from api.auth import Staff, StaffDep, require_staff
+from api.auth.principals import Staff, StaffDep, require_staff
 from api.platform.context import Context
 from api.platform.problems import conflict, field_error, not_found
 from api.platform.staff_common import (

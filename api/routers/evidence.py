@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel
 
 from api import audit, evidence
-from api.auth import Staff, require_staff
+from api.auth.principals import Staff, require_staff
 from api.platform.problems import field_error, not_found
 from api.platform.staff_common import Ctx, case_or_404, parse_id
 from api.routers.track import Reason, check_reason

@@ -1,4 +1,4 @@
-"""Supplier API: positions and device events from ankle monitors, HMAC-authenticated (see api/auth.py).
+"""Supplier API: positions and device events from ankle monitors, HMAC-authenticated (see api/auth/principals.py).
 
 The body is parsed here, after the signature is checked, rather than by FastAPI before it: so an unsigned or
 badly signed request gets 401 whatever its body, and stores nothing.
@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ValidationError
 
 from api import ingestion
-from api.auth import SupplierDep
+from api.auth.principals import SupplierDep
 from api.platform.context import Context
 from api.platform.problems import Problem, field_error, pydantic_errors
 from api.schemas.ingest import (

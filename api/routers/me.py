@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api import alert_store, audit, ingestion
 from api.platform import metrics
-from api.auth import VictimDep, mint_device_token, victim_actor
+from api.auth.principals import VictimDep, mint_device_token, victim_actor
 from api.platform.context import Context, get_context
 from api.platform.problems import Problem, field_error, not_found
 from api.routers.ingest import body_doc, read_batch

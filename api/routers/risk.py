@@ -11,7 +11,7 @@ import asyncpg
 from fastapi import APIRouter, Depends
 
 from api import audit
-from api.auth import Staff, require_staff
+from api.auth.principals import Staff, require_staff
 from api.platform.problems import Problem
 from api.platform.staff_common import Ctx, ReadStaff, case_or_404
 from api.schemas.case_status import RISK_PROXIMITY, ProposedProximity, RiskIn, RiskList, RiskOut

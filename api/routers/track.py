@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from api import audit
-from api.auth import Staff, require_staff
+from api.auth.principals import Staff, require_staff
 from api.platform.problems import field_error
 from api.platform.staff_common import Ctx, case_or_404
 from api.platform.times import Instant

@@ -16,7 +16,7 @@ from fastapi import APIRouter
 from pyproj import Geod
 
 from api import audit, messages, notices
-from api.auth import VictimDep
+from api.auth.principals import VictimDep
 from api.notices import victim_language
 from api.platform.staff_common import Ctx, Limit, decode_cursor, next_cursor
 from api.routers.timeline import event_cursor, fetch_events

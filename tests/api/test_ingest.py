@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from api.auth import sign
+from api.auth.principals import sign
 from api.device_events import Attach, Ignore, Open, decide
 from tests.api.factories import (
     Supplier, db, db_val, event, fix, new_case, new_supplier, new_tag, now, world,
@@ -185,7 +185,7 @@ def test_batch_limits_and_envelope(client) -> None:  # type: ignore[no-untyped-d
     assert not_list["errors"][0]["loc"] == ["positions"]
     raw = b'{"positions": ['
     _, headers = signed(w.supplier.key_id, w.supplier.secret, None)
-    from api.auth import sign
+    from api.auth.principals import sign
 
     headers["X-Afstand-Signature"] = sign(w.supplier.secret, headers["X-Afstand-Timestamp"], raw)
     bad_json = assert_problem(client.post("/v1/ingest/positions", content=raw, headers=headers), 422)

@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 from fastapi.testclient import TestClient
 
-from api.auth import mint_device_token
+from api.auth.principals import mint_device_token
 from tests.helpers import staff_headers
 
 

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from pyproj import Geod
 
 from api import messages
-from api.auth import sign
+from api.auth.principals import sign
 from api.cli import create_supplier
 from api.platform.settings import Settings
 from tests.case_status.conftest import (

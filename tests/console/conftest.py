@@ -12,7 +12,7 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
-from api.auth import mint_staff_token
+from api.auth.principals import mint_staff_token
 from api.cli import create_supplier
 from api.platform.settings import Settings
 from tests.e2e.server import ServerProcess

@@ -22,7 +22,7 @@ import asyncpg
 import httpx
 from pyproj import Geod
 
-from api.auth import mint_staff_token
+from api.auth.principals import mint_staff_token
 from api.cli import create_supplier
 from api.platform.database import _init_connection
 from api.engine_config import load_cases

@@ -60,7 +60,7 @@ def test_message_shape_without_deprecation_warnings() -> None:
 
 
 def test_webhook_signature_is_the_supplier_scheme() -> None:
-    from api.auth import sign as api_sign
+    from api.auth.principals import sign as api_sign
 
     assert sign("s3cret", "1700000000", b'{"a":1}') == api_sign("s3cret", "1700000000", b'{"a":1}')
 

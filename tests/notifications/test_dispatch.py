@@ -248,7 +248,7 @@ def test_victim_not_confirming_within_30_s_triggers_sms_and_shows_on_the_alert(d
 
 def test_unacknowledged_violation_escalates_to_police_with_a_signed_webhook(database_url: str) -> None:
     async def main() -> None:
-        from api.auth import sign
+        from api.auth.principals import sign
 
         async with Env(database_url) as e:
             waiting = await e.case()
@@ -277,7 +277,7 @@ def test_unacknowledged_violation_escalates_to_police_with_a_signed_webhook(data
 
 def test_pursuit_mode_asks_the_supplier_to_raise_and_then_lower_the_rate(database_url: str) -> None:
     async def main() -> None:
-        from api.auth import sign
+        from api.auth.principals import sign
 
         async with Env(database_url) as e:
             with FakeServer(kind="http") as supplier:

@@ -23,7 +23,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from api.auth import sign
+from api.auth.principals import sign
 from tests.helpers import staff_headers
 from tests.privacy.support import case_with_panic
 

@@ -165,7 +165,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/cases/{case_id}/contact-agreements/{agreement_id}/contacts"): staff(INFORM, case=True, body=lambda w: {
         "contacted_at": _now(-60)}),
     ("POST", "/v1/cases/{case_id}/contact-agreements/{agreement_id}/end"): staff(INFORM, case=True),
-    # need-to-know itself (api/routers/access.py)
+    # need-to-know itself (api/auth/endpoints.py)
     ("GET", "/v1/cases/{case_id}/access"): staff(WRITE, case=True),
     ("PUT", "/v1/cases/{case_id}/access"): staff(WRITE, case=True, body=lambda w: {
         "staff_sub": "colleague-" + uuid.uuid4().hex[:6], "relation": "contact_person"}),

@@ -30,7 +30,7 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocketDisconnect
 
 from api.app import create_app
-from api.auth import mint_staff_token, sign
+from api.auth.principals import mint_staff_token, sign
 from api.cli import create_supplier
 from api.platform.settings import Settings
 from tests.security.route_policy import ADMIN, AUDITOR, CONTACT, DIRECTOR, NAMES_NO_CASE, OPERATOR, POLICY, Rule

@@ -21,7 +21,7 @@ import pytest
 from fastapi.routing import iter_route_contexts
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from api.auth import sign
+from api.auth.principals import sign
 from tests.helpers import staff_headers
 from tests.privacy.support import case_with_panic
 

@@ -13,7 +13,7 @@ from typing import Iterator
 import jwt
 import pytest
 
-from api.oidc import OIDCVerifier, TokenRejected, claim_at, roles_from
+from api.auth.oidc import OIDCVerifier, TokenRejected, claim_at, roles_from
 from tests.helpers import staff_headers
 from tests.security.oidc_issuer import LocalIssuer, _b64
 

@@ -9,7 +9,7 @@ import time
 import pytest
 from starlette.websockets import WebSocketDisconnect
 
-from api.auth import sign
+from api.auth.principals import sign
 from tests.api.factories import fix, world
 from tests.helpers import problem, staff_headers
 

@@ -1,5 +1,5 @@
 """Supplier HMAC key rotation: a supplier may hold two active keys, so it switches to a new secret before the
-old one is revoked and no request fails in between. Used by the admin routes (api/routers/access.py) and by
+old one is revoked and no request fails in between. Used by the admin routes (api/auth/endpoints.py) and by
 ``afstand supplier rotate`` / ``afstand supplier revoke``."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Managing need-to-know (SECURITY.md, "Need-to-know"): who is granted a case, which cases an operator watches,
 and the rotation of suppliers' HMAC keys.
 
-Reaching a case is checked before any of these handlers runs (api/access.py): a case director can grant or end
+Reaching a case is checked before any of these handlers runs (api/auth/need_to_know.py): a case director can grant or end
 access only on a case they reach themselves. Every change is audited.
 """
 
@@ -14,9 +14,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from api import access, audit
-from api.supplier_keys import revoke_key, rotate_key
-from api.auth import Staff, require_staff
+from api import audit
+from api.auth import need_to_know as access
+from api.auth.supplier_keys import revoke_key, rotate_key
+from api.auth.principals import Staff, require_staff
 from api.platform.problems import not_found
 from api.platform.staff_common import Ctx, WriteStaff, case_or_404
 

@@ -18,7 +18,7 @@ import jwt
 from fastapi import Depends, Request
 
 from api.platform.context import Context, get_context
-from api.oidc import NoRole, OIDCVerifier, TokenRejected
+from api.auth.oidc import NoRole, OIDCVerifier, TokenRejected
 from api.platform.problems import Problem
 from api.platform.secrets import decrypt, derive
 
@@ -91,7 +91,7 @@ def mint_device_token(key: bytes, device_id: uuid.UUID, case_id: uuid.UUID, ttl_
 
 def decode_staff_token(ctx: Context, token: str) -> Staff:
     """The staff member behind a bearer token. With ``AFSTAND_OIDC_ISSUER`` set, only the issuer's tokens count
-    (api/oidc.py) and development tokens are refused; without it, the HS256 development tokens of
+    (api/auth/oidc.py) and development tokens are refused; without it, the HS256 development tokens of
     ``afstand dev-token``."""
     if ctx.settings.oidc_issuer:
         return _decode_oidc(ctx, token)

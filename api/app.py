@@ -21,7 +21,8 @@ from api.platform.body_limit import BodyLimit
 from api.platform.context import Context
 from api.platform.database import connect, create_pool, resolve_url
 from api.platform.migrate import apply_migrations
-from api.routers import alert_actions, alerts, cases, ingest, me
+from api.routers import alert_actions, alerts, cases, me
+from api.intake import endpoints as ingest
 from api.platform import health_endpoints as health
 from api.routers import case_messages, contacts, feasibility, order_terms, risk, timeline, victim_case
 from api.routers import audit as audit_routes, evidence as evidence_routes, track  # privacy (issue 6)

@@ -46,7 +46,7 @@ class Settings(BaseSettings):
 
     ingest_max_items: int = 1000
     max_body_bytes: int = Field(default=1_048_576, ge=1024)  # larger request bodies: 413 before authentication
-    # Plausible device times (api/ingestion.py PlausibleTimes): fixes and events recorded before this, or more
+    # Plausible device times (api/intake/service.py PlausibleTimes): fixes and events recorded before this, or more
     # than future_tolerance_s ahead of server time, are refused per item; a panic is raised at server time.
     plausible_since: AwareDatetime = datetime(2020, 1, 1, tzinfo=timezone.utc)
     future_tolerance_s: float = Field(default=300.0, ge=0)

@@ -16,14 +16,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from api import alert_store, audit, ingestion
+from api import alert_store, audit
+from api.intake import service as ingestion
 from api.platform import metrics
 from api.auth.principals import VictimDep, mint_device_token, victim_actor
 from api.platform.context import Context, get_context
 from api.platform.problems import Problem, field_error, not_found
-from api.routers.ingest import body_doc, read_batch
+from api.intake.endpoints import body_doc, read_batch
 from api.platform.staff_common import decode_cursor, encode_cursor
-from api.schemas.ingest import APP_POSITION, AppPositionBatch, BatchResult, RawPositionBatch
+from api.intake.schemas import APP_POSITION, AppPositionBatch, BatchResult, RawPositionBatch
 from api.schemas.me import (
     AckOut, Enroll, Panic, PanicOut, PushToken, Refresh, TokenPair, VictimAlert, VictimAlertPage,
 )

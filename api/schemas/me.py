@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.schemas.ingest import ItemResult
+from api.intake.schemas import ItemResult
 
 
 class _Request(BaseModel):

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from api.auth.principals import sign
-from api.device_events import Attach, Ignore, Open, decide
+from api.intake.device_events import Attach, Ignore, Open, decide
 from tests.api.factories import (
     Supplier, db, db_val, event, fix, new_case, new_supplier, new_tag, now, world,
 )

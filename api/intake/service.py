@@ -4,14 +4,14 @@ One request is one transaction. Each item is validated on its own; the good ones
 are reported back (``rejected`` with the field and the reason) *and* kept in ``ingest_rejections``, in the same
 transaction, so nothing anyone sent is silently dropped. A 200 therefore means every accepted item is committed.
 
-The order of locks, the same in every writer of this module and of :mod:`api.device_events`:
+The order of locks, the same in every writer of this module and of :mod:`api.intake.device_events`:
 
 1. the devices' rows (``FOR NO KEY UPDATE``, sorted by id): serialises everything that concerns one device and
    re-checks, under lock, that the device is still active;
 2. the fix-log lock (:data:`FIX_LOG_LOCK`), taken right before the INSERT into ``positions`` and held to commit,
    so ``positions.seq`` values commit in order and the engine, which reads ``seq > last``, never skips a fix;
 3. the alert-log lock (via :mod:`api.alert_store`), only when an alert changes, and only then the alert's row
-   (the engine's order: see api/device_events.py).
+   (the engine's order: see api/intake/device_events.py).
 
 Coordinates are never logged: only counts, the channel and the sender.
 """
@@ -30,9 +30,9 @@ from typing import Any, Literal
 import asyncpg
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from api import device_events
+from api.intake import device_events
 from api.platform import metrics
-from api.schemas.ingest import (
+from api.intake.schemas import (
     APP_POSITION, SUPPLIER_EVENT, SUPPLIER_POSITION, AppPosition, SupplierEvent, SupplierPosition,
 )
 

@@ -12,11 +12,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ValidationError
 
-from api import ingestion
+from api.intake import service as ingestion
 from api.auth.principals import SupplierDep
 from api.platform.context import Context
 from api.platform.problems import Problem, field_error, pydantic_errors
-from api.schemas.ingest import (
+from api.intake.schemas import (
     BatchResult, RawEventBatch, RawPositionBatch, SupplierEventBatch, SupplierPositionBatch,
 )
 
@@ -94,7 +94,7 @@ async def post_positions(request: Request, supplier: SupplierDep) -> BatchResult
     responses={401: {"description": "unknown key, bad signature or stale timestamp"}, 413: {"description": "too many items"}},
 )
 async def post_events(request: Request, supplier: SupplierDep) -> BatchResult:
-    """Device events (tamper, battery, GPS, offline). They raise ``device_event`` alerts; see api/device_events.py
+    """Device events (tamper, battery, GPS, offline). They raise ``device_event`` alerts; see api/intake/device_events.py
     for which, at what level, and what restores them. Same per-item results as positions."""
     ctx = _ctx(request)
     items = await read_batch(request, RawEventBatch, "events", ctx.settings.ingest_max_items)

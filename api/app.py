@@ -50,7 +50,7 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
         ctx.hub = AlertHub(url)
         await ctx.hub.start()
         if run_engine:
-            from api.engine_runner import EngineRunner  # imports the engine core only when it runs
+            from api.monitoring.runner import EngineRunner  # imports the engine core only when it runs
 
             ctx.engine = EngineRunner(ctx, url)
             await ctx.engine.start()

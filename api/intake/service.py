@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 _NOT_IN_UTF8 = re.compile("[\x00\ud800-\udfff]")
 FIX_LOG_LOCK = 0x6669_786C  # "fixl": the order of commits into ``positions``
-FIXES_CHANNEL = "afstand_fixes"  # api/engine_runner.py wakes on it
+FIXES_CHANNEL = "afstand_fixes"  # api/monitoring/runner.py wakes on it
 MAX_STORED_ITEM_CHARS = 8_000  # a rejected item is kept whole up to this size, truncated beyond it
 UNKNOWN_SERIAL = "serial: unknown serial for this supplier"
 

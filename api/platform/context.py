@@ -12,7 +12,7 @@ from api.platform.clock import OffsetClock
 from api.platform.settings import Settings
 
 if TYPE_CHECKING:
-    from api.engine_runner import EngineRunner
+    from api.monitoring.runner import EngineRunner
     from api.stream import AlertHub
 
 

@@ -26,7 +26,7 @@ Ctx = Annotated[Context, Depends(get_context)]
 Limit = Annotated[int, Query(ge=1, le=500)]
 _SEQ_CURSOR = re.compile(r"[0-9]{1,18}")  # ASCII digits only, and always inside a bigint
 
-CONFIG_CHANNEL = "afstand_config"  # api/engine_runner.py listens here and reloads the case named in the payload
+CONFIG_CHANNEL = "afstand_config"  # api/monitoring/runner.py listens here and reloads the case named in the payload
 
 
 def parse_id(value: str, what: str) -> uuid.UUID:

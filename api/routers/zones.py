@@ -39,7 +39,7 @@ async def fetch_zones(conn: asyncpg.Connection, case_id: uuid.UUID, limit: int |
 
 @router.post("/{case_id}/zones", status_code=201, response_model=ZoneOut)
 async def create_zone(case_id: str, body: ZoneCreate, ctx: Ctx, staff: WriteStaff) -> ZoneOut:
-    # The same parsers the engine loads zones with (api/engine_config.py): what is stored, the engine can run.
+    # The same parsers the engine loads zones with (api/monitoring/config.py): what is stored, the engine can run.
     parse_geometry(body.geometry)
     parse_schedule(body.schedule)
     async with ctx.pool.acquire() as conn, conn.transaction():

@@ -25,7 +25,7 @@ from pyproj import Geod
 from api.auth.principals import mint_staff_token
 from api.cli import create_supplier
 from api.platform.database import _init_connection
-from api.engine_config import load_cases
+from api.monitoring.config import load_cases
 from api.platform.settings import Settings
 from geofence import Engine, EngineSettings
 from geofence.model import AlertKind, Fix, Party

@@ -26,7 +26,7 @@ from api.platform import background
 from api.platform import metrics
 from api.alert_store import apply_engine_changes
 from api.platform.context import Context
-from api.engine_config import load_cases
+from api.monitoring.config import load_cases
 from geofence import Engine, EngineSettings
 from geofence.model import AlertChange, Fix, FixStatus, Party
 

@@ -21,7 +21,9 @@ from api.platform.body_limit import BodyLimit
 from api.platform.context import Context
 from api.platform.database import connect, create_pool, resolve_url
 from api.platform.migrate import apply_migrations
-from api.routers import alert_actions, alerts, cases, me
+from api.routers import cases, me
+from api.alerts import action_endpoints as alert_actions
+from api.alerts import endpoints as alerts
 from api.intake import endpoints as ingest
 from api.platform import health_endpoints as health
 from api.routers import case_messages, contacts, feasibility, order_terms, risk, timeline, victim_case
@@ -30,7 +32,7 @@ from api.auth import endpoints as access_routes# need-to-know grants, watch list
 from api.platform.secrets import server_key
 from api.platform.security_headers import SecurityHeaders
 from api.platform.settings import Settings
-from api.stream import AlertHub
+from api.alerts.stream import AlertHub
 
 log = logging.getLogger("afstand")
 
@@ -157,7 +159,7 @@ def _metrics_listener(settings: Settings):  # type: ignore[no-untyped-def]
 
 def _notifications(settings: Settings, ctx: Context, url: str):  # type: ignore[no-untyped-def]
     """The outbox dispatcher (notifications/), given the alert writers so that package never imports api."""
-    from api import alert_store
+    from api.alerts import store as alert_store
     from api.platform import metrics
     from api.platform.secrets import decrypt
     from notifications.service import NotificationService

@@ -32,7 +32,8 @@ from typing import Any, Callable
 import asyncpg
 
 from api.platform import background
-from api import alert_store, audit, messages, notices
+from api import audit, messages, notices
+from api.alerts import store as alert_store
 from api.routers.contacts import fetch_overdue
 from api.platform.staff_common import CONFIG_CHANNEL
 from api.routers.timeline import add_event

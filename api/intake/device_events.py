@@ -1,7 +1,7 @@
 """Device events from ankle-monitor suppliers become ``device_event`` alerts for the monitoring room.
 
 The policy is a small pure table (:data:`POLICY`, :func:`decide`); the adapter below applies its decisions
-through :mod:`api.alert_store`, in the transaction that stores the event.
+through :mod:`api.alerts.store`, in the transaction that stores the event.
 
 =====================  ===========  =========  =======================================================
 event                  family       level      restored by
@@ -34,7 +34,7 @@ from typing import Literal
 
 import asyncpg
 
-from api import alert_store
+from api.alerts import store as alert_store
 
 ALERT_NAMESPACE = uuid.UUID("6b1f0c3e-9a53-4f0e-8f0d-1d3e5a7c2b90")
 LATE_AFTER = timedelta(seconds=300)  # an event this old when it arrives raises a ``late`` alert

@@ -24,7 +24,7 @@ import asyncpg
 
 from api.platform import background
 from api.platform import metrics
-from api.alert_store import apply_engine_changes
+from api.alerts.store import apply_engine_changes
 from api.platform.context import Context
 from api.monitoring.config import load_cases
 from geofence import Engine, EngineSettings

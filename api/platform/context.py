@@ -13,7 +13,7 @@ from api.platform.settings import Settings
 
 if TYPE_CHECKING:
     from api.monitoring.runner import EngineRunner
-    from api.stream import AlertHub
+    from api.alerts.stream import AlertHub
 
 
 @dataclass

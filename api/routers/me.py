@@ -16,7 +16,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from api import alert_store, audit
+from api import audit
+from api.alerts import store as alert_store
 from api.intake import service as ingestion
 from api.platform import metrics
 from api.auth.principals import VictimDep, mint_device_token, victim_actor

@@ -11,7 +11,7 @@ import logging
 
 import asyncpg
 
-from api.alert_store import NOTIFY_CHANNEL
+from api.alerts.store import NOTIFY_CHANNEL
 
 log = logging.getLogger(__name__)
 

@@ -21,12 +21,17 @@ from api.platform.body_limit import BodyLimit
 from api.platform.context import Context
 from api.platform.database import connect, create_pool, resolve_url
 from api.platform.migrate import apply_migrations
-from api.routers import cases, me
+from api.routers import me
+from api.cases import endpoints as cases
 from api.alerts import action_endpoints as alert_actions
 from api.alerts import endpoints as alerts
 from api.intake import endpoints as ingest
 from api.platform import health_endpoints as health
-from api.routers import case_messages, contacts, feasibility, order_terms, risk, timeline, victim_case
+from api.routers import case_messages, contacts, victim_case
+from api.cases import feasibility
+from api.cases import order_terms
+from api.cases import risk
+from api.cases import timeline
 from api.routers import audit as audit_routes, evidence as evidence_routes, track  # privacy (issue 6)
 from api.auth import endpoints as access_routes# need-to-know grants, watch lists, supplier keys (issue 6)
 from api.platform.secrets import server_key

@@ -8,7 +8,7 @@ Every ``order_check_s`` the scheduler, with ``now`` from its injected clock (tes
 * **Tells the victim before protection ends**: ``AFSTAND_VICTIM_ORDER_NOTICE_DAYS`` (7) before an order ends
   while no decision about an extension has been taken, a notice in her language says when it ends and whom to
   contact (api/notices.py stores and pushes it). Extending or letting an order go tells her too
-  (api/routers/order_terms.py).
+  (api/cases/order_terms.py).
 * **Handles expiry** once per end date: the engine already stops enforcing at ``valid_until`` and is told to
   reload the case (pg_notify on ``afstand_config``); the operator sees an ``order_ended`` alert (level warning,
   opened at the end time) in the alert queue; the victim gets a victim-visible timeline event and a notice in her
@@ -36,7 +36,7 @@ from api import audit, messages, notices
 from api.alerts import store as alert_store
 from api.routers.contacts import fetch_overdue
 from api.platform.staff_common import CONFIG_CHANNEL
-from api.routers.timeline import add_event
+from api.cases.timeline import add_event
 from api.platform.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """Can a ban be enforced? Checks proposed proximity rules, zones and orders against the parties' addresses.
 
-Pure: plain data in, findings out; no I/O, no clock. The API (api/routers/feasibility.py) builds the inputs from a
+Pure: plain data in, findings out; no I/O, no clock. The API (api/cases/feasibility.py) builds the inputs from a
 request or from what a case holds, and the zone route runs the same check when a zone is stored.
 
 Distances between points are geodesic; zones are projected into the local azimuthal equidistant frame of

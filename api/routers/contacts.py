@@ -18,7 +18,7 @@ from api.platform.problems import conflict, field_error, not_found
 from api.platform.staff_common import (
     Ctx, Limit, ReadStaff, WriteStaff, case_or_404, decode_cursor, next_cursor, parse_id,
 )
-from api.routers.timeline import add_event
+from api.cases.timeline import add_event
 from api.schemas.case_status import (
     VICTIM_AGENCIES, AgreementIn, AgreementList, AgreementOut, AssignmentIn, AssignmentList, AssignmentOut, ContactIn,
     Deactivate, DeactivateOut, NoticeList, NoticeOut, OrphanedCase, OrphanedList, OverdueGroup, OverdueItem,

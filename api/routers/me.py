@@ -35,7 +35,7 @@ from api.platform.secrets import token_hash
 router = APIRouter(prefix="/v1/me", tags=["victim app"])
 Ctx = Annotated[Context, Depends(get_context)]
 
-LOOKUP_LEN = 8  # see api/routers/enrollments.py: code = lookup (8) + secret
+LOOKUP_LEN = 8  # see api/cases/enrollments.py: code = lookup (8) + secret
 PANIC_NAMESPACE = uuid.UUID("0f6f1a2e-3c4b-4d5e-9f60-7a8b9c0d1e2f")
 # What the victim is shown: alerts about her own safety. Technical alerts (device_event, *_silent) and the
 # offender's inclusion-zone (home curfew) alerts are for the monitoring room, which keeps her informed.

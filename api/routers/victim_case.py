@@ -19,7 +19,7 @@ from api import audit, messages, notices
 from api.auth.principals import VictimDep
 from api.notices import victim_language
 from api.platform.staff_common import Ctx, Limit, decode_cursor, next_cursor
-from api.routers.timeline import event_cursor, fetch_events
+from api.cases.timeline import event_cursor, fetch_events
 from api.schemas.case_status import (
     STAGE_EVENTS, VICTIM_AGENCIES, ContactPerson, NextContact, Preferences, QuietHours, Stage,
     VictimCase,

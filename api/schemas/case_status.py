@@ -2,7 +2,7 @@
 messages, preferences, staff members and assignments, contact agreements, order terms, risk screening and the
 feasibility check.
 
-Request models forbid unknown fields, as in api/schemas/staff.py.
+Request models forbid unknown fields, as in api/cases/schemas.py.
 """
 
 from __future__ import annotations

@@ -20,12 +20,12 @@ from fastapi import APIRouter
 
 from api.order_reminders import tell_victim_about_order
 from api.platform.problems import conflict, field_error, not_found
-from api.routers.orders import _COLUMNS as ORDER_COLUMNS
-from api.routers.orders import order_out
+from api.cases.orders import _COLUMNS as ORDER_COLUMNS
+from api.cases.orders import order_out
 from api.platform.staff_common import Ctx, ReadStaff, WriteStaff, case_or_404, changed, parse_id
-from api.routers.timeline import add_event
+from api.cases.timeline import add_event
 from api.schemas.case_status import ExtensionIn, ExtensionList, ExtensionOut, LetGoIn
-from api.schemas.staff import BEHAVIOURAL_ORDER_MAX, OrderOut
+from api.cases.schemas import BEHAVIOURAL_ORDER_MAX, OrderOut
 
 router = APIRouter(prefix="/v1/cases", tags=["orders"])
 

@@ -9,7 +9,7 @@ import asyncpg
 from fastapi import APIRouter
 
 from api.platform.staff_common import Ctx, WriteStaff, case_or_404, changed
-from api.schemas.staff import EnrollmentOut
+from api.cases.schemas import EnrollmentOut
 from api.platform.secrets import token_hash
 
 router = APIRouter(tags=["enrollments"])  # mounted under /v1/cases by cases.py

@@ -11,7 +11,7 @@ from api.platform.problems import conflict, field_error, not_found
 from api.platform.staff_common import (
     Ctx, Limit, ReadStaff, WriteStaff, case_or_404, changed, decode_cursor, next_cursor, parse_id,
 )
-from api.schemas.staff import DeviceCreate, DeviceOut, DevicePage
+from api.cases.schemas import DeviceCreate, DeviceOut, DevicePage
 
 router = APIRouter(tags=["devices"])  # mounted under /v1/cases by cases.py
 

@@ -12,12 +12,15 @@ from fastapi import APIRouter
 from api import audit
 from api.auth import need_to_know as access
 from api.platform.problems import conflict, field_error, not_found
-from api.routers import devices, enrollments, orders, zones
-from api.routers.devices import device_out, fetch_devices
-from api.routers.orders import fetch_orders, order_out
+from api.cases import devices
+from api.cases import enrollments
+from api.cases import orders
+from api.cases import zones
+from api.cases.devices import device_out, fetch_devices
+from api.cases.orders import fetch_orders, order_out
 from api.platform.staff_common import Ctx, Limit, ReadStaff, WriteStaff, case_or_404, changed, decode_cursor, next_cursor
-from api.routers.zones import fetch_zones, zone_out
-from api.schemas.staff import CaseCreate, CaseDetail, CaseOut, CasePage, CasePatch
+from api.cases.zones import fetch_zones, zone_out
+from api.cases.schemas import CaseCreate, CaseDetail, CaseOut, CasePage, CasePatch
 
 router = APIRouter(prefix="/v1/cases", tags=["cases"])
 

@@ -8,13 +8,13 @@ from typing import Any
 import asyncpg
 from fastapi import APIRouter, Response
 
-from api.geometry import parse_geometry, parse_schedule
+from api.cases.zone_geometry import parse_geometry, parse_schedule
 from api.platform.problems import Problem, conflict, field_error, not_found
-from api.routers.feasibility import zone_findings
+from api.cases.feasibility import zone_findings
 from api.platform.staff_common import (
     Ctx, Limit, ReadStaff, WriteStaff, case_or_404, changed, decode_cursor, next_cursor, parse_id,
 )
-from api.schemas.staff import ZoneCreate, ZoneOut, ZonePage
+from api.cases.schemas import ZoneCreate, ZoneOut, ZonePage
 
 router = APIRouter(tags=["zones"])  # mounted under /v1/cases by cases.py
 
@@ -49,7 +49,7 @@ async def create_zone(case_id: str, body: ZoneCreate, ctx: Ctx, staff: WriteStaf
             raise field_error(["order_id"], "no order with this id on this case")
         if _ORDER_FORBIDS.get(order_kind) == body.kind:
             raise field_error(["kind"], f"an {order_kind} order cannot carry an {body.kind} zone")
-        # The feasibility check (api/routers/feasibility.py) against the case's known addresses: the findings
+        # The feasibility check (api/cases/feasibility.py) against the case's known addresses: the findings
         # are stored with the zone and answered with the 201, so an unenforceable ban is flagged at once.
         zid = uuid.uuid4()
         findings = await zone_findings(conn, ctx.settings, cid, zid, body)

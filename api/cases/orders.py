@@ -9,8 +9,8 @@ import asyncpg
 from fastapi import APIRouter
 
 from api.platform.staff_common import Ctx, Limit, ReadStaff, WriteStaff, case_or_404, changed, decode_cursor, next_cursor
-from api.routers.timeline import add_event
-from api.schemas.staff import OrderCreate, OrderOut, OrderPage
+from api.cases.timeline import add_event
+from api.cases.schemas import OrderCreate, OrderOut, OrderPage
 
 router = APIRouter(tags=["orders"])  # mounted under /v1/cases by cases.py
 

@@ -27,7 +27,9 @@ from api.alerts import action_endpoints as alert_actions
 from api.alerts import endpoints as alerts
 from api.intake import endpoints as ingest
 from api.platform import health_endpoints as health
-from api.routers import case_messages, contacts, victim_case
+from api.routers import victim_case
+from api.contacts import messages as case_messages
+from api.contacts import endpoints as contacts
 from api.cases import feasibility
 from api.cases import order_terms
 from api.cases import risk
@@ -63,7 +65,7 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
             await ctx.engine.start()
         notifier = _notifications(settings, ctx, url)
         await notifier.start()
-        from api.order_reminders import OrderScheduler  # order reminders, expiry, daily digest (issue 5)
+        from api.contacts.reminders import OrderScheduler  # order reminders, expiry, daily digest (issue 5)
 
         ctx.extras["order_scheduler"] = scheduler = OrderScheduler(pool, settings, clock=ctx.clock)
         await scheduler.start()

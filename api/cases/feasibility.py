@@ -15,7 +15,7 @@ from fastapi import APIRouter
 
 from api import audit
 from api.platform.staff_common import Ctx, ReadStaff, WriteStaff, case_or_404
-from api.schemas.case_status import Addresses, FeasibilityCaseRequest, FeasibilityDraft, FeasibilityOut, FindingOut
+from api.contacts.schemas import Addresses, FeasibilityCaseRequest, FeasibilityDraft, FeasibilityOut, FindingOut
 from api.platform.settings import Settings
 from geofence import feasibility as fz
 

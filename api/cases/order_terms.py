@@ -3,7 +3,7 @@
 An extension moves the order's ``valid_until`` in place (its zones stay attached to it) and is kept as a row of
 ``order_extensions``. A behavioural order (gedragsaanwijzing) runs at most 90 days per period and can be
 extended at most three times; anything else is refused with a 422 that says why. Letting an order go records
-the reason and stops the expiry reminders (api/order_reminders.py); the order still runs to its end.
+the reason and stops the expiry reminders (api/contacts/reminders.py); the order still runs to its end.
 
 The victim is told of either decision by a notice in her language from a template (which order, until when,
 whom to contact); the staff's reason stays with staff.
@@ -18,13 +18,13 @@ from typing import Any
 import asyncpg
 from fastapi import APIRouter
 
-from api.order_reminders import tell_victim_about_order
+from api.contacts.reminders import tell_victim_about_order
 from api.platform.problems import conflict, field_error, not_found
 from api.cases.orders import _COLUMNS as ORDER_COLUMNS
 from api.cases.orders import order_out
 from api.platform.staff_common import Ctx, ReadStaff, WriteStaff, case_or_404, changed, parse_id
 from api.cases.timeline import add_event
-from api.schemas.case_status import ExtensionIn, ExtensionList, ExtensionOut, LetGoIn
+from api.contacts.schemas import ExtensionIn, ExtensionList, ExtensionOut, LetGoIn
 from api.cases.schemas import BEHAVIOURAL_ORDER_MAX, OrderOut
 
 router = APIRouter(prefix="/v1/cases", tags=["orders"])

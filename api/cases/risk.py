@@ -14,7 +14,7 @@ from api import audit
 from api.auth.principals import Staff, require_staff
 from api.platform.problems import Problem
 from api.platform.staff_common import Ctx, ReadStaff, case_or_404
-from api.schemas.case_status import RISK_PROXIMITY, ProposedProximity, RiskIn, RiskList, RiskOut
+from api.contacts.schemas import RISK_PROXIMITY, ProposedProximity, RiskIn, RiskList, RiskOut
 
 router = APIRouter(prefix="/v1/cases", tags=["risk screening"])
 

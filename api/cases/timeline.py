@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends
 from api import audit
 from api.auth.principals import Staff, require_staff
 from api.platform.staff_common import Ctx, Limit, ReadStaff, case_or_404, decode_cursor, encode_cursor
-from api.schemas.case_status import EventIn, EventOut, EventPage
+from api.contacts.schemas import EventIn, EventOut, EventPage
 
 router = APIRouter(prefix="/v1/cases", tags=["timeline"])
 

@@ -19,7 +19,7 @@ _DIR = Path(__file__).resolve().parent
 LANGUAGES = ("nl", "en")
 FALLBACK = "en"
 DISPLAY_TZ = ZoneInfo("Europe/Amsterdam")
-# What the victim is told outside the thread (api/notices.py), each a title and a body.
+# What the victim is told outside the thread (api/contacts/notices.py), each a title and a body.
 NOTICE_KINDS = ("order_ending", "order_extended", "order_will_lapse", "order_expired", "new_message")
 
 
@@ -47,7 +47,7 @@ def date(language: str | None, value: datetime) -> str:
 
 def required_keys() -> set[str]:
     """Every key the code looks up: the vocabulary's words × their text slots."""
-    from api.schemas import case_status as v
+    from api.contacts import schemas as v
     from api.cases.schemas import ORDER_KINDS
 
     keys = {"format.date", "order.until", "order.until_further_notice", "zone.exclusion.description",

@@ -15,12 +15,13 @@ import asyncpg
 from fastapi import APIRouter
 from pyproj import Geod
 
-from api import audit, messages, notices
+from api import audit, messages
+from api.contacts import notices
 from api.auth.principals import VictimDep
-from api.notices import victim_language
+from api.contacts.notices import victim_language
 from api.platform.staff_common import Ctx, Limit, decode_cursor, next_cursor
 from api.cases.timeline import event_cursor, fetch_events
-from api.schemas.case_status import (
+from api.contacts.schemas import (
     STAGE_EVENTS, VICTIM_AGENCIES, ContactPerson, NextContact, Preferences, QuietHours, Stage,
     VictimCase,
     VictimEvent, VictimEventPage, VictimNotice, VictimNotices, VictimOrder, VictimOrders,

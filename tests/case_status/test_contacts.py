@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from api.order_reminders import OrderScheduler
+from api.contacts.reminders import OrderScheduler
 from tests.case_status.conftest import (
     admin, assert_problem, assign, db, director, new_case, new_staff, victim_token,
 )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from api.order_reminders import OrderScheduler
+from api.contacts.reminders import OrderScheduler
 from tests.case_status.conftest import (
     assert_problem, assign, db, db_val, director, new_case, new_order, new_staff, victim_token,
 )

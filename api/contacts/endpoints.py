@@ -1,6 +1,6 @@
 """Fixed contact persons and case ownership: staff members, their assignment per case and agency, orphaned cases
 after a deactivation, contact agreements with the victim and the overdue list, and each staff member's notices
-(order reminders, expiries, daily digests recorded by api/order_reminders.py)."""
+(order reminders, expiries, daily digests recorded by api/contacts/reminders.py)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from api.platform.staff_common import (
     Ctx, Limit, ReadStaff, WriteStaff, case_or_404, decode_cursor, next_cursor, parse_id,
 )
 from api.cases.timeline import add_event
-from api.schemas.case_status import (
+from api.contacts.schemas import (
     VICTIM_AGENCIES, AgreementIn, AgreementList, AgreementOut, AssignmentIn, AssignmentList, AssignmentOut, ContactIn,
     Deactivate, DeactivateOut, NoticeList, NoticeOut, OrphanedCase, OrphanedList, OverdueGroup, OverdueItem,
     OverdueList, StaffMemberCreate, StaffMemberOut, StaffMemberPage, StaffMemberPatch,

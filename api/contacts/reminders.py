@@ -7,7 +7,7 @@ Every ``order_check_s`` the scheduler, with ``now`` from its injected clock (tes
   are due at once (an order imposed 5 days before its end) only the most urgent is sent.
 * **Tells the victim before protection ends**: ``AFSTAND_VICTIM_ORDER_NOTICE_DAYS`` (7) before an order ends
   while no decision about an extension has been taken, a notice in her language says when it ends and whom to
-  contact (api/notices.py stores and pushes it). Extending or letting an order go tells her too
+  contact (api/contacts/notices.py stores and pushes it). Extending or letting an order go tells her too
   (api/cases/order_terms.py).
 * **Handles expiry** once per end date: the engine already stops enforcing at ``valid_until`` and is told to
   reload the case (pg_notify on ``afstand_config``); the operator sees an ``order_ended`` alert (level warning,
@@ -32,9 +32,10 @@ from typing import Any, Callable
 import asyncpg
 
 from api.platform import background
-from api import audit, messages, notices
+from api import audit, messages
+from api.contacts import notices
 from api.alerts import store as alert_store
-from api.routers.contacts import fetch_overdue
+from api.contacts.endpoints import fetch_overdue
 from api.platform.staff_common import CONFIG_CHANNEL
 from api.cases.timeline import add_event
 from api.platform.settings import Settings

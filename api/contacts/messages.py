@@ -2,7 +2,7 @@
 
 Victim side under ``/v1/me/messages``, staff side under ``/v1/cases/{case_id}/messages``. A staff message is
 stored in the thread and, in the same transaction, its push is enqueued as the victim's channel, quiet hours and
-the case policy allow (api/notices.py); the lock screen says only who wrote, never what. Staff see each
+the case policy allow (api/contacts/notices.py); the lock screen says only who wrote, never what. Staff see each
 message's ``push_status`` and its ``deliveries`` (push, SMS). An operator's message to the victim from an alert
 (api/alerts/action_endpoints.py) lands in the same thread. A victim's message becomes a ``victim_message`` notice
 for each of the case's active contact persons, or its case directors, or its agency's queue.
@@ -17,12 +17,13 @@ from typing import Annotated
 import asyncpg
 from fastapi import APIRouter, Depends
 
-from api import audit, messages, notices
+from api import audit, messages
+from api.contacts import notices
 from api.auth.principals import Staff, VictimDep, require_staff
 from api.platform.problems import Problem, not_found
 from api.platform.staff_common import Ctx, Limit, ReadStaff, case_or_404, decode_cursor, next_cursor, parse_id
 from api.routers.victim_case import fetch_notices
-from api.schemas.case_status import MessageIn, MessageOut, MessagePage, StaffVictimNotice, StaffVictimNoticePage
+from api.contacts.schemas import MessageIn, MessageOut, MessagePage, StaffVictimNotice, StaffVictimNoticePage
 from notifications import outbox
 
 victim_router = APIRouter(prefix="/v1/me", tags=["victim app"])

@@ -21,13 +21,13 @@ from api.platform.body_limit import BodyLimit
 from api.platform.context import Context
 from api.platform.database import connect, create_pool, resolve_url
 from api.platform.migrate import apply_migrations
-from api.routers import me
+from api.victim import endpoints as me
 from api.cases import endpoints as cases
 from api.alerts import action_endpoints as alert_actions
 from api.alerts import endpoints as alerts
 from api.intake import endpoints as ingest
 from api.platform import health_endpoints as health
-from api.routers import victim_case
+from api.victim import case_endpoints as victim_case
 from api.contacts import messages as case_messages
 from api.contacts import endpoints as contacts
 from api.cases import feasibility

@@ -197,7 +197,7 @@ def alert_json(row: asyncpg.Record, changes: list[asyncpg.Record] | None = None)
         "late_fix_at": _iso(row["late_fix_at"]),
         "evidence": row["evidence"],
         "detail": row["detail"],
-        # A panic whose recorded_at was implausible, raised at server time instead (api/routers/me.py).
+        # A panic whose recorded_at was implausible, raised at server time instead (api/victim/endpoints.py).
         "clock_suspect": (row["detail"] or {}).get("clock_suspect") is True,
         "outcome": row["outcome"],
         "seq": row["seq"],

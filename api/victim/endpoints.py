@@ -26,7 +26,7 @@ from api.platform.problems import Problem, field_error, not_found
 from api.intake.endpoints import body_doc, read_batch
 from api.platform.staff_common import decode_cursor, encode_cursor
 from api.intake.schemas import APP_POSITION, AppPositionBatch, BatchResult, RawPositionBatch
-from api.schemas.me import (
+from api.victim.schemas import (
     AckOut, Enroll, Panic, PanicOut, PushToken, Refresh, TokenPair, VictimAlert, VictimAlertPage,
 )
 from api.platform.times import parse_rfc3339

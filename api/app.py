@@ -34,7 +34,9 @@ from api.cases import feasibility
 from api.cases import order_terms
 from api.cases import risk
 from api.cases import timeline
-from api.routers import audit as audit_routes, evidence as evidence_routes, track  # privacy (issue 6)
+from api.privacy import audit_endpoints as audit_routes
+from api.privacy import evidence_endpoints as evidence_routes
+from api.privacy import track# privacy (issue 6)
 from api.auth import endpoints as access_routes# need-to-know grants, watch lists, supplier keys (issue 6)
 from api.platform.secrets import server_key
 from api.platform.security_headers import SecurityHeaders
@@ -69,7 +71,7 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
 
         ctx.extras["order_scheduler"] = scheduler = OrderScheduler(pool, settings, clock=ctx.clock)
         await scheduler.start()
-        from api.retention import RetentionJob  # the scheduled purge of old positions (issue 6)
+        from api.privacy.retention import RetentionJob  # the scheduled purge of old positions (issue 6)
 
         ctx.extras["retention"] = retention = RetentionJob(pool, settings)
         await retention.start()

@@ -130,7 +130,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from api.audit import verify_chain
+    from api.privacy.audit import verify_chain
     from api.platform.database import connect, resolve_url
 
     settings = _settings(args)
@@ -151,7 +151,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 
 def cmd_evidence_verify(args: argparse.Namespace) -> int:
     """Exit 0 when every digest and the signature hold, 1 on any tampering, 2 when the key cannot be read."""
-    from api.evidence import load_public_key, public_key_info, verify
+    from api.privacy.evidence import load_public_key, public_key_info, verify
 
     trusted = None
     try:

@@ -8,7 +8,7 @@ import uuid
 import asyncpg
 import pytest
 
-from api.audit import record, verify_chain
+from api.privacy.audit import record, verify_chain
 from api.cli import main
 from api.platform.database import connect
 

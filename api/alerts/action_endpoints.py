@@ -15,7 +15,8 @@ from typing import Annotated, Any, Awaitable, Callable
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
-from api import audit, messages
+from api import messages
+from api.privacy import audit
 from api.contacts import notices
 from api.alerts import store as alert_store
 from api.auth.principals import Staff, require_staff

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field
 
-from api import audit
+from api.privacy import audit
 from api.alerts import store as alert_store
 from api.auth import need_to_know as access
 from api.auth.principals import Staff, require_staff

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from api import audit
+from api.privacy import audit
 from api.auth import need_to_know as access
 from api.auth.supplier_keys import revoke_key, rotate_key
 from api.auth.principals import Staff, require_staff

@@ -23,7 +23,7 @@ import anyio
 import asyncpg
 from starlette.requests import HTTPConnection
 
-from api import audit
+from api.privacy import audit
 from api.auth.principals import Staff, decode_staff_token, staff_principal
 from api.platform.context import Context
 from api.platform.problems import Problem, not_found

@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from api import audit
+from api.privacy import audit
 from api.platform.problems import conflict, not_found
 from api.platform.secrets import encrypt
 

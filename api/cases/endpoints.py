@@ -9,7 +9,7 @@ from typing import Literal
 import asyncpg
 from fastapi import APIRouter
 
-from api import audit
+from api.privacy import audit
 from api.auth import need_to_know as access
 from api.platform.problems import conflict, field_error, not_found
 from api.cases import devices

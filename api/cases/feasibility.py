@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 from fastapi import APIRouter
 
-from api import audit
+from api.privacy import audit
 from api.platform.staff_common import Ctx, ReadStaff, WriteStaff, case_or_404
 from api.contacts.schemas import Addresses, FeasibilityCaseRequest, FeasibilityDraft, FeasibilityOut, FindingOut
 from api.platform.settings import Settings

@@ -10,7 +10,7 @@ from typing import Annotated
 import asyncpg
 from fastapi import APIRouter, Depends
 
-from api import audit
+from api.privacy import audit
 from api.auth.principals import Staff, require_staff
 from api.platform.problems import Problem
 from api.platform.staff_common import Ctx, ReadStaff, case_or_404

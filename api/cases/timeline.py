@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import asyncpg
 from fastapi import APIRouter, Depends
 
-from api import audit
+from api.privacy import audit
 from api.auth.principals import Staff, require_staff
 from api.platform.staff_common import Ctx, Limit, ReadStaff, case_or_404, decode_cursor, encode_cursor
 from api.contacts.schemas import EventIn, EventOut, EventPage

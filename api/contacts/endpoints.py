@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import asyncpg
 from fastapi import APIRouter, Depends
 
-from api import audit
+from api.privacy import audit
 from api.auth.principals import Staff, StaffDep, require_staff
 from api.platform.context import Context
 from api.platform.problems import conflict, field_error, not_found

@@ -17,7 +17,8 @@ from typing import Annotated
 import asyncpg
 from fastapi import APIRouter, Depends
 
-from api import audit, messages
+from api import messages
+from api.privacy import audit
 from api.contacts import notices
 from api.auth.principals import Staff, VictimDep, require_staff
 from api.platform.problems import Problem, not_found

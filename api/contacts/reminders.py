@@ -32,7 +32,8 @@ from typing import Any, Callable
 import asyncpg
 
 from api.platform import background
-from api import audit, messages
+from api import messages
+from api.privacy import audit
 from api.contacts import notices
 from api.alerts import store as alert_store
 from api.contacts.endpoints import fetch_overdue

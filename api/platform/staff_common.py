@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import asyncpg
 from fastapi import Depends, Query
 
-from api import audit
+from api.privacy import audit
 from api.auth.principals import Staff, require_staff
 from api.platform.context import Context, get_context
 from api.platform.problems import field_error, not_found

@@ -15,7 +15,8 @@ import asyncpg
 from fastapi import APIRouter
 from pyproj import Geod
 
-from api import audit, messages
+from api import messages
+from api.privacy import audit
 from api.contacts import notices
 from api.auth.principals import VictimDep
 from api.contacts.notices import victim_language

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from api import audit
+from api.privacy import audit
 from api.alerts import store as alert_store
 from api.intake import service as ingestion
 from api.platform import metrics

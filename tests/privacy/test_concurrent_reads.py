@@ -11,7 +11,7 @@ import asyncpg
 import httpx
 import pytest
 
-from api.audit import verify_chain
+from api.privacy.audit import verify_chain
 from tests.api.factories import db_val
 from tests.helpers import staff_headers
 from tests.privacy.support import case_with_panic

@@ -14,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from api.cli import main
-from api.evidence import MANIFEST, PUBLIC_KEY, SIGNATURE, fingerprint, public_pem, verify
+from api.privacy.evidence import MANIFEST, PUBLIC_KEY, SIGNATURE, fingerprint, public_pem, verify
 from tests.api.factories import db_val
 from tests.helpers import staff_headers
 from tests.privacy.support import VICTIM, audit_page, case_with_panic

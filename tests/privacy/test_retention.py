@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from api.retention import RetentionJob, purge
+from api.privacy.retention import RetentionJob, purge
 from tests.api.factories import db, db_val, world
 from tests.helpers import staff_headers
 from tests.privacy.support import OFFENDER

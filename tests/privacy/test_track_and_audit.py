@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from api.audit import verify_chain
+from api.privacy.audit import verify_chain
 from tests.api.factories import db_val
 from tests.helpers import staff_headers
 from tests.privacy.support import OFFENDER, VICTIM, audit_page, case_with_fixes, track

@@ -35,7 +35,7 @@ from typing import Callable
 import asyncpg
 
 from api.platform import background
-from api import audit
+from api.privacy import audit
 from api.platform.settings import Settings
 
 log = logging.getLogger(__name__)

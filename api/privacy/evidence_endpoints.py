@@ -1,9 +1,9 @@
-"""Evidence packages for courts (api/evidence.py) and the public key that checks them.
+"""Evidence packages for courts (api/privacy/evidence.py) and the public key that checks them.
 
 Both package routes read positions, so both require a ``reason`` and write an audit record before they answer,
 naming the package by the SHA-256 of its manifest: the audit chain then vouches for which package was issued to
 whom. The package is built in a REPEATABLE READ snapshot and the record appended afterwards in its own
-transaction, as for track reads (api/routers/track.py)."""
+transaction, as for track reads (api/privacy/track.py)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel
 
-from api import audit, evidence
+from api.privacy import audit
+from api.privacy import evidence
 from api.auth.principals import Staff, require_staff
 from api.platform.problems import field_error, not_found
 from api.platform.staff_common import Ctx, case_or_404, parse_id
-from api.routers.track import Reason, check_reason
+from api.privacy.track import Reason, check_reason
 from api.platform.times import Instant
 
 router = APIRouter(tags=["evidence"])

@@ -17,7 +17,7 @@ import asyncpg
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
-from api import audit
+from api.privacy import audit
 from api.auth.principals import Staff, require_staff
 from api.platform.problems import field_error
 from api.platform.staff_common import Ctx, case_or_404

@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from api.auth.principals import STAFF_ROLES
-from api.routers.track import FIX_COLUMNS, feature
+from api.privacy.track import FIX_COLUMNS, feature
 from api.platform.secrets import derive
 
 FORMAT = "afstand-evidence/1"
@@ -230,7 +230,7 @@ def evidence_seqs(alert: asyncpg.Record) -> set[int]:
 
 
 def alert_window(alert: asyncpg.Record, margin: timedelta, now: datetime) -> tuple[datetime, datetime]:
-    """The period whose fixes are evidence for an alert (the same rule retention keeps; see api/retention.py)."""
+    """The period whose fixes are evidence for an alert (the same rule retention keeps; see api/privacy/retention.py)."""
     end = alert["cleared_at"] or alert["resolved_at"] or now
     return alert["opened_at"] - margin, end + margin
 

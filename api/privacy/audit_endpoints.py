@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
-from api import audit
+from api.privacy import audit
 from api.auth.principals import Staff, staff_principal
 from api.platform.problems import Problem
 from api.platform.staff_common import Ctx, decode_seq_cursor

@@ -124,7 +124,7 @@ def cmd_supplier_key(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from api.demo import run_demo
+    from api.demo.run import run_demo
 
     return asyncio.run(run_demo(_settings(args), port=args.port or 8765, keep_serving=args.serve))
 

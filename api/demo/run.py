@@ -25,7 +25,7 @@ from pyproj import Geod
 from api.app import create_app
 from api.auth.principals import mint_staff_token, sign
 from api.cli import create_supplier
-from api.demo_phone import SimulatedPhone
+from api.demo.phone import SimulatedPhone
 from api.platform.logs import configure_logging
 from api.platform.secrets import server_key
 from api.platform.settings import Settings

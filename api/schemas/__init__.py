@@ -1,1 +1,0 @@
-"""Request and response models of the public API, one module per audience."""

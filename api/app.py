@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from contextlib import asynccontextmanager
@@ -10,10 +11,11 @@ from typing import AsyncIterator
 from fastapi import Depends, FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api import abuse, access, openapi_doc, problems
+from api import abuse, access, db_outage, openapi_doc, pg_channels, problems
 from api.context import Context
 from api.database import connect, create_pool, resolve_url
 from api.migrate import apply_migrations
+from api.pg_listener import Listener
 from api.routers import alert_actions, alerts, cases, health, ingest, me
 from api.routers import case_messages, contacts, feasibility, order_terms, risk, timeline, victim_case
 from api.routers import audit as audit_routes, evidence as evidence_routes, track  # privacy (issue 6)
@@ -35,17 +37,25 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
             await apply_migrations(conn)
         finally:
             await conn.close()
-        pool = await create_pool(url, settings.db_pool_min, settings.db_pool_max)
+        pool = await create_pool(url, settings.db_pool_min, settings.db_pool_max, settings.db_connect_timeout_s)
         ctx = Context(settings=settings, pool=pool, key=server_key(settings))
         ctx.hub = AlertHub(url)
         await ctx.hub.start()
+        ctx.listeners.append(ctx.hub.listener)
         if run_engine:
             from api.engine_runner import EngineRunner  # imports the engine core only when it runs
 
             ctx.engine = EngineRunner(ctx, url)
             await ctx.engine.start()
-        notifier = _notifications(settings, ctx, url)
+            ctx.listeners.append(ctx.engine.listener)
+        notifier = _notifications(settings, ctx)
         await notifier.start()
+        dispatch_listener = None
+        if settings.notify_enabled:
+            wake = notifier.dispatcher.wake
+            dispatch_listener = Listener(url, "dispatcher", {pg_channels.OUTBOX: wake}, wake)
+            ctx.listeners.append(dispatch_listener)
+            await dispatch_listener.start()
         from api.order_reminders import OrderScheduler  # order reminders, expiry, daily digest (issue 5)
 
         ctx.extras["order_scheduler"] = scheduler = OrderScheduler(pool, settings)
@@ -61,11 +71,16 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
         finally:
             await retention.stop()
             await scheduler.stop()
+            if dispatch_listener is not None:
+                await dispatch_listener.stop()
             await notifier.stop()
             if ctx.engine:
                 await ctx.engine.stop()
             await ctx.hub.stop()
-            await pool.close()
+            try:
+                await asyncio.wait_for(pool.close(), settings.shutdown_grace_s)
+            except asyncio.TimeoutError:
+                pool.terminate()  # a connection stuck on an unreachable server must not hold up the exit
 
     app = FastAPI(
         title="Afstand",
@@ -77,6 +92,7 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
         dependencies=[Depends(abuse.rate_limit), Depends(access.need_to_know)],
     )
     problems.install(app)
+    db_outage.install(app)  # 503 with Retry-After while the database is unreachable
     openapi_doc.install(app)  # errors documented as problem documents (issue 6)
     app.add_middleware(SecurityHeaders)
 
@@ -113,15 +129,14 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
     return app
 
 
-def _notifications(settings: Settings, ctx: Context, url: str):  # type: ignore[no-untyped-def]
+def _notifications(settings: Settings, ctx: Context):  # type: ignore[no-untyped-def]
     """The outbox dispatcher (notifications/), given the alert writers so that package never imports api."""
     from api import alert_store, metrics
     from api.secrets import decrypt
     from notifications.service import NotificationService
 
     service = NotificationService.from_settings(
-        settings, pool=ctx.pool, listen_url=url if settings.notify_enabled else None,
-        append_change=alert_store.append_change, open_alert=alert_store.open_alert,
+        settings, pool=ctx.pool, append_change=alert_store.append_change, open_alert=alert_store.open_alert,
         decrypt=lambda blob: decrypt(ctx.key, blob),
         on_failure=lambda channel, reason: metrics.DELIVERY_FAILURES.labels(channel, reason).inc(),
         on_depth=metrics.OUTBOX_DEPTH.set, alert_log_lock=alert_store.ALERT_LOG_LOCK,

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import secrets
+import signal
 import sys
 import uuid
 from pathlib import Path
@@ -32,7 +33,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     configure_logging(settings.log_level)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, ws="websockets")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, ws="websockets",
+                timeout_graceful_shutdown=settings.shutdown_grace_s)
     return 0
 
 
@@ -219,8 +221,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    # Python's default would end the process without running exit handlers, leaving the embedded PostgreSQL
+    # this command started behind; uvicorn re-raises a SIGTERM it handled once the server has shut down.
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     return args.func(args)
 
 

@@ -12,6 +12,7 @@ from api.settings import Settings
 
 if TYPE_CHECKING:
     from api.engine_runner import EngineRunner
+    from api.pg_listener import Listener
     from api.stream import AlertHub
 
 
@@ -22,6 +23,7 @@ class Context:
     key: bytes
     engine: "EngineRunner | None" = None
     hub: "AlertHub | None" = None
+    listeners: "list[Listener]" = field(default_factory=list)  # each reported by /readyz
     extras: dict[str, Any] = field(default_factory=dict)
 
 

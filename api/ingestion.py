@@ -29,7 +29,7 @@ from typing import Any, Literal
 import asyncpg
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from api import device_events, metrics
+from api import device_events, metrics, pg_channels
 from api.schemas.ingest import (
     APP_POSITION, FUTURE_TOLERANCE_S, SUPPLIER_EVENT, SUPPLIER_POSITION, AppPosition, SupplierEvent,
     SupplierPosition,
@@ -38,7 +38,6 @@ from api.schemas.ingest import (
 log = logging.getLogger(__name__)
 
 FIX_LOG_LOCK = 0x6669_786C  # "fixl": the order of commits into ``positions``
-FIXES_CHANNEL = "afstand_fixes"  # api/engine_runner.py wakes on it
 MAX_STORED_ITEM_CHARS = 8_000  # a rejected item is kept whole up to this size, truncated beyond it
 UNKNOWN_SERIAL = "serial: unknown serial for this supplier"
 IN_FUTURE = "recorded_at: recorded_at is in the future"
@@ -236,7 +235,7 @@ async def insert_fixes(conn: asyncpg.Connection, fixes: list[Fix], received_at: 
         *columns, received_at,
     )
     if rows:
-        await conn.execute("SELECT pg_notify($1, '')", FIXES_CHANNEL)
+        await conn.execute("SELECT pg_notify($1, '')", pg_channels.FIXES)
     return {(r["device_id"], r["recorded_at"]): r["seq"] for r in rows}
 
 

@@ -5,10 +5,11 @@ Every ``order_check_s`` the scheduler, with ``now`` from its injected clock (tes
 * **Reminds** the case's case directors 14, 7 and 2 days (``AFSTAND_ORDER_REMINDER_DAYS``) before an order ends,
   until it is extended (a new end date starts a new series) or deliberately let go. When several thresholds
   are due at once (an order imposed 5 days before its end) only the most urgent is sent.
-* **Handles expiry** once per end date: the engine already stops enforcing at ``valid_until`` and is told to
-  reload the case (pg_notify on ``afstand_config``); the operator sees an ``order_ended`` alert (level warning,
-  opened at the end time) in the alert queue; the victim gets a victim-visible timeline event and a notice in her
-  language, and the notifications outbox pushes her the ``order_ended`` message (its policy reacts to the alert).
+* **Handles expiry** once per end date: the engine already stops enforcing at ``valid_until``, and marking the
+  order handled bumps the configuration version, so it reloads the case; the operator sees an ``order_ended``
+  alert (level warning, opened at the end time) in the alert queue; the victim gets a victim-visible timeline
+  event and a notice in her language, and the notifications outbox pushes her the ``order_ended`` message (its
+  policy reacts to the alert).
 * **Sends the daily digest** of overdue contact agreements to each contact person once per local day, from
   ``AFSTAND_DIGEST_HOUR`` on.
 
@@ -30,7 +31,6 @@ import asyncpg
 from api import background
 from api import alert_store, audit, messages
 from api.routers.contacts import fetch_overdue
-from api.routers.staff_common import CONFIG_CHANNEL
 from api.routers.timeline import add_event
 from api.settings import Settings
 
@@ -151,8 +151,6 @@ async def _expire(conn: asyncpg.Connection, o: asyncpg.Record) -> None:
     await audit.record(conn, actor=SYSTEM_ACTOR, role="system", action="order.expire", case_id=case_id,
                        detail={"order_id": str(o["id"]), "valid_until": until.isoformat(), "let_go": let_go,
                                "alert_id": str(alert_id)})
-    # The engine stops enforcing by valid_until already; the reload makes its configuration say so too.
-    await conn.execute("SELECT pg_notify($1, $2)", CONFIG_CHANNEL, str(case_id))
 
 
 async def send_daily_digest(pool: asyncpg.Pool, now: datetime, local_day: date) -> int:

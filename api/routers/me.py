@@ -125,8 +125,6 @@ async def enroll(body: Enroll, ctx: Ctx) -> TokenPair:
             await audit.record(conn, actor=_actor(device_id), role="victim_app", action="enrollment.redeem",
                                case_id=case_id, detail={"lookup": lookup, "device_id": str(device_id),
                                                         "platform": body.platform})
-            # The engine learns of the new victim device (api/engine_runner.py reloads the case).
-            await conn.execute("SELECT pg_notify('afstand_config', $1)", str(case_id))
     if failure is not None:
         raise failure
     assert pair is not None

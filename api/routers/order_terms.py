@@ -116,6 +116,5 @@ async def let_go(case_id: str, order_id: str, body: LetGoIn, ctx: Ctx, staff: Wr
             f" RETURNING {ORDER_COLUMNS}", order["id"], staff.actor, body.reason)
         await add_event(conn, cid, "order_let_go", visibility="internal", actor=staff.actor, note=body.reason, detail={
             "order_id": str(order["id"]), "order_kind": order["kind"], "until": order["valid_until"].isoformat()})
-        await changed(conn, staff, "order.let_go", cid, {"order_id": str(order["id"])}, reason=body.reason,
-                      engine=False)
+        await changed(conn, staff, "order.let_go", cid, {"order_id": str(order["id"])}, reason=body.reason)
     return order_out(row)

@@ -66,9 +66,10 @@ def _fake_fcm(port_q: "multiprocessing.Queue[int]") -> None:
 async def _run(args: argparse.Namespace, url: str, fcm_port: int) -> dict[str, Any]:
     import httpx
 
-    from api import alert_store
+    from api import alert_store, pg_channels
     from api.database import create_pool
     from api.migrate import apply_migrations
+    from api.pg_listener import Listener
     from api.settings import Settings
     from notifications.service import NotificationService
 
@@ -90,9 +91,12 @@ async def _run(args: argparse.Namespace, url: str, fcm_port: int) -> dict[str, A
                                [(c, {"auto_escalate": False, "pursuit": False, "victim_ack_deadline_s": 3600})
                                 for c in cases])
     service = NotificationService.from_settings(
-        settings, pool=pool, listen_url=url, append_change=alert_store.append_change,
-        open_alert=alert_store.open_alert, decrypt=lambda b: "", alert_log_lock=alert_store._ALERT_LOG_LOCK)
+        settings, pool=pool, append_change=alert_store.append_change,
+        open_alert=alert_store.open_alert, decrypt=lambda b: "", alert_log_lock=alert_store.ALERT_LOG_LOCK)
     await service.start()
+    wake = service.dispatcher.wake
+    listener = Listener(url, "dispatcher", {pg_channels.OUTBOX: wake}, wake)  # as the app wakes it
+    await listener.start()
 
     committed: dict[str, float] = {}
     per_tx = args.per_tx
@@ -131,6 +135,7 @@ async def _run(args: argparse.Namespace, url: str, fcm_port: int) -> dict[str, A
         if left == 0:
             break
         await asyncio.sleep(0.1)
+    await listener.stop()
     await service.stop()
     sent_rows = await pool.fetchval("SELECT count(*) FROM outbox WHERE status = 'sent'")
     await pool.close()

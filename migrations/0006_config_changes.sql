@@ -23,23 +23,19 @@ CREATE INDEX config_changes_changed_at ON config_changes (changed_at);
 
 CREATE FUNCTION config_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-    -- cases name themselves by id, every other table by case_id (TG_ARGV[0]).
-    row_case uuid;
+    -- The case a row belongs to, before and after: cases name themselves by id, other tables by case_id
+    -- (TG_ARGV[0]). NULL where the row did not exist (OLD on INSERT, NEW on DELETE).
+    old_case uuid := CASE WHEN TG_OP <> 'INSERT' THEN (to_jsonb(OLD) ->> TG_ARGV[0])::uuid END;
+    new_case uuid := CASE WHEN TG_OP <> 'DELETE' THEN (to_jsonb(NEW) ->> TG_ARGV[0])::uuid END;
+    changed uuid;
     v bigint;
 BEGIN
-    IF TG_OP = 'DELETE' THEN
-        row_case := (to_jsonb(OLD) ->> TG_ARGV[0])::uuid;
-    ELSE
-        row_case := (to_jsonb(NEW) ->> TG_ARGV[0])::uuid;
-    END IF;
-    UPDATE config_version SET version = version + 1, changed_at = clock_timestamp() RETURNING version INTO v;
-    INSERT INTO config_changes (version, case_id, changed_at) VALUES (v, row_case, clock_timestamp());
-    IF TG_OP = 'UPDATE' AND (to_jsonb(OLD) ->> TG_ARGV[0]) IS DISTINCT FROM (to_jsonb(NEW) ->> TG_ARGV[0]) THEN
-        -- A row moved to another case: the case it left changed too.
+    -- A row that moved to another case changed both.
+    FOREACH changed IN ARRAY ARRAY(SELECT DISTINCT c FROM unnest(ARRAY[old_case, new_case]) c WHERE c IS NOT NULL)
+    LOOP
         UPDATE config_version SET version = version + 1, changed_at = clock_timestamp() RETURNING version INTO v;
-        INSERT INTO config_changes (version, case_id, changed_at)
-        VALUES (v, (to_jsonb(OLD) ->> TG_ARGV[0])::uuid, clock_timestamp());
-    END IF;
+        INSERT INTO config_changes (version, case_id, changed_at) VALUES (v, changed, clock_timestamp());
+    END LOOP;
     -- Delivered at commit, collapsed to one per transaction: the engine wakes and compares versions.
     PERFORM pg_notify('afstand_config', '');
     RETURN NULL;

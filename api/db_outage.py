@@ -29,6 +29,9 @@ UNREACHABLE: tuple[type[BaseException], ...] = (
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
     asyncpg.TooManyConnectionsError,
+    # asyncpg's own state errors ("another operation is in progress") follow a backend terminated in the
+    # middle of a statement; no request can cause them, and the pool replaces the connection.
+    asyncpg.InternalClientError,
     ConnectionError,
 )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from typing import Annotated, Any, Literal
 
@@ -169,7 +170,8 @@ async def stream(websocket: WebSocket, after: int = 0) -> None:
         return
     except db_outage.UNREACHABLE:
         # 1013 "try again later": the console shows it is reconnecting, and resumes after the last seq it saw.
-        await websocket.close(code=1013, reason="database unreachable")
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):  # the client may be gone already
+            await websocket.close(code=1013, reason="database unreachable")
     finally:
         client_gone.cancel()
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 import threading
 import time
@@ -162,9 +163,9 @@ def wait_ready(server: ServerProcess, timeout: float) -> float:
     raise AssertionError(f"not ready after {timeout} s: {last}")
 
 
-def zone_alert_latency(server: ServerProcess, supplier: dict[str, str], timeout: float = 15.0) -> float:
-    """Create a case with an exclusion zone and a tag now, send the tag into the zone, and return the seconds
-    from the fixes' acknowledgement to the zone alert in the queue."""
+def zone_alert_latency(server: ServerProcess, supplier: dict[str, str], timeout: float = 15.0) -> tuple[str, float]:
+    """Create a case with an exclusion zone and a tag now, send the tag into the zone, and return the case and
+    the seconds from the fixes' acknowledgement to the zone alert in the queue."""
     centre = (5.5 + secrets.randbelow(1000) / 10000, 51.5)
     serial = f"FRESH-{secrets.token_hex(3)}"
     case_id = new_case(server, supplier["key_id"], serial, centre)
@@ -179,7 +180,7 @@ def zone_alert_latency(server: ServerProcess, supplier: dict[str, str], timeout:
         while time.monotonic() - sent < timeout:
             alerts = http.get("/v1/alerts", params={"case_id": case_id}).json()["items"]
             if any(a["kind"] == "zone_exclusion" for a in alerts):
-                return time.monotonic() - sent
+                return case_id, time.monotonic() - sent
             time.sleep(0.1)
     raise AssertionError(f"no zone alert for a case made after the fault within {timeout} s")
 
@@ -191,3 +192,46 @@ def metric(server: ServerProcess, name: str, labels: str) -> float:
             return float(line.rsplit(" ", 1)[1])
     raise AssertionError(f"{name}{{{labels}}} not in /metrics")
 
+
+
+@dataclass
+class StreamWatcher:
+    """An operator's console: follows the alert stream, reconnects after any close from the last seq it saw."""
+
+    server: ServerProcess
+    closes: list[int | None] = field(default_factory=list)  # close codes received (None: dropped without one)
+    items: list[dict] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+        from websockets.sync.client import connect
+
+        token = mint_staff_token(self.server.key, "admin", "chaos-console")
+        base = self.server.base.replace("http://", "ws://") + "/v1/alerts/stream"
+        while not self._stop.is_set():
+            last = self.items[-1]["seq"] if self.items else 0
+            try:
+                with connect(f"{base}?after={last}", additional_headers={"Authorization": f"Bearer {token}"},
+                             open_timeout=5) as ws:
+                    while not self._stop.is_set():
+                        try:
+                            self.items.append(json.loads(ws.recv(timeout=0.5)))
+                        except TimeoutError:
+                            continue
+            except ConnectionClosed as e:
+                self.closes.append(e.rcvd.code if e.rcvd else None)
+            except (InvalidHandshake, InvalidStatus, OSError, TimeoutError):
+                pass  # refused while the server cannot serve: try again, as the console does
+            time.sleep(0.3)
+
+    def saw_case(self, case_id: str) -> bool:
+        return any(i["alert"]["case_id"] == case_id for i in self.items)

@@ -20,7 +20,7 @@ import pytest
 from api.cli import create_supplier
 from api.embedded_pg import EmbeddedServer
 from api.settings import Settings
-from tests.chaos.support import ReadinessProbe, SupplierLoad, metric, wait_ready, zone_alert_latency
+from tests.chaos.support import ReadinessProbe, StreamWatcher, SupplierLoad, metric, wait_ready, zone_alert_latency
 from tests.conftest import with_database
 from tests.e2e.server import ServerProcess
 
@@ -41,21 +41,26 @@ def _start(database_url: str, tmp_path: Path) -> tuple[ServerProcess, dict[str, 
     return server, supplier, load, probe
 
 
-def _assert_whole_again(server: ServerProcess, supplier: dict[str, str], load: SupplierLoad, url: str) -> None:
+def _assert_whole_again(server: ServerProcess, supplier: dict[str, str], load: SupplierLoad, url: str) -> str:
+    """Returns the case made after the fault."""
     assert not load.malformed_503, load.malformed_503[:3]
     assert all(s in (200, 503) for _, s in load.statuses), sorted({s for _, s in load.statuses})
     assert asyncio.run(load.lost(url)) == set()
     assert len(load.acknowledged) > 100  # the load really ran on both sides of the fault
-    assert zone_alert_latency(server, supplier) <= 5.0
+    case_id, latency = zone_alert_latency(server, supplier)
+    assert latency <= 5.0
+    return case_id
 
 
 def test_embedded_postgres_stopped_for_20_s_under_load(tmp_path: Path) -> None:
     pg = EmbeddedServer(tmp_path / "pg-home")
     url = pg.open()
     server, supplier, load, probe = _start(url, tmp_path)
+    console = StreamWatcher(server)
     try:
         load.start()
         probe.start()
+        console.start()
         time.sleep(3)
         down_at = time.monotonic()
         pg.stop()
@@ -73,11 +78,21 @@ def test_embedded_postgres_stopped_for_20_s_under_load(tmp_path: Path) -> None:
         assert readiness and all(status == 503 and "database" in unwell for status, unwell in readiness)
         assert probe.seen[-1][1] == 200
         assert recovered_s < 10
-        _assert_whole_again(server, supplier, load, url)
+        case_id = _assert_whole_again(server, supplier, load, url)
         assert metric(server, "afstand_listener_reconnects_total", 'listener="engine"') >= 1
+        # The console was told to come back later (1013), and its stream delivers the new alert when it did.
+        started = time.monotonic()
+        while not console.saw_case(case_id) and time.monotonic() - started < 5:
+            time.sleep(0.1)
+        console.stop()
+        assert 1013 in console.closes and None not in console.closes, console.closes
+        assert console.saw_case(case_id)
+        seqs = [i["seq"] for i in console.items]
+        assert seqs == sorted(set(seqs))  # resumed after the last seq it saw: nothing twice, in order
     finally:
         load._stop.set()
         probe._stop.set()
+        console._stop.set()
         server.stop()
         pg.close()
 

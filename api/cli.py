@@ -230,7 +230,10 @@ def _exit_on_sigterm(signum: int, _frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:  # Ctrl-C: exit handlers (the embedded PostgreSQL's stop) still run
+        return 128 + signal.SIGINT
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@ A command that finds no server running starts one and owns it; one that finds a 
 joins it and leaves it running. Who owns and who uses the server is kept in ``DATA_DIR/pg.users`` (under a file
 lock). At exit a command drops itself from the list; the owner stops the server when no other live command uses
 it, or hands it on to one that does, which stops it in turn. A server whose owner died without stopping it (a
-SIGKILL, a power cut) is adopted by the next command, which stops it at its exit; a server running without an
-entry (started by someone else) is joined and never stopped.
+SIGKILL, a power cut, or an older version that never stopped it) is adopted by the next command, which stops it
+at its exit; a server that a live program outside this service holds through pgserver is joined and never
+stopped.
 """
 
 from __future__ import annotations
@@ -86,19 +87,22 @@ class EmbeddedServer:
         me = _Proc.me()
         with self._lock:
             owner, users = self._read()
-            running = _running(self.pgdata)
             users = [u for u in users if u.alive() and u != me]
-            if running is not None and owner is not None and not owner.alive():
-                log.warning("adopting an embedded PostgreSQL left running by a command that ended; it is stopped at"
-                            " this command's exit", extra={"pgdata": str(self.pgdata), "previous_pid": owner.pid})
-                owner = me
-            elif running is None:
+            if _running(self.pgdata) is None:
                 self._start()
                 self.started_here = True
                 owner = me
-            elif owner is None and not users:
-                log.info("joining a PostgreSQL this service did not start; it is left running",
+            elif owner is not None and owner.alive():
+                pass  # joined: the owner stops it
+            elif users:
+                owner, users = users[0], users[1:]  # its owner died while others used it: the first of them owns it
+            elif self._other_pgserver_handles():
+                log.info("joining a PostgreSQL another program started in the data dir; it is left running",
                          extra={"pgdata": str(self.pgdata)})
+            else:
+                log.warning("adopting an embedded PostgreSQL left running by a command that ended; it is stopped at"
+                            " this command's exit", extra={"pgdata": str(self.pgdata)})
+                owner = me
             self._write(owner, users + [me] if owner != me else users)
             info = _running(self.pgdata)
         if info is None:
@@ -122,6 +126,15 @@ class EmbeddedServer:
                     owner = None
                     self.stop()
             self._write(owner, users)
+
+    def _other_pgserver_handles(self) -> bool:
+        """Whether a live process other than this one holds a pgserver handle on the server (pgserver lists them
+        in ``.handle_pids.json``): a program outside this service, or an older version of it, that uses it."""
+        try:
+            pids = json.loads((self.pgdata / ".handle_pids.json").read_text())
+        except (OSError, ValueError):
+            return False
+        return any(isinstance(pid, int) and pid != os.getpid() and psutil.pid_exists(pid) for pid in pids)
 
     def _start(self) -> None:
         try:

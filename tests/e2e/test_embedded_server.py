@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pgserver
 import psutil
 import pytest
 
@@ -94,6 +95,20 @@ def test_a_command_that_joined_a_running_server_leaves_it_running(tmp_path: Path
         assert [p.pid for p in postmasters(data)] == before
     finally:
         ours.close()
+    assert postmasters(data) == []
+
+
+def test_a_server_another_program_holds_is_joined_and_left_running(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    (data / "pg").mkdir(parents=True)
+    pgserver.get_server(data / "pg", cleanup_mode=None)  # this test process is "another program"
+    try:
+        before = [p.pid for p in postmasters(data)]
+        result = _cli(data, "supplier", "create", "guest")
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert [p.pid for p in postmasters(data)] == before
+    finally:
+        EmbeddedServer(data).stop()
     assert postmasters(data) == []
 
 

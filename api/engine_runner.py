@@ -73,8 +73,8 @@ class EngineRunner:
         self.ctx = ctx
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self.listener = Listener(url, "engine", {pg_channels.FIXES: self._wake.set, pg_channels.CONFIG: self._config_due},
-                                 self._config_due)
+        wakes = {pg_channels.FIXES: self._wake.set, pg_channels.CONFIG: self._config_due}
+        self.listener = Listener(url, "engine", wakes, resync=self._config_due)
         self.engine = Engine(_engine_settings(ctx))
         self.last_seq = 0
         self.caught_up = False

@@ -49,7 +49,30 @@ def new_case(server: ServerProcess, key_id: str, serial: str, centre: tuple[floa
 
 
 @dataclass
-class SupplierLoad:
+class Background:
+    """A test-side loop on its own thread, from ``start`` until ``stop`` (or ``halt`` without waiting)."""
+
+    _stop: threading.Event = field(default_factory=threading.Event, init=False)
+    _thread: threading.Thread | None = field(default=None, init=False)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.halt()
+        assert self._thread is not None
+        self._thread.join(30)
+
+    def halt(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+@dataclass
+class SupplierLoad(Background):
     """Posts batches of fixes from ``TAGS`` tags as fast as the server answers, and remembers every answer."""
 
     server: ServerProcess
@@ -57,22 +80,11 @@ class SupplierLoad:
     acknowledged: set[tuple[str, str]] = field(default_factory=set)  # (serial, recorded_at) answered 2xx
     statuses: list[tuple[float, int]] = field(default_factory=list)  # (monotonic, HTTP status or 0 = no answer)
     malformed_503: list[str] = field(default_factory=list)  # 503s that were not a problem document with Retry-After
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
 
     def setup(self) -> None:
         self.serials = [f"LOAD-{secrets.token_hex(3)}-{i}" for i in range(TAGS)]
         for serial in self.serials:
             new_case(self.server, self.supplier["key_id"], serial, None)
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        assert self._thread is not None
-        self._thread.join(30)
 
     def _run(self) -> None:
         base = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=1)
@@ -118,20 +130,11 @@ class SupplierLoad:
 
 
 @dataclass
-class ReadinessProbe:
+class ReadinessProbe(Background):
     """Polls ``/readyz`` every 0.2 s and records (monotonic, status code or 0 when unanswered, unwell parts)."""
 
     server: ServerProcess
     seen: list[tuple[float, int, list[str]]] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
 
     def _run(self) -> None:
         with httpx.Client(base_url=self.server.base, timeout=5) as http:
@@ -195,21 +198,12 @@ def metric(server: ServerProcess, name: str, labels: str) -> float:
 
 
 @dataclass
-class StreamWatcher:
+class StreamWatcher(Background):
     """An operator's console: follows the alert stream, reconnects after any close from the last seq it saw."""
 
     server: ServerProcess
     closes: list[int | None] = field(default_factory=list)  # close codes received (None: dropped without one)
     items: list[dict] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
 
     def _run(self) -> None:
         from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus

@@ -90,9 +90,9 @@ def test_embedded_postgres_stopped_for_20_s_under_load(tmp_path: Path) -> None:
         seqs = [i["seq"] for i in console.items]
         assert seqs == sorted(set(seqs))  # resumed after the last seq it saw: nothing twice, in order
     finally:
-        load._stop.set()
-        probe._stop.set()
-        console._stop.set()
+        load.halt()
+        probe.halt()
+        console.halt()
         server.stop()
         pg.close()
 
@@ -131,9 +131,9 @@ def test_machine_postgres_terminates_the_servers_connections_twice_under_load(tm
             assert metric(server, "afstand_listener_reconnects_total", f'listener="{listener}"') >= 2
     finally:
         if load is not None:
-            load._stop.set()
+            load.halt()
         if probe is not None:
-            probe._stop.set()
+            probe.halt()
         if server is not None:
             server.stop()
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

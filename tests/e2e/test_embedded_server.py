@@ -66,8 +66,10 @@ def test_serve_stops_its_postgres_on_sigterm_and_a_killed_one_is_cleaned_up_by_t
     data = tmp_path / "d"
     proc, _ = _serve(data)
     assert len(postmasters(data)) == 1
+    started = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(20) == 128 + signal.SIGTERM
+    assert time.monotonic() - started <= 10  # stopping its PostgreSQL included
     assert postmasters(data) == []
 
     # SIGKILL leaves the server behind (nothing can run at exit) ...

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import asyncio
 import logging
 import time
 from contextlib import asynccontextmanager
@@ -14,26 +15,27 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api.auth import rate_limits as abuse
 from api.auth import need_to_know as access
+from api.platform import db_outage
 from api.platform import openapi_doc
+from api.platform import pg_channels
 from api.platform import problems
-from api.platform.clock import OffsetClock
-from api.platform.body_limit import BodyLimit
 from api.platform.context import Context
 from api.platform.database import connect, create_pool, resolve_url
 from api.platform.migrate import apply_migrations
-from api.victim import endpoints as me
-from api.cases import endpoints as cases
+from api.platform.pg_listener import Listener
 from api.alerts import action_endpoints as alert_actions
 from api.alerts import endpoints as alerts
-from api.intake import endpoints as ingest
+from api.cases import endpoints as cases
 from api.platform import health_endpoints as health
-from api.victim import case_endpoints as victim_case
+from api.intake import endpoints as ingest
+from api.victim import endpoints as me
 from api.contacts import messages as case_messages
 from api.contacts import endpoints as contacts
 from api.cases import feasibility
 from api.cases import order_terms
 from api.cases import risk
 from api.cases import timeline
+from api.victim import case_endpoints as victim_case
 from api.privacy import audit_endpoints as audit_routes
 from api.privacy import evidence_endpoints as evidence_routes
 from api.privacy import track# privacy (issue 6)
@@ -42,6 +44,8 @@ from api.platform.secrets import server_key
 from api.platform.security_headers import SecurityHeaders
 from api.platform.settings import Settings
 from api.alerts.stream import AlertHub
+from api.platform.body_limit import BodyLimit
+from api.platform.clock import OffsetClock
 
 log = logging.getLogger("afstand")
 
@@ -55,18 +59,26 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
             await apply_migrations(conn)
         finally:
             await conn.close()
-        pool = await create_pool(url, settings.db_pool_min, settings.db_pool_max)
+        pool = await create_pool(url, settings.db_pool_min, settings.db_pool_max, settings.db_connect_timeout_s)
         ctx = Context(settings=settings, pool=pool, key=server_key(settings),
                       clock=OffsetClock(settings.dev_clock_offset_s))
         ctx.hub = AlertHub(url)
         await ctx.hub.start()
+        ctx.listeners.append(ctx.hub.listener)
         if run_engine:
             from api.monitoring.runner import EngineRunner  # imports the engine core only when it runs
 
             ctx.engine = EngineRunner(ctx, url)
             await ctx.engine.start()
-        notifier = _notifications(settings, ctx, url)
+            ctx.listeners.append(ctx.engine.listener)
+        notifier = _notifications(settings, ctx)
         await notifier.start()
+        dispatch_listener = None
+        if settings.notify_enabled:
+            wake = notifier.dispatcher.wake
+            dispatch_listener = Listener(url, "dispatcher", {pg_channels.OUTBOX: wake}, wake)
+            ctx.listeners.append(dispatch_listener)
+            await dispatch_listener.start()
         from api.contacts.reminders import OrderScheduler  # order reminders, expiry, daily digest (issue 5)
 
         ctx.extras["order_scheduler"] = scheduler = OrderScheduler(pool, settings, clock=ctx.clock)
@@ -86,11 +98,16 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
                 metrics_listener.server_close()
             await retention.stop()
             await scheduler.stop()
+            if dispatch_listener is not None:
+                await dispatch_listener.stop()
             await notifier.stop()
             if ctx.engine:
                 await ctx.engine.stop()
             await ctx.hub.stop()
-            await pool.close()
+            try:
+                await asyncio.wait_for(pool.close(), settings.shutdown_grace_s)
+            except asyncio.TimeoutError:
+                pool.terminate()  # a connection stuck on an unreachable server must not hold up the exit
 
     app = FastAPI(
         title="Afstand",
@@ -102,6 +119,7 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
         dependencies=[Depends(abuse.rate_limit), Depends(access.need_to_know)],
     )
     problems.install(app)
+    db_outage.install(app)  # 503 with Retry-After while the database is unreachable
     openapi_doc.install(app)  # errors documented as problem documents (issue 6)
     # Added first, so the security headers and the request log wrap its 413; it still runs before routing,
     # authentication and parsing, which are all inside it.
@@ -166,7 +184,7 @@ def _metrics_listener(settings: Settings):  # type: ignore[no-untyped-def]
     return server
 
 
-def _notifications(settings: Settings, ctx: Context, url: str):  # type: ignore[no-untyped-def]
+def _notifications(settings: Settings, ctx: Context):  # type: ignore[no-untyped-def]
     """The outbox dispatcher (notifications/), given the alert writers so that package never imports api."""
     from api.alerts import store as alert_store
     from api.platform import metrics
@@ -174,8 +192,7 @@ def _notifications(settings: Settings, ctx: Context, url: str):  # type: ignore[
     from notifications.service import NotificationService
 
     service = NotificationService.from_settings(
-        settings, pool=ctx.pool, listen_url=url if settings.notify_enabled else None,
-        append_change=alert_store.append_change, open_alert=alert_store.open_alert,
+        settings, pool=ctx.pool, append_change=alert_store.append_change, open_alert=alert_store.open_alert,
         decrypt=lambda blob: decrypt(ctx.key, blob),
         on_failure=lambda channel, reason: metrics.DELIVERY_FAILURES.labels(channel, reason).inc(),
         on_depth=metrics.OUTBOX_DEPTH.set, alert_log_lock=alert_store.ALERT_LOG_LOCK, clock=ctx.clock,

@@ -7,6 +7,7 @@ import asyncio
 import getpass
 import json
 import secrets
+import signal
 import sys
 import uuid
 from pathlib import Path
@@ -36,7 +37,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # proxy_headers off: uvicorn would otherwise trust X-Forwarded-For from 127.0.0.1 (or FORWARDED_ALLOW_IPS);
     # the app trusts it only from AFSTAND_TRUSTED_PROXIES.
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, ws="websockets",
-                proxy_headers=False)
+                proxy_headers=False, timeout_graceful_shutdown=settings.shutdown_grace_s)
     return 0
 
 
@@ -231,9 +232,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    # Python's default would end the process without running exit handlers, leaving the embedded PostgreSQL
+    # this command started behind; uvicorn re-raises a SIGTERM it handled once the server has shut down.
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:  # Ctrl-C: exit handlers (the embedded PostgreSQL's stop) still run
+        return 128 + signal.SIGINT
 
 
 if __name__ == "__main__":

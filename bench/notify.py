@@ -67,8 +67,10 @@ async def _run(args: argparse.Namespace, url: str, fcm_port: int) -> dict[str, A
     import httpx
 
     from api.alerts import store as alert_store
+    from api.platform import pg_channels
     from api.platform.database import create_pool
     from api.platform.migrate import apply_migrations
+    from api.platform.pg_listener import Listener
     from api.platform.settings import Settings
     from notifications.service import NotificationService
 
@@ -90,9 +92,12 @@ async def _run(args: argparse.Namespace, url: str, fcm_port: int) -> dict[str, A
                                [(c, {"auto_escalate": False, "pursuit": False, "victim_ack_deadline_s": 3600})
                                 for c in cases])
     service = NotificationService.from_settings(
-        settings, pool=pool, listen_url=url, append_change=alert_store.append_change,
-        open_alert=alert_store.open_alert, decrypt=lambda b: "", alert_log_lock=alert_store._ALERT_LOG_LOCK)
+        settings, pool=pool, append_change=alert_store.append_change,
+        open_alert=alert_store.open_alert, decrypt=lambda b: "", alert_log_lock=alert_store.ALERT_LOG_LOCK)
     await service.start()
+    wake = service.dispatcher.wake
+    listener = Listener(url, "dispatcher", {pg_channels.OUTBOX: wake}, wake)  # as the app wakes it
+    await listener.start()
 
     committed: dict[str, float] = {}
     per_tx = args.per_tx
@@ -131,6 +136,7 @@ async def _run(args: argparse.Namespace, url: str, fcm_port: int) -> dict[str, A
         if left == 0:
             break
         await asyncio.sleep(0.1)
+    await listener.stop()
     await service.stop()
     sent_rows = await pool.fetchval("SELECT count(*) FROM outbox WHERE status = 'sent'")
     await pool.close()

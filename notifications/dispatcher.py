@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -105,26 +106,27 @@ class Dispatcher:
         hooks: AlertHooks,
         config: DispatcherConfig | None = None,
         clock: Clock | None = None,
-        listen_url: str | None = None,
     ) -> None:
         self.pool = pool
         self.channels = dict(channels)
         self.hooks = hooks
         self.config = config or DispatcherConfig()
         self.clock = clock or SystemClock()
-        self._listen_url = listen_url
-        self._listener: asyncpg.Connection | None = None
         self._wake = asyncio.Event()
+        # time.monotonic() when a worker last finished a round (claimed and handled, or found nothing due).
+        self.last_round: float | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         # Test seam: called after sending and before recording (a crash there must lose nothing).
         self.after_send: Callable[[list[_Job]], Awaitable[None]] | None = None
 
     # ------------------------------------------------------------------ lifecycle
+    def wake(self) -> None:
+        """Claim due rows now: something was enqueued, or the app's listener (re)connected and whatever was
+        notified while it was away must be found by claiming."""
+        self._wake.set()
+
     async def start(self) -> None:
-        if self._listen_url:
-            self._listener = await asyncpg.connect(self._listen_url)
-            await self._listener.add_listener(outbox.NOTIFY_CHANNEL, lambda *_: self._wake.set())
         self._stopping = False
         self._tasks = [asyncio.create_task(self._loop(i), name=f"notify-{i}") for i in range(self.config.workers)]
 
@@ -139,14 +141,12 @@ class Dispatcher:
             except (asyncio.CancelledError, Exception):
                 pass
         self._tasks = []
-        if self._listener is not None:
-            await self._listener.close()
-            self._listener = None
 
     async def _loop(self, worker: int) -> None:
         while not self._stopping:
             try:
                 n = await self.run_once()
+                self.last_round = time.monotonic()
             except asyncio.CancelledError:
                 raise
             except Exception:

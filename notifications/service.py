@@ -70,7 +70,6 @@ class NotificationService:
         settings: Any,
         *,
         pool: asyncpg.Pool,
-        listen_url: str | None,
         append_change: Callable[..., Any],
         open_alert: Callable[..., Any],
         decrypt: Callable[[bytes], str],
@@ -93,7 +92,7 @@ class NotificationService:
         hooks = AlertHooks(append_change=append_change, open_alert=open_alert, decrypt=decrypt,
                            on_failure=on_failure, on_depth=on_depth, alert_log_lock=alert_log_lock)
         return cls(Dispatcher(pool, channels if channels is not None else build_channels(settings), hooks, config,
-                              clock, listen_url))
+                              clock))
 
     async def start(self) -> None:
         await self.dispatcher.start()

@@ -10,11 +10,15 @@ def test_health_ready_and_metrics(make_client) -> None:  # type: ignore[no-untyp
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200, ready.text
-    assert ready.json()["checks"] == {"database": True, "migrations": True, "engine": True}
+    assert ready.json()["checks"] == {
+        "database": True, "migrations": True, "engine": True, "engine_config": True, "engine_log_lag": True,
+        "listener:alert_stream": True, "listener:engine": True, "listener:dispatcher": True, "dispatcher": True}
+    assert ready.json()["unwell"] == []
     metrics = client.get("/metrics")
     assert metrics.status_code == 200
     for name in ("afstand_fixes_total", "afstand_alerts_total", "afstand_fix_to_alert_seconds",
-                 "afstand_outbox_depth", "afstand_delivery_failures_total"):
+                 "afstand_outbox_depth", "afstand_delivery_failures_total", "afstand_engine_config_lag_seconds",
+                 "afstand_engine_log_lag_seconds", "afstand_listener_reconnects_total", "afstand_listener_up"):
         assert name in metrics.text
 
 

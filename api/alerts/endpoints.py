@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.privacy import audit
-from api.alerts import store as alert_store
 from api.auth import need_to_know as access
+from api.alerts import store as alert_store
+from api.privacy import audit
+from api.platform import db_outage
 from api.auth.principals import Staff, require_staff
 from api.platform.context import Context, get_context
 from api.platform.problems import Problem, conflict, not_found
@@ -140,12 +142,18 @@ async def stream(websocket: WebSocket, after: Annotated[int, Query(le=2**63 - 1)
     except Problem as p:
         await websocket.close(code=4401 if p.status == 401 else 4403, reason=p.detail[:120])
         return
+    except db_outage.UNREACHABLE:
+        await websocket.close(code=1013, reason="database unreachable")
+        return
     await websocket.accept()
     last = max(after, 0)
     hub = ctx.hub
     assert hub is not None
+    # Reading the socket is how a client's close, and the server's shutdown (uvicorn closes with 1012, on which
+    # the console reconnects), end this handler at once rather than at its next send.
+    client_gone = asyncio.create_task(_until_disconnect(websocket))
     try:
-        while True:
+        while not client_gone.done():
             version = hub.version
             items = await alert_store.changes_after(ctx.pool, last)
             # Need-to-know (api/auth/need_to_know.py): only changes of alerts on cases this caller may reach.
@@ -155,6 +163,19 @@ async def stream(websocket: WebSocket, after: Annotated[int, Query(le=2**63 - 1)
                     await websocket.send_json(item)
                 last = item["seq"]
             if not items:
-                await hub.wait(version, timeout=5.0)
+                woken = asyncio.create_task(hub.wait(version, timeout=5.0))
+                await asyncio.wait({woken, client_gone}, return_when=asyncio.FIRST_COMPLETED)
+                woken.cancel()
     except (WebSocketDisconnect, asyncio.CancelledError):
         return
+    except db_outage.UNREACHABLE:
+        # 1013 "try again later": the console shows it is reconnecting, and resumes after the last seq it saw.
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):  # the client may be gone already
+            await websocket.close(code=1013, reason="database unreachable")
+    finally:
+        client_gone.cancel()
+
+
+async def _until_disconnect(websocket: WebSocket) -> None:
+    while (await websocket.receive())["type"] != "websocket.disconnect":
+        pass  # nothing a client sends is needed: the stream is one-way

@@ -15,11 +15,11 @@ from typing import Any, Iterable
 import asyncpg
 
 from api.platform import metrics
+from api.platform import pg_channels
 from geofence.model import AlertChange
 from notifications import outbox
 
 ALERT_LOG_LOCK = 0x616C_7274  # "alrt"
-NOTIFY_CHANNEL = "afstand_alert_changes"
 
 _LEVEL_RANK = {"none": 0, "warning": 1, "violation": 2}
 
@@ -59,7 +59,7 @@ async def append_change(
     )
     if seq is not None:
         await conn.execute("UPDATE alerts SET seq = $2 WHERE id = $1", alert_id, seq)
-        await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, str(seq))
+        await conn.execute("SELECT pg_notify($1, $2)", pg_channels.ALERT_CHANGES, str(seq))
         # Notifications this change causes, in this same transaction (transactional outbox).
         await outbox.enqueue_for_change(conn, alert_id=alert_id, seq=seq, change=change, level=level,
                                         confidence=confidence, actor=actor, detail=detail)

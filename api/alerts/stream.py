@@ -1,7 +1,8 @@
 """Wakes WebSocket clients when alert changes commit, through PostgreSQL LISTEN/NOTIFY.
 
 Clients never receive data through the notification itself: each reads ``seq > last`` from the table, so a
-missed or coalesced notification costs latency, never a change.
+missed or coalesced notification costs latency, never a change. When the listener reconnects after a loss, every
+client is woken to read what it missed meanwhile.
 """
 
 from __future__ import annotations
@@ -9,30 +10,25 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import asyncpg
-
-from api.alerts.store import NOTIFY_CHANNEL
+from api.platform import pg_channels
+from api.platform.pg_listener import Listener
 
 log = logging.getLogger(__name__)
 
 
 class AlertHub:
     def __init__(self, url: str) -> None:
-        self._url = url
-        self._conn: asyncpg.Connection | None = None
+        self.listener = Listener(url, "alert_stream", {pg_channels.ALERT_CHANGES: self._on_notify}, self._on_notify)
         self._version = 0
         self._cond = asyncio.Condition()
 
     async def start(self) -> None:
-        self._conn = await asyncpg.connect(self._url)
-        await self._conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
+        await self.listener.start()
 
     async def stop(self) -> None:
-        if self._conn is not None:
-            await self._conn.close()
-            self._conn = None
+        await self.listener.stop()
 
-    def _on_notify(self, *_: object) -> None:
+    def _on_notify(self) -> None:
         asyncio.get_running_loop().create_task(self.poke())
 
     async def poke(self) -> None:

@@ -58,6 +58,5 @@ async def create_enrollment(case_id: str, ctx: Ctx, staff: WriteStaff) -> Enroll
         else:
             raise RuntimeError("could not draw a unique enrollment lookup")
         # The secret never reaches the audit log; the lookup identifies which code was issued.
-        await changed(conn, staff, "enrollment.create", cid, {"lookup": lookup, "expires_at": expires_at.isoformat()},
-                      engine=False)
+        await changed(conn, staff, "enrollment.create", cid, {"lookup": lookup, "expires_at": expires_at.isoformat()})
     return EnrollmentOut(code=lookup + secret, expires_at=expires_at)

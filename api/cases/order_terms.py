@@ -133,6 +133,5 @@ async def let_go(case_id: str, order_id: str, body: LetGoIn, ctx: Ctx, staff: Wr
             "order_id": str(order["id"]), "order_kind": order["kind"], "until": order["valid_until"].isoformat()})
         await _tell_victim(conn, order, "order_will_lapse", f"let_go:{order['id']}:{order['valid_until'].isoformat()}",
                            "important")
-        await changed(conn, staff, "order.let_go", cid, {"order_id": str(order["id"])}, reason=body.reason,
-                      engine=False)
+        await changed(conn, staff, "order.let_go", cid, {"order_id": str(order["id"])}, reason=body.reason)
     return order_out(row)

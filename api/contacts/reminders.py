@@ -9,10 +9,10 @@ Every ``order_check_s`` the scheduler, with ``now`` from its injected clock (tes
   while no decision about an extension has been taken, a notice in her language says when it ends and whom to
   contact (api/contacts/notices.py stores and pushes it). Extending or letting an order go tells her too
   (api/cases/order_terms.py).
-* **Handles expiry** once per end date: the engine already stops enforcing at ``valid_until`` and is told to
-  reload the case (pg_notify on ``afstand_config``); the operator sees an ``order_ended`` alert (level warning,
-  opened at the end time) in the alert queue; the victim gets a victim-visible timeline event and a notice in her
-  language, pushed because it is a notice to her (not because of the alert).
+* **Handles expiry** once per end date: the engine already stops enforcing at ``valid_until``, and marking the
+  order handled bumps the configuration version, so it reloads the case; the operator sees an ``order_ended``
+  alert (level warning, opened at the end time) in the alert queue; the victim gets a victim-visible timeline
+  event and a notice in her language, pushed because it is a notice to her (not because of the alert).
 * **Sends the daily digest** of overdue contact agreements to each contact person once per local day, from
   ``AFSTAND_DIGEST_HOUR`` on.
 
@@ -33,11 +33,10 @@ import asyncpg
 
 from api.platform import background
 from api import messages
+from api.alerts import store as alert_store
 from api.privacy import audit
 from api.contacts import notices
-from api.alerts import store as alert_store
 from api.contacts.endpoints import fetch_overdue
-from api.platform.staff_common import CONFIG_CHANNEL
 from api.cases.timeline import add_event
 from api.platform.settings import Settings
 
@@ -161,8 +160,6 @@ async def _expire(conn: asyncpg.Connection, o: asyncpg.Record) -> None:
     await audit.record(conn, actor=SYSTEM_ACTOR, role="system", action="order.expire", case_id=case_id,
                        detail={"order_id": str(o["id"]), "valid_until": until.isoformat(), "let_go": let_go,
                                "alert_id": str(alert_id)})
-    # The engine stops enforcing by valid_until already; the reload makes its configuration say so too.
-    await conn.execute("SELECT pg_notify($1, $2)", CONFIG_CHANNEL, str(case_id))
 
 
 async def send_daily_digest(pool: asyncpg.Pool, now: datetime, local_day: date) -> int:

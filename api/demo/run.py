@@ -163,7 +163,8 @@ async def run_demo(settings: Settings, port: int = 8765, keep_serving: bool = Fa
     })
     port = _free_port(port)
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None,
-                                            proxy_headers=False))
+                                            proxy_headers=False,
+                                            timeout_graceful_shutdown=settings.shutdown_grace_s))
     serving = asyncio.create_task(server.serve())
     while not server.started:
         if serving.done():

@@ -32,6 +32,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from api.intake import device_events
 from api.platform import metrics
+from api.platform import pg_channels
 from api.intake.schemas import (
     APP_POSITION, SUPPLIER_EVENT, SUPPLIER_POSITION, AppPosition, SupplierEvent, SupplierPosition,
 )
@@ -40,7 +41,6 @@ log = logging.getLogger(__name__)
 
 _NOT_IN_UTF8 = re.compile("[\x00\ud800-\udfff]")
 FIX_LOG_LOCK = 0x6669_786C  # "fixl": the order of commits into ``positions``
-FIXES_CHANNEL = "afstand_fixes"  # api/monitoring/runner.py wakes on it
 MAX_STORED_ITEM_CHARS = 8_000  # a rejected item is kept whole up to this size, truncated beyond it
 UNKNOWN_SERIAL = "serial: unknown serial for this supplier"
 
@@ -258,7 +258,7 @@ async def insert_fixes(conn: asyncpg.Connection, fixes: list[Fix], received_at: 
         *columns, received_at,
     )
     if rows:
-        await conn.execute("SELECT pg_notify($1, '')", FIXES_CHANNEL)
+        await conn.execute("SELECT pg_notify($1, '')", pg_channels.FIXES)
     return {(r["device_id"], r["recorded_at"]): r["seq"] for r in rows}
 
 

@@ -6,6 +6,12 @@ stores the alert changes and advances its durable progress marker. A crash befor
 batch; a crash after it does not. Either way the engine's decisions are deterministic in log order and alert
 writes are keyed by ``(episode_id, n)``, so nothing is evaluated twice into a second alert.
 
+Configuration (cases, orders, zones, devices) is loaded by version: triggers bump ``config_version`` and log
+the changed case in ``config_changes`` in the same transaction as each change (migrations/0006). The runner
+remembers the version it loaded and, when woken by ``afstand_config``, when its listener reconnects, and at least
+every ``engine_reconcile_s``, reloads the cases changed since. A lost notification costs at most one
+reconciliation period, never a change.
+
 Scale-out seam: today one runner reads the whole log. Partitioning means one runner per hash(case_id) range
 reading the same kind of ordered, per-case log (e.g. a NATS JetStream subject per partition); nothing in
 ``geofence/`` changes.
@@ -24,17 +30,18 @@ import asyncpg
 
 from api.platform import background
 from api.platform import metrics
+from api.platform import pg_channels
 from api.alerts.store import apply_engine_changes
 from api.platform.context import Context
 from api.monitoring.config import load_cases
+from api.platform.pg_listener import Listener
 from geofence import Engine, EngineSettings
 from geofence.model import AlertChange, Fix, FixStatus, Party
 
 log = logging.getLogger(__name__)
 
-FIXES_CHANNEL = "afstand_fixes"
-CONFIG_CHANNEL = "afstand_config"
 ENGINE_ID = "main"
+CONFIG_CHANGES_KEPT = "1 day"  # config_changes rows older than this are pruned; an engine further behind reloads all
 
 
 def _engine_settings(ctx: Context) -> EngineSettings:
@@ -70,14 +77,16 @@ def _fix(row: asyncpg.Record) -> Fix:
 class EngineRunner:
     def __init__(self, ctx: Context, url: str) -> None:
         self.ctx = ctx
-        self._url = url
         self._wake = asyncio.Event()
-        self._reload: set[uuid.UUID] = set()
         self._task: asyncio.Task[None] | None = None
-        self._listener: asyncpg.Connection | None = None
+        wakes = {pg_channels.FIXES: self._wake.set, pg_channels.CONFIG: self._config_due}
+        self.listener = Listener(url, "engine", wakes, resync=self._config_due)
         self.engine = Engine(_engine_settings(ctx))
         self.last_seq = 0
         self.caught_up = False
+        self.config_version = 0  # the configuration version the engine holds
+        self._check_config = False
+        self._last_reconcile = time.monotonic()
         self._last_tick = 0.0
         self._last_snapshot = time.monotonic()
 
@@ -94,31 +103,74 @@ class EngineRunner:
         marker = await pool.fetchval("SELECT last_seq FROM engine_progress WHERE engine_id = $1", ENGINE_ID)
         log.info("engine starting", extra={"snapshot_seq": self.last_seq, "progress_seq": marker or 0})
         # Fixes between the snapshot and the marker are evaluated again; their alert writes are idempotent.
-        await self._configure(await load_cases(pool))
+        # The version is read before the cases: a change committed in between is loaded now and again later.
+        self.config_version = await pool.fetchval("SELECT version FROM config_version")
+        await self._reload(None)
         # Case configuration is long-lived: moving it out of the collector's generations keeps GC pauses out
         # of the per-batch latency (bench/README.md measured the difference).
         gc.freeze()
-        self._listener = await asyncpg.connect(self._url)
-        await self._listener.add_listener(FIXES_CHANNEL, lambda *_: self._wake.set())
-        await self._listener.add_listener(CONFIG_CHANNEL, self._on_config)
+        await self.listener.start()
         self._task = asyncio.create_task(self._run(), name="engine")
 
     async def stop(self) -> None:
         await background.cancel(self._task)
-        if self._listener is not None:
-            await self._listener.close()
+        await self.listener.stop()
 
-    def _on_config(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
-        self._reload.add(uuid.UUID(payload))
+    def _config_due(self) -> None:
+        """A configuration change was notified, or the listener (re)connected: compare versions at once."""
+        self._check_config = True
         self._wake.set()
 
-    async def _configure(self, configs: list) -> None:
+    async def _sync_config(self) -> None:
+        """Load every case changed after the version the engine holds; all cases when that history was pruned."""
+        self._check_config = False
+        self._last_reconcile = time.monotonic()
+        try:
+            await self._load_changed()
+        except BaseException:
+            self._check_config = True  # a notification consumed by a failed attempt must not wait for the timer
+            raise
+
+    async def _load_changed(self) -> None:
+        # One statement, one snapshot: the head and the changes below it are consistent (versions commit in order).
+        rows = await self.ctx.pool.fetch(
+            "SELECT v.version AS head, c.version, c.case_id,"
+            " extract(epoch FROM clock_timestamp() - c.changed_at)::float8 AS age_s"
+            " FROM config_version v LEFT JOIN config_changes c ON c.version > $1 ORDER BY c.version",
+            self.config_version,
+        )
+        head = rows[0]["head"]
+        changes = [r for r in rows if r["version"] is not None]
+        metrics.ENGINE_CONFIG_LAG.set(max((r["age_s"] for r in changes), default=0.0))
+        if head == self.config_version:
+            return
+        if changes and changes[0]["version"] == self.config_version + 1:
+            await self._reload(list({r["case_id"] for r in changes}))
+        else:
+            log.warning("configuration history pruned past the engine's version; reloading every case",
+                        extra={"engine_version": self.config_version, "head": head})
+            await self._reload(None)
+        self.config_version = head
+        metrics.ENGINE_CONFIG_LAG.set(0.0)
+
+    async def _reload(self, case_ids: list[uuid.UUID] | None) -> None:
+        """Configure the given cases (``None``: all) as the database has them; drop those no longer active."""
+        pool = self.ctx.pool
+        configs = await load_cases(pool, case_ids)
+        if case_ids is None:
+            gone = {str(r["id"]) for r in await pool.fetch("SELECT id FROM cases WHERE status <> 'active'")}
+        else:
+            gone = set(map(str, case_ids)) - {c.case_id for c in configs}
         now = self.ctx.clock.now()
         changes: list[AlertChange] = []
         for cfg in configs:
             changes += self.engine.configure(cfg, now)
+        for cid in gone:
+            changes += self.engine.remove_case(cid, now)
         if changes:
             await self._store(changes, None)
+        await pool.execute(
+            f"DELETE FROM config_changes WHERE changed_at < now() - interval '{CONFIG_CHANGES_KEPT}'")
 
     async def _run(self) -> None:
         while True:
@@ -132,15 +184,8 @@ class EngineRunner:
                 await asyncio.sleep(1.0)
 
     async def _step(self) -> None:
-        if self._reload:
-            ids, self._reload = list(self._reload), set()
-            configs = await load_cases(self.ctx.pool, ids)
-            await self._configure(configs)
-            now = self.ctx.clock.now()
-            for cid in set(map(str, ids)) - {c.case_id for c in configs}:
-                changes = self.engine.remove_case(cid, now)
-                if changes:
-                    await self._store(changes, None)
+        if self._check_config or time.monotonic() - self._last_reconcile >= self.ctx.settings.engine_reconcile_s:
+            await self._sync_config()
         batch = await self.ctx.pool.fetch(
             "SELECT seq, device_id, case_id, party, recorded_at, received_at, lat, lon, accuracy_m, source,"
             " speed_mps FROM positions WHERE seq > $1 ORDER BY seq LIMIT $2",
@@ -148,6 +193,8 @@ class EngineRunner:
         )
         if batch:
             await self._process(batch)
+        else:
+            metrics.ENGINE_LOG_LAG.set(0.0)
         self.caught_up = len(batch) < self.ctx.settings.engine_batch_size
         # No clock-driven check until every fix in the log is evaluated (geofence/RULES.md, R-TICK-3): after a
         # start, a restore or a catch-up the replayed fixes decide first, so a tick never judges on stale state.
@@ -156,7 +203,7 @@ class EngineRunner:
             changes = self.engine.tick(self.ctx.clock.now())
             if changes:
                 await self._store(changes, None)
-        if self.caught_up:
+        if self.caught_up and not self._check_config:
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), self.ctx.settings.engine_poll_s)
@@ -176,8 +223,11 @@ class EngineRunner:
         for c in changes:
             if c.evidence and c.evidence[-1] in received:
                 metrics.FIX_TO_ALERT.observe((now - received[c.evidence[-1]]).total_seconds())
-        lag = await self.ctx.pool.fetchval("SELECT coalesce(max(seq), 0) FROM positions") - self.last_seq
-        metrics.ENGINE_LAG.set(max(lag, 0))
+        lag = await self.ctx.pool.fetchrow(
+            "SELECT coalesce(max(seq), 0) AS head, extract(epoch FROM clock_timestamp() - (SELECT received_at"
+            " FROM positions WHERE seq > $1 ORDER BY seq LIMIT 1))::float8 AS age_s FROM positions", self.last_seq)
+        metrics.ENGINE_LAG.set(max(lag["head"] - self.last_seq, 0))
+        metrics.ENGINE_LOG_LAG.set(max(lag["age_s"] or 0.0, 0.0))
 
     async def _store(self, changes: list[AlertChange], last_seq: int | None) -> None:
         snapshot_due = last_seq is not None and (

@@ -13,6 +13,7 @@ from api.platform.settings import Settings
 
 if TYPE_CHECKING:
     from api.monitoring.runner import EngineRunner
+    from api.platform.pg_listener import Listener
     from api.alerts.stream import AlertHub
 
 
@@ -23,6 +24,7 @@ class Context:
     key: bytes
     engine: "EngineRunner | None" = None
     hub: "AlertHub | None" = None
+    listeners: "list[Listener]" = field(default_factory=list)  # each reported by /readyz
     extras: dict[str, Any] = field(default_factory=dict)
     clock: OffsetClock = field(default_factory=OffsetClock)  # scheduler, engine and notifications (api/platform/clock.py)
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-import warnings
 from pathlib import Path
 
 import asyncpg
@@ -15,35 +15,15 @@ log = logging.getLogger(__name__)
 def embedded_url(data_dir: Path) -> str:
     """Start (or join) the pip-installed PostgreSQL that lives in ``data_dir/pg`` and return its URL.
 
-    pgserver keeps the server running while any process that asked for it is alive, so ``afstand serve`` and
-    ``afstand supplier create`` on the same data dir share one server.
+    ``afstand serve`` and ``afstand supplier create`` on the same data dir share one server; it stops when the
+    last command of this service using it ends (api/platform/embedded_pg.py).
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import pgserver
+    from api.platform.embedded_pg import embedded_server
 
-    pgdata = (data_dir / "pg").resolve()
-    pgdata.parent.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(pgdata, cleanup_mode=None)
-    server.psql(QUIET_SERVER_LOG)
-    log.info("embedded postgresql ready", extra={"pgdata": str(pgdata)})
-    return server.get_uri()
-
-
-# The server's own log (pgdata/log) must never hold coordinates: no statement texts (a zone's geometry, a fix's
-# literals), no bind parameters, and no DETAIL lines (a constraint violation's DETAIL repeats the failing row).
-# Errors are still logged, by their message. psql runs each line in its own transaction, as ALTER SYSTEM needs;
-# SECURITY.md gives the same settings for an external server.
-QUIET_SERVER_LOG = """
-ALTER SYSTEM SET log_statement = 'none';
-ALTER SYSTEM SET log_min_error_statement = 'panic';
-ALTER SYSTEM SET log_min_duration_statement = -1;
-ALTER SYSTEM SET log_duration = off;
-ALTER SYSTEM SET log_error_verbosity = 'terse';
-ALTER SYSTEM SET log_parameter_max_length = 0;
-ALTER SYSTEM SET log_parameter_max_length_on_error = 0;
-SELECT pg_reload_conf();
-"""
+    server = embedded_server(data_dir)
+    log.info("embedded postgresql ready", extra={"pgdata": str(server.pgdata), "started": server.started_here})
+    assert server.url is not None
+    return server.url
 
 
 def resolve_url(database_url: str | None, data_dir: Path) -> str:
@@ -61,8 +41,22 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(typ, encoder=_json_text, decoder=json.loads, schema="pg_catalog")
 
 
-async def create_pool(url: str, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
-    return await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, init=_init_connection)
+class DatabaseUnreachable(Exception):
+    """No new connection could be opened (refused, no socket, timed out): the database, not the request, failed."""
+
+
+async def create_pool(url: str, min_size: int = 2, max_size: int = 10, timeout: float = 60.0) -> asyncpg.Pool:
+    """The service's pool. ``timeout`` bounds each new connection, so an unreachable database fails a request
+    fast, as :class:`DatabaseUnreachable`, instead of holding it."""
+
+    async def connect_or_fail(*args: object, **kwargs: object) -> asyncpg.Connection:
+        try:
+            return await asyncpg.connect(*args, **kwargs)  # type: ignore[arg-type]
+        except (OSError, asyncio.TimeoutError) as e:
+            raise DatabaseUnreachable(f"cannot connect to the database: {type(e).__name__}") from e
+
+    return await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, init=_init_connection,
+                                     timeout=timeout, connect=connect_or_fail)
 
 
 async def connect(url: str) -> asyncpg.Connection:

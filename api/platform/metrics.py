@@ -17,3 +17,10 @@ OUTBOX_DEPTH = Gauge("afstand_outbox_depth", "Notifications waiting for delivery
 DELIVERY_FAILURES = Counter("afstand_delivery_failures_total", "Failed notification attempts", ["channel", "reason"])
 NOTICES = Counter("afstand_notices_total", "Notices recorded, by recipient (victim, staff, agency_queue), kind and"
                   " delivery (enqueued, not_pushed, listed)", ["recipient", "kind", "delivery"])
+ENGINE_LOG_LAG = Gauge("afstand_engine_log_lag_seconds",
+                       "Age of the oldest accepted fix the engine has not evaluated yet (0 when caught up)")
+ENGINE_CONFIG_LAG = Gauge("afstand_engine_config_lag_seconds",
+                          "At the engine's last configuration check: age of the oldest change it had not loaded yet")
+LISTENER_UP = Gauge("afstand_listener_up", "1 while the LISTEN connection is open", ["listener"])
+LISTENER_RECONNECTS = Counter("afstand_listener_reconnects_total", "LISTEN connections reopened after a loss",
+                              ["listener"])

@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     metrics_token: str | None = Field(default=None, min_length=16)
     db_pool_min: int = 2
     db_pool_max: int = 10
+    db_connect_timeout_s: float = Field(default=5.0, gt=0)  # a database that does not answer is unreachable after this
+    shutdown_grace_s: float = Field(default=5.0, gt=0)  # open requests and streams get this long after SIGTERM
 
     # Server secret (hex, 32 bytes) used to sign dev staff tokens and device tokens and to encrypt supplier
     # secrets at rest. Unset: generated once and kept in the data dir.
@@ -60,6 +62,11 @@ class Settings(BaseSettings):
     engine_poll_s: float = 1.0
     engine_tick_s: float = 5.0
     engine_snapshot_every_s: float = 30.0
+    engine_reconcile_s: float = Field(default=30.0, gt=0)  # compare config versions at least this often
+    # /readyz answers 503 beyond these bounds (api/platform/health_endpoints.py).
+    ready_config_lag_s: float = Field(default=40.0, gt=0)  # a config change the engine has not loaded, this old
+    ready_log_lag_s: float = Field(default=30.0, gt=0)  # the oldest fix the engine has not evaluated, this old
+    ready_dispatch_s: float = Field(default=30.0, gt=0)  # the dispatcher has not finished a round for this long
     victim_max_age_s: float = 120
     coarse_accuracy_m: float = 200
     offender_silent_s: float = 300

@@ -1,5 +1,5 @@
 """What the staff routers for cases, orders, zones, devices and enrollments share: roles, id parsing,
-keyset pagination, and the audit + engine-reload step every change ends with."""
+keyset pagination, and the audit step every change ends with."""
 
 from __future__ import annotations
 
@@ -25,8 +25,6 @@ ReadStaff = Annotated[Staff, Depends(require_staff("case_director", "operator", 
 Ctx = Annotated[Context, Depends(get_context)]
 Limit = Annotated[int, Query(ge=1, le=500)]
 _SEQ_CURSOR = re.compile(r"[0-9]{1,18}")  # ASCII digits only, and always inside a bigint
-
-CONFIG_CHANNEL = "afstand_config"  # api/monitoring/runner.py listens here and reloads the case named in the payload
 
 
 def parse_id(value: str, what: str) -> uuid.UUID:
@@ -54,18 +52,15 @@ async def changed(
     detail: dict[str, Any],
     *,
     reason: str | None = None,
-    engine: bool = True,
 ) -> None:
-    """Audit a change and, when it alters what the engine enforces, tell the engine to reload the case.
+    """Audit a change, inside the request's transaction: the audit row commits with the change or not at all.
 
-    Call inside the request's transaction: the audit row commits with the change or not at all, and
-    PostgreSQL delivers the NOTIFY only on commit, so the engine never reloads a half-made change.
+    The engine learns of changes to what it enforces from the configuration version that triggers bump in the
+    same transaction (migrations/0006_config_changes.sql); nothing here needs to tell it.
     ``detail`` must never hold coordinates or secrets: the audit log is read widely.
     """
     await audit.record(conn, actor=staff.actor, role=staff.role, action=action, case_id=case_id, reason=reason,
                        detail=detail)
-    if engine:
-        await conn.execute("SELECT pg_notify($1, $2)", CONFIG_CHANNEL, str(case_id))
 
 
 # ---------------------------------------------------------------- keyset pagination on (created_at, id)

@@ -22,7 +22,7 @@ from api.intake import service as ingestion
 from api.platform import metrics
 from api.auth.principals import VictimDep, mint_device_token, victim_actor
 from api.platform.context import Context, get_context
-from api.platform.problems import Problem, field_error, not_found
+from api.platform.problems import Problem, not_found
 from api.intake.endpoints import body_doc, read_batch
 from api.platform.staff_common import decode_cursor, encode_cursor
 from api.intake.schemas import APP_POSITION, AppPositionBatch, BatchResult, RawPositionBatch
@@ -133,8 +133,6 @@ async def enroll(body: Enroll, ctx: Ctx) -> TokenPair:
             await audit.record(conn, actor=victim_actor(device_id), role="victim_app", action="enrollment.redeem",
                                case_id=case_id, detail={"lookup": lookup, "device_id": str(device_id),
                                                         "platform": body.platform})
-            # The engine learns of the new victim device (api/monitoring/runner.py reloads the case).
-            await conn.execute("SELECT pg_notify('afstand_config', $1)", str(case_id))
     if failure is not None:
         raise failure
     assert pair is not None

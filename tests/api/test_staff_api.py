@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from api.platform import pg_channels
 from api.cli import create_supplier
 from api.cases.enrollments import ALPHABET
 from api.platform.secrets import token_hash
@@ -482,32 +483,41 @@ def test_every_change_is_audited_and_failures_are_not(api) -> None:  # type: ign
     assert zone_detail["geometry_type"] == "Polygon" and "5.01" not in str(zone_detail)  # no coordinates in the log
 
 
-def test_engine_is_told_to_reload_the_changed_case(api) -> None:  # type: ignore[no-untyped-def]
+def test_every_change_the_engine_enforces_bumps_the_config_version_in_its_transaction(api) -> None:  # type: ignore[no-untyped-def]
     pool = api.app.state.ctx.pool
-    payloads: list[str] = []
+    wakes: list[str] = []
 
     def on_notify(_conn: object, _pid: int, _channel: str, payload: str) -> None:
-        payloads.append(payload)
+        wakes.append(payload)
 
     async def listen() -> asyncpg.Connection:
         conn = await pool.acquire()
-        await conn.add_listener("afstand_config", on_notify)
+        await conn.add_listener(pg_channels.CONFIG, on_notify)
         return conn
 
     async def unlisten(conn: asyncpg.Connection) -> None:
-        await conn.remove_listener("afstand_config", on_notify)
+        await conn.remove_listener(pg_channels.CONFIG, on_notify)
         await pool.release(conn)
 
+    before = db(api, "SELECT version FROM config_version")[0]["version"]
     listener = api.portal.call(listen)
     cid = new_case(api, proximity={"warn_m": 1000, "alert_m": 500})["id"]
     oid = new_order(api, cid)["id"]
     api.post(f"/v1/cases/{cid}/zones", headers=director(api), json=zone_body(oid)).raise_for_status()
     api.post(f"/v1/cases/{cid}/enrollments", headers=director(api)).raise_for_status()  # not engine config
     deadline = time.monotonic() + 5
-    while len(payloads) < 3 and time.monotonic() < deadline:
+    while len(wakes) < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
     api.portal.call(unlisten, listener)
-    assert payloads == [cid, cid, cid]
+    assert len(wakes) == 3  # one wake-up per committed change (the trigger spells pg_channels.CONFIG)
+    rows = db(api, "SELECT version, case_id FROM config_changes WHERE version > $1 ORDER BY version", before)
+    assert {str(r["case_id"]) for r in rows} == {cid}
+    # The case, the order and the zone, each in its own transaction: versions follow one another without gaps.
+    assert [r["version"] for r in rows] == list(range(before + 1, before + 1 + len(rows)))
+    assert db(api, "SELECT version FROM config_version")[0]["version"] == rows[-1]["version"]
+    # What the engine does not read never bumps it: devices' last_seen_at moves on every ingested batch.
+    db(api, "UPDATE devices SET last_seen_at = now() WHERE case_id = $1", uuid.UUID(cid))
+    assert db(api, "SELECT version FROM config_version")[0]["version"] == rows[-1]["version"]
 
 
 def test_openapi_documents_the_staff_routes(api) -> None:  # type: ignore[no-untyped-def]

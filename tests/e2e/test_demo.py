@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.e2e.test_embedded_server import postmasters
+
 
 def test_demo_shows_the_incident_from_approach_to_departure(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}  # the demo brings its own database
@@ -22,3 +24,4 @@ def test_demo_shows_the_incident_from_approach_to_departure(tmp_path: Path) -> N
     assert "VICTIM'S PHONE  Veiligheidsmelding" in out
     assert "VICTIM_ACKNOWLEDGED" in out
     assert out.index("OPENED      proximity") < out.index("CLEARED     proximity")
+    assert postmasters(tmp_path / "demo") == []  # the embedded PostgreSQL the demo started ended with it

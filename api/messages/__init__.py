@@ -3,7 +3,7 @@
 Every text shown to a victim comes from ``nl.json`` / ``en.json`` here, never from a string in code. Keys are
 flat and dotted (``stage.charged.title``); values may hold ``{name}`` placeholders. A language without a
 catalogue falls back to English (more victims who do not read Dutch read English than any other language);
-a key missing from a catalogue is a bug that tests/case_status/test_messages.py catches.
+a key missing from a catalogue is a bug that tests/api/contacts/test_messages_catalogue.py catches.
 """
 
 from __future__ import annotations

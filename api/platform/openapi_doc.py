@@ -3,7 +3,7 @@
 FastAPI documents only its own 422 (``HTTPValidationError``, ``application/json``), while api/platform/problems.py answers
 every client mistake — 401, 403, 404, 409, 413, 422, 429 … — as ``application/problem+json``. This replaces the
 422 and adds a ``4XX`` problem response to every operation, so clients (and the schemathesis fuzz test in
-tests/privacy/test_fuzz.py) can rely on the schema for error bodies too."""
+tests/api/privacy/test_fuzz.py) can rely on the schema for error bodies too."""
 
 from __future__ import annotations
 

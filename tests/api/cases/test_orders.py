@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 from api.contacts.reminders import OrderScheduler
-from tests.case_status.conftest import (
+from tests.api.case_world import (
     assert_problem, assign, db, db_val, director, new_case, new_order, new_staff, victim_token,
 )
 from tests.helpers import staff_headers

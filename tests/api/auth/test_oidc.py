@@ -15,7 +15,7 @@ import pytest
 
 from api.auth.oidc import OIDCVerifier, TokenRejected, claim_at, roles_from
 from tests.helpers import staff_headers
-from tests.security.oidc_issuer import LocalIssuer, _b64
+from tests.api.auth.oidc_issuer import LocalIssuer, _b64
 
 AUD = "afstand-api"
 

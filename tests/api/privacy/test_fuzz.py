@@ -25,7 +25,7 @@ from schemathesis.checks import (
 
 from api.auth.principals import sign
 from tests.helpers import staff_headers
-from tests.privacy.support import case_with_panic
+from tests.api.privacy.support import case_with_panic
 
 MAX_EXAMPLES = int(os.environ.get("AFSTAND_FUZZ_EXAMPLES", "4"))  # raise it for a longer hunt
 DERANDOMIZE = os.environ.get("AFSTAND_FUZZ_SEED") != "random"  # CI: the same cases every run

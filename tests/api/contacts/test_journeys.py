@@ -19,7 +19,7 @@ from api import messages
 from api.auth.principals import sign
 from api.cli import create_supplier
 from api.platform.settings import Settings
-from tests.case_status.conftest import (
+from tests.api.case_world import (
     admin, assert_problem, assign, db, db_val, director, grant, new_case, new_order, new_staff, victim_token,
 )
 from tests.helpers import signed, staff_headers

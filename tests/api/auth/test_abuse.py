@@ -15,7 +15,7 @@ from api.auth.principals import sign
 from api.cases.enrollments import ALPHABET, LOOKUP_LEN, SECRET_LEN, new_code
 from tests.api.factories import Supplier, bearer, db, db_val, enroll, fix, new_case, new_supplier, world
 from tests.helpers import staff_headers
-from tests.security.route_policy import POLICY
+from tests.api.auth.route_policy import POLICY
 
 
 def assert_problem(r, status: int) -> dict:  # type: ignore[no-untyped-def,type-arg]

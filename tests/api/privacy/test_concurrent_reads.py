@@ -14,7 +14,7 @@ import pytest
 from api.privacy.audit import verify_chain
 from tests.api.factories import db_val
 from tests.helpers import staff_headers
-from tests.privacy.support import case_with_panic
+from tests.api.privacy.support import case_with_panic
 
 AT_ONCE = 12
 

@@ -1,6 +1,6 @@
 """Who may call which route: the authorization policy of every route of the application, as data.
 
-``tests/security/test_authorization_matrix.py`` enumerates the app's route table and calls every route as every
+``tests/api/auth/test_authorization_matrix.py`` enumerates the app's route table and calls every route as every
 kind of caller; the expected answer comes from this table. A route missing here fails that test, so a new route
 cannot ship without someone deciding who may call it.
 

@@ -1,6 +1,6 @@
 """Audit actors have one form, KIND:NAME. Escalating to the police and messaging the victim used to record the
 operator's bare name; every writer now goes through api/audit.record with the caller's actor, and the database
-refuses any other form (tests/test_audit.py)."""
+refuses any other form (tests/api/privacy/test_audit.py)."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ import pytest
 from api.privacy.audit import verify_chain
 from tests.api.factories import db_val
 from tests.helpers import staff_headers
-from tests.privacy.support import OFFENDER, VICTIM, audit_page, case_with_fixes, track
+from tests.api.privacy.support import OFFENDER, VICTIM, audit_page, case_with_fixes, track
 
 
 @pytest.fixture

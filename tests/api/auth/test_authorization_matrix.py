@@ -3,7 +3,7 @@
 Every route (HTTP and WebSocket) × every kind of caller: anonymous; admin; each other staff role once with a
 reason to reach the case (assigned, granted, or on the operator's watch list) and once without; the victim of
 this case; the victim of another case; a supplier key. The expected answer of each cell comes from
-``tests/security/route_policy.py``; a route that has no entry there fails ``test_every_route_has_a_policy``.
+``tests/api/auth/route_policy.py``; a route that has no entry there fails ``test_every_route_has_a_policy``.
 
 Each route is tried on a fresh "world" (a case with an order, a zone, a tag, an enrolled victim app, a resolved
 alert, messages and a contact agreement), so what one route changes cannot decide another route's answer.
@@ -33,7 +33,7 @@ from api.app import create_app
 from api.auth.principals import mint_staff_token, sign
 from api.cli import create_supplier
 from api.platform.settings import Settings
-from tests.security.route_policy import ADMIN, AUDITOR, CONTACT, DIRECTOR, NAMES_NO_CASE, OPERATOR, POLICY, Rule
+from tests.api.auth.route_policy import ADMIN, AUDITOR, CONTACT, DIRECTOR, NAMES_NO_CASE, OPERATOR, POLICY, Rule
 
 
 def route_table(app: Any) -> list[tuple[str, str]]:
@@ -55,7 +55,7 @@ def test_every_route_has_a_policy(tmp_path) -> None:  # type: ignore[no-untyped-
     routes = route_table(create_app(Settings(data_dir=tmp_path)))
     missing = [r for r in routes if r not in POLICY]
     assert not missing, "routes without an authorization policy; add an entry for each to " \
-        "tests/security/route_policy.py POLICY:\n" + "\n".join(f"    {r!r}" for r in missing)
+        "tests/api/auth/route_policy.py POLICY:\n" + "\n".join(f"    {r!r}" for r in missing)
     stale = [r for r in POLICY if r not in routes]
     assert not stale, "POLICY names routes the app does not serve (renamed or removed?):\n" + \
         "\n".join(f"    {r!r}" for r in stale)
@@ -370,6 +370,6 @@ def test_authorization_matrix(matrix: Matrix) -> None:
                 failures.append(f"{method} {path} as {caller.name}: expected {want}, got {status} {text[:160]}")
             elif leak := list_leak(rule, caller, world, status, text):
                 failures.append(f"{method} {path} as {caller.name}: {leak}")
-    assert not failures, f"{len(failures)} of {cells} cells differ from tests/security/route_policy.py:\n" + \
+    assert not failures, f"{len(failures)} of {cells} cells differ from tests/api/auth/route_policy.py:\n" + \
         "\n".join(failures)
     assert cells == len(routes) * len(CALLERS)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from api.contacts.reminders import OrderScheduler
-from tests.case_status.conftest import (
+from tests.api.case_world import (
     admin, assert_problem, assign, db, director, new_case, new_staff, victim_token,
 )
 from tests.helpers import staff_headers

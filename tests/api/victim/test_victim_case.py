@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 
-from tests.case_status.conftest import (
+from tests.api.case_world import (
     assert_problem, assign, db, director, event, grant, new_case, new_order, new_staff, victim_token,
 )
 from tests.helpers import staff_headers

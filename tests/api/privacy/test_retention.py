@@ -13,7 +13,7 @@ import pytest
 from api.privacy.retention import RetentionJob, purge
 from tests.api.factories import db, db_val, world
 from tests.helpers import staff_headers
-from tests.privacy.support import OFFENDER
+from tests.api.privacy.support import OFFENDER
 
 NOW = datetime(2030, 6, 1, 12, 0, tzinfo=timezone.utc)
 

@@ -1,5 +1,5 @@
 """Property-based HTTP fuzzing of the supplier, victim-app and list routes with what schemathesis does not send
-(tests/privacy/test_fuzz.py covers the OpenAPI document): JSON nested thousands deep, numbers of hundreds of
+(tests/api/privacy/test_fuzz.py covers the OpenAPI document): JSON nested thousands deep, numbers of hundreds of
 digits, NaN and Infinity, megabyte strings, invalid UTF-8, dates at the ends of the calendar with extreme
 offsets, cursors of any shape, and garbage in every header the routes read. The supplier's bodies are signed
 with a real key, so they reach parsing and ingestion rather than stopping at the signature.
@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from api.auth.principals import sign
 from tests.helpers import staff_headers
-from tests.privacy.support import case_with_panic
+from tests.api.privacy.support import case_with_panic
 
 EXAMPLES = int(os.environ.get("AFSTAND_FUZZ_EXAMPLES", "100"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,

@@ -17,7 +17,7 @@ from api.cli import main
 from api.privacy.evidence import MANIFEST, PUBLIC_KEY, SIGNATURE, fingerprint, public_pem, verify
 from tests.api.factories import db_val
 from tests.helpers import staff_headers
-from tests.privacy.support import VICTIM, audit_page, case_with_panic
+from tests.api.privacy.support import VICTIM, audit_page, case_with_panic
 
 
 @pytest.fixture

@@ -3,10 +3,10 @@ and a zone stored with its findings in the 201. Plus SASH risk screening, record
 
 from __future__ import annotations
 
-from tests.case_status.conftest import (
+from tests.api.case_world import (
     admin, assert_problem, db, director, grant, new_case, new_order, new_staff,
 )
-from tests.case_status.test_feasibility import at, circle, square
+from tests.geofence.test_feasibility import at, circle, square
 from tests.helpers import staff_headers
 
 

@@ -28,7 +28,7 @@ from api.alerts import endpoints as alerts
 from api.intake import endpoints as ingest
 from api.platform import health_endpoints as health
 from api.victim import case_endpoints as victim_case
-from api.contacts import messages as case_messages
+from api.contacts.thread import endpoints as thread
 from api.contacts import endpoints as contacts
 from api.cases import feasibility
 from api.cases import order_terms
@@ -145,9 +145,8 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     for router in (health.router, cases.router, alerts.router, alert_actions.router, alert_actions.policy_router,
-                   ingest.router, me.router, victim_case.router, case_messages.victim_router,
-                   case_messages.staff_router, contacts.router, timeline.router, order_terms.router, risk.router,
-                   feasibility.router):
+                   ingest.router, me.router, victim_case.router, thread.staff_router, contacts.router, timeline.router,
+                   order_terms.router, risk.router, feasibility.router):
         app.include_router(router)
     for router in (track.router, audit_routes.router, evidence_routes.router, access_routes.router):
         app.include_router(router)

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from api import messages
 from api.privacy import audit
-from api.contacts import notices
+from api.contacts.notices import service as notices
 from api.alerts import store as alert_store
 from api.auth.principals import Staff, require_staff
 from api.platform.context import Context, get_context

@@ -17,16 +17,18 @@ from pyproj import Geod
 
 from api import messages
 from api.privacy import audit
-from api.contacts import notices
+from api.contacts.notices import service as notices
 from api.auth.principals import VictimDep
-from api.contacts.notices import victim_language
 from api.platform.staff_common import Ctx, Limit, decode_cursor, next_cursor
 from api.cases.timeline import event_cursor, fetch_events
 from api.contacts.schemas import (
-    STAGE_EVENTS, VICTIM_AGENCIES, ContactPerson, NextContact, Preferences, QuietHours, Stage,
-    VictimCase,
-    VictimEvent, VictimEventPage, VictimNotice, VictimNotices, VictimOrder, VictimOrders,
+    STAGE_EVENTS, VICTIM_AGENCIES, ContactPerson, NextContact, Preferences, QuietHours, Stage, VictimCase,
+    VictimEvent, VictimEventPage, VictimOrder, VictimOrders,
 )
+from api.contacts.notices.schemas import VictimNotice
+from api.victim.schemas import VictimNotices
+from api.contacts.thread import service as thread
+from api.contacts.thread.schemas import MessageIn, MessageOut, MessagePage
 
 router = APIRouter(prefix="/v1/me", tags=["victim app"])
 
@@ -52,7 +54,7 @@ def render_event(language: str, kind: str, detail: dict[str, Any]) -> str:
 @router.get("/case", response_model=VictimCase)
 async def my_case(ctx: Ctx, dev: VictimDep) -> VictimCase:
     async with ctx.pool.acquire() as conn, conn.transaction(readonly=True, isolation="repeatable_read"):
-        lang = await victim_language(conn, dev.case_id)
+        lang = await notices.victim_language(conn, dev.case_id)
         stage_row = await conn.fetchrow(
             "SELECT kind, occurred_at FROM timeline_events WHERE case_id = $1 AND visibility = 'victim'"
             " AND kind = ANY($2) ORDER BY occurred_at DESC, created_at DESC LIMIT 1", dev.case_id, list(STAGE_EVENTS))
@@ -107,7 +109,7 @@ async def my_case(ctx: Ctx, dev: VictimDep) -> VictimCase:
 async def my_timeline(ctx: Ctx, dev: VictimDep, limit: Limit = 50, cursor: str | None = None) -> VictimEventPage:
     """Victim-visible events, newest first. Internal events are filtered in the query, never after it."""
     async with ctx.pool.acquire() as conn:
-        lang = await victim_language(conn, dev.case_id)
+        lang = await notices.victim_language(conn, dev.case_id)
         rows = await fetch_events(conn, dev.case_id, limit, cursor, victim_only=True)
     return VictimEventPage(
         items=[VictimEvent(id=r["id"], kind=r["kind"], title=render_event(lang, r["kind"], r["detail"]),
@@ -149,7 +151,7 @@ async def my_orders(ctx: Ctx, dev: VictimDep) -> VictimOrders:
     Only exclusion zones are shown: inclusion zones are where the offender must stay, i.e. where he lives."""
     now = datetime.now(timezone.utc)
     async with ctx.pool.acquire() as conn, conn.transaction(readonly=True, isolation="repeatable_read"):
-        lang = await victim_language(conn, dev.case_id)
+        lang = await notices.victim_language(conn, dev.case_id)
         orders = await conn.fetch("SELECT id, kind, valid_from, valid_until, expiry_handled_until FROM orders"
                                   " WHERE case_id = $1"
                                   " ORDER BY valid_from, id", dev.case_id)
@@ -177,19 +179,9 @@ async def my_orders(ctx: Ctx, dev: VictimDep) -> VictimOrders:
 async def my_notices(ctx: Ctx, dev: VictimDep, limit: Limit = 50, cursor: str | None = None) -> VictimNotices:
     """What she was told outside the thread (a protection ends soon, was extended, will not be extended, has
     ended), in her language, newest first. Stored before any push, so it is here even when a push failed."""
-    rows = await fetch_notices(ctx.pool, dev.case_id, limit, cursor)
+    rows = await notices.victim_notices(ctx.pool, dev.case_id, limit, cursor)
     return VictimNotices(items=[VictimNotice(**{k: r[k] for k in VictimNotice.model_fields}) for r in rows[:limit]],
                          next_cursor=next_cursor(rows, limit))
-
-
-async def fetch_notices(conn: asyncpg.Connection | asyncpg.Pool, case_id: Any, limit: int,
-                        cursor: str | None) -> list[asyncpg.Record]:
-    """Newest first, keyset on (created_at, id), ``limit + 1`` rows."""
-    before_at, before_id = decode_cursor(cursor)
-    return await conn.fetch(
-        "SELECT id, kind, title, body, created_at, urgency, push_status, push_detail FROM victim_notices"
-        " WHERE case_id = $1 AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))"
-        " ORDER BY created_at DESC, id DESC LIMIT $4", case_id, before_at, before_id, limit + 1)
 
 
 # ---------------------------------------------------------------- preferences
@@ -199,7 +191,7 @@ def _hhmm(t: time | None) -> str | None:
 
 
 async def _preferences(conn: asyncpg.Connection, case_id: Any) -> Preferences:
-    lang = await victim_language(conn, case_id)
+    lang = await notices.victim_language(conn, case_id)
     note = messages.text(lang, "preferences.quiet_hours_note")
     row = await conn.fetchrow("SELECT channel, quiet_start, quiet_end, update_frequency FROM victim_preferences"
                               " WHERE case_id = $1", case_id)
@@ -238,3 +230,21 @@ async def put_preferences(body: Preferences, ctx: Ctx, dev: VictimDep) -> Prefer
                                    "quiet_hours": quiet is not None, "update_frequency": body.update_frequency})
         return await _preferences(conn, dev.case_id)
 
+
+
+# ---------------------------------------------------------------- messages
+
+@router.get("/messages", response_model=MessagePage)
+async def my_messages(ctx: Ctx, dev: VictimDep, limit: Limit = 100, cursor: str | None = None) -> MessagePage:
+    return await thread.victim_thread(ctx.pool, dev, limit, cursor)
+
+
+@router.post("/messages", status_code=201, response_model=MessageOut)
+async def send_message(body: MessageIn, ctx: Ctx, dev: VictimDep) -> MessageOut:
+    return await thread.send_from_victim(ctx.pool, dev, body.body)
+
+
+@router.post("/messages/{message_id}/read", response_model=MessagePage)
+async def victim_read(message_id: str, ctx: Ctx, dev: VictimDep) -> MessagePage:
+    """The victim has read this staff message (and every earlier one); returns the thread."""
+    return await thread.read_by_victim(ctx.pool, dev, message_id)

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.contacts.notices.schemas import VictimNotice
 from api.intake.schemas import ItemResult
 
 
@@ -86,3 +87,8 @@ class VictimAlertPage(BaseModel):
 class AckOut(BaseModel):
     alert_id: uuid.UUID
     acknowledged_at: datetime
+
+
+class VictimNotices(BaseModel):
+    items: list[VictimNotice]
+    next_cursor: str | None = None

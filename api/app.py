@@ -27,7 +27,6 @@ from api.alerts import action_endpoints as alert_actions
 from api.alerts import endpoints as alerts
 from api.intake import endpoints as ingest
 from api.platform import health_endpoints as health
-from api.victim import case_endpoints as victim_case
 from api.contacts.thread import endpoints as thread
 from api.contacts import endpoints as contacts
 from api.cases import feasibility
@@ -67,7 +66,7 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
             await ctx.engine.start()
         notifier = _notifications(settings, ctx, url)
         await notifier.start()
-        from api.contacts.reminders import OrderScheduler  # order reminders, expiry, daily digest (issue 5)
+        from api.contacts.reminders import OrderScheduler  # order reminders, expiry, daily digest
 
         ctx.extras["order_scheduler"] = scheduler = OrderScheduler(pool, settings, clock=ctx.clock)
         await scheduler.start()
@@ -145,7 +144,7 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     for router in (health.router, cases.router, alerts.router, alert_actions.router, alert_actions.policy_router,
-                   ingest.router, me.router, victim_case.router, thread.staff_router, contacts.router, timeline.router,
+                   ingest.router, me.router, thread.staff_router, contacts.router, timeline.router,
                    order_terms.router, risk.router, feasibility.router):
         app.include_router(router)
     for router in (track.router, audit_routes.router, evidence_routes.router, access_routes.router):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import asyncpg
 
@@ -117,11 +117,14 @@ async def assign(pool: asyncpg.Pool, staff: Staff, case_id: str, body: Assignmen
     return AssignmentOut(**dict(row))
 
 
-async def list_assignments(pool: asyncpg.Pool, case_id: str) -> list[AssignmentOut]:
+async def _of_case(pool: asyncpg.Pool, case_id: str,
+                   read: Callable[[asyncpg.Connection, uuid.UUID], Awaitable[list[asyncpg.Record]]]) -> list[asyncpg.Record]:
     async with pool.acquire() as conn:
-        cid = await case_or_404(conn, case_id)
-        rows = await repository.current_assignments(conn, cid)
-    return [AssignmentOut(**dict(r)) for r in rows]
+        return await read(conn, await case_or_404(conn, case_id))
+
+
+async def list_assignments(pool: asyncpg.Pool, case_id: str) -> list[AssignmentOut]:
+    return [AssignmentOut(**dict(r)) for r in await _of_case(pool, case_id, repository.current_assignments)]
 
 
 async def orphaned_cases(pool: asyncpg.Pool, staff: Staff, grace_s: float, limit: int,
@@ -167,10 +170,7 @@ async def create_agreement(pool: asyncpg.Pool, staff: Staff, case_id: str, body:
 
 
 async def list_agreements(pool: asyncpg.Pool, case_id: str) -> list[AgreementOut]:
-    async with pool.acquire() as conn:
-        cid = await case_or_404(conn, case_id)
-        rows = await repository.agreements(conn, cid)
-    return [AgreementOut(**dict(r)) for r in rows]
+    return [AgreementOut(**dict(r)) for r in await _of_case(pool, case_id, repository.agreements)]
 
 
 async def _agreement(conn: asyncpg.Connection, case_id: str, agreement_id: str) -> tuple[uuid.UUID, asyncpg.Record]:

@@ -23,7 +23,7 @@ from api import messages
 from api.alerts import store as alert_store
 from api.auth.principals import VictimDevice, mint_device_token, victim_actor
 from api.cases.timeline import event_cursor, fetch_events
-from api.contacts import repository as contacts
+from api.contacts import repository as contact_store
 from api.contacts.notices import service as notices
 from api.contacts.schemas import STAGE_EVENTS, VICTIM_AGENCIES
 from api.intake import service as ingestion
@@ -160,7 +160,8 @@ async def set_push_token(pool: asyncpg.Pool, device: VictimDevice, push_token: s
 async def post_positions(ctx: Context, device: VictimDevice, items: list[Any]) -> list[dict[str, Any]]:
     """Her own positions, through the same intake as the supplier's."""
     sender = ingestion.Sender.app(device.device_id, device.case_id)
-    return await ingestion.ingest_positions(ctx.pool, sender, items, ingestion.PlausibleTimes.from_settings(ctx.settings))
+    return await ingestion.ingest_positions(ctx.pool, sender, items,
+                                            ingestion.PlausibleTimes.from_settings(ctx.settings))
 
 
 async def panic(ctx: Context, device: VictimDevice, body: Panic) -> PanicOut:
@@ -192,7 +193,8 @@ async def panic(ctx: Context, device: VictimDevice, body: Panic) -> PanicOut:
         if locked is None:
             raise Problem(401, "Unauthorized", "this device has been revoked", headers={"WWW-Authenticate": "Bearer"})
         alert_id = (uuid.uuid5(PANIC_NAMESPACE, f"{device.device_id}/{claim}") if suspicion is None
-                    else await repository.recent_suspect_panic(conn, locked.id, claim, float(PANIC_RETRY_S)) or uuid.uuid4())
+                    else await repository.recent_suspect_panic(conn, locked.id, claim, float(PANIC_RETRY_S))
+                    or uuid.uuid4())
         await ingestion.keep_rejections(conn, sender, "panic", outcome)
         seqs = await ingestion.store_fixes(conn, [ingestion.to_fix(0, fix, locked, "victim")], outcome, now) if fix else {}
         if 0 in seqs:
@@ -226,8 +228,8 @@ async def alerts(pool: asyncpg.Pool, device: VictimDevice, limit: int, cursor: s
     rows = await repository.alerts_page(pool, device.case_id, list(VICTIM_KINDS), after_at, after_id, limit)
     items = [VictimAlert(**dict(r), state="closed" if r["status"] == "resolved" or r["cleared_at"] else "active")
              for r in rows[:limit]]
-    more = len(rows) > limit
-    return VictimAlertPage(items=items, next_cursor=encode_cursor(rows[limit - 1]["opened_at"], rows[limit - 1]["id"]) if more else None)
+    last = rows[limit - 1] if len(rows) > limit else None
+    return VictimAlertPage(items=items, next_cursor=encode_cursor(last["opened_at"], last["id"]) if last else None)
 
 
 async def acknowledge(pool: asyncpg.Pool, device: VictimDevice, alert_id: str) -> AckOut:
@@ -274,8 +276,8 @@ async def case(ctx: Context, dev: VictimDevice) -> VictimCase:
             code, since = "registered", await repository.case_created_at(conn, dev.case_id)
         else:
             code, since = stage_row["kind"], stage_row["occurred_at"]
-        assigned = {r["agency"]: r for r in await contacts.victim_contact_persons(conn, dev.case_id)}
-        nxt = await contacts.next_agreed_contact(conn, dev.case_id)
+        assigned = {r["agency"]: r for r in await contact_store.victim_contact_persons(conn, dev.case_id)}
+        nxt = await contact_store.next_agreed_contact(conn, dev.case_id)
         # A missed follow-up is shown as such, with whom to call, never as an agreed date in the past.
         agency_name = messages.text(lang, f"agency.{nxt['agency']}") if nxt else ""
         overdue_text = None if nxt is None or nxt["next_due_at"] >= ctx.clock.now() else messages.text(

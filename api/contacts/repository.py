@@ -125,7 +125,7 @@ async def current_assignments(conn: asyncpg.Connection, case_id: uuid.UUID) -> l
 
 
 async def victim_contact_persons(conn: asyncpg.Connection, case_id: uuid.UUID) -> list[asyncpg.Record]:
-    """The case's active contact persons with what the victim may know of them."""
+    """The case's active contact persons with what the victim may know of them: who, and how to reach them."""
     return await conn.fetch(
         "SELECT a.agency, a.how_to_reach, a.how_to_reach_i18n, a.when_to_reach, s.display_name, s.role_title,"
         " s.phone, s.email"

@@ -13,13 +13,6 @@ async def victim_language(conn: asyncpg.Connection | asyncpg.Pool, case_id: Any)
     return await conn.fetchval("SELECT language FROM parties WHERE case_id = $1 AND role = 'victim'", case_id)
 
 
-async def active_contact_persons(conn: asyncpg.Connection, case_id: uuid.UUID) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        "SELECT a.agency, a.how_to_reach, a.how_to_reach_i18n, s.display_name, s.phone FROM case_assignments a"
-        " JOIN staff_members s ON s.id = a.staff_id WHERE a.case_id = $1 AND a.function = 'contact_person'"
-        " AND a.ended_at IS NULL AND s.active", case_id)
-
-
 async def delivery_settings(conn: asyncpg.Connection, case_id: uuid.UUID) -> asyncpg.Record:
     """The case's notification policy and the victim's preferences (both may be null)."""
     return await conn.fetchrow(

@@ -25,6 +25,7 @@ from typing import Any
 import asyncpg
 
 from api import messages
+from api.contacts import repository as contacts
 from api.contacts.notices import repository
 from api.contacts.notices.schemas import StaffVictimNotice, StaffVictimNoticePage
 from api.platform import metrics
@@ -49,7 +50,7 @@ def how_to_reach(row: Any, language: str) -> str | None:
 async def contact_text(conn: asyncpg.Connection, case_id: uuid.UUID, language: str, agency: str | None = None) -> str:
     """Who she can turn to: her contact person (``agency``'s first), or, where she has none, a helpline. Never
     a promise of a contact person the case does not have."""
-    rows = await repository.active_contact_persons(conn, case_id)
+    rows = await contacts.victim_contact_persons(conn, case_id)
     if not rows:
         return messages.text(language, "contact.none")
     preference = ((agency,) if agency else ()) + _CONTACT_ORDER

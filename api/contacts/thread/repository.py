@@ -40,6 +40,20 @@ async def insert_from_staff(conn: asyncpg.Connection, message_id: uuid.UUID, cas
         " VALUES ($1, $2, 'staff', $3, $4, $5, 'pending', $1)", message_id, case_id, staff_id, author, body)
 
 
+async def enqueued(conn: asyncpg.Connection, message_key: uuid.UUID) -> bool:
+    """Whether the outbox holds anything under this message key (read only: notifications/outbox.py writes it)."""
+    return await conn.fetchval("SELECT EXISTS (SELECT 1 FROM outbox WHERE message_key = $1)", message_key)
+
+
+async def insert_from_monitoring_room(conn: asyncpg.Connection, case_id: uuid.UUID, alert_id: uuid.UUID,
+                                      author: str, body: str, push_status: str, push_detail: str | None,
+                                      message_key: uuid.UUID) -> None:
+    await conn.execute(
+        "INSERT INTO case_messages (id, case_id, sender, author, body, push_status, push_detail, message_key,"
+        " alert_id) VALUES ($1, $2, 'staff', $3, $4, $5, $6, $7, $8)",
+        uuid.uuid4(), case_id, author, body, push_status, push_detail, message_key, alert_id)
+
+
 async def set_push(conn: asyncpg.Connection, message_id: uuid.UUID, status: str, why: str | None) -> None:
     await conn.execute("UPDATE case_messages SET push_status = $2, push_detail = $3 WHERE id = $1",
                        message_id, status, why)

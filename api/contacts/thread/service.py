@@ -94,6 +94,18 @@ async def read_by_victim(pool: asyncpg.Pool, victim: VictimDevice, message_id: s
     return await _page(pool, victim.case_id, READ_PAGE, None)
 
 
+# ---------------------------------------------------------------- the monitoring room
+
+async def record_from_monitoring_room(conn: asyncpg.Connection, case_id: uuid.UUID, alert_id: uuid.UUID,
+                                      author: str, body: str, message_key: uuid.UUID) -> None:
+    """An operator's message from an alert, already pushed (or not) with the alert's change: it lands in her
+    thread too, linked to that push by ``message_key``, so she reads it even when the push failed."""
+    pushed = await repository.enqueued(conn, message_key)
+    await repository.insert_from_monitoring_room(
+        conn, case_id, alert_id, author, body, "enqueued" if pushed else "not_pushed",
+        None if pushed else "case_policy_no_victim_notifications", message_key)
+
+
 # ---------------------------------------------------------------- the staff side
 
 async def staff_thread(pool: asyncpg.Pool, case_id: str, limit: int, cursor: str | None) -> MessagePage:

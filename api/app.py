@@ -29,13 +29,12 @@ from api.cases import endpoints as cases
 from api.platform import health_endpoints as health
 from api.intake import endpoints as ingest
 from api.victim import endpoints as me
-from api.contacts import messages as case_messages
+from api.contacts.thread import endpoints as thread
 from api.contacts import endpoints as contacts
 from api.cases import feasibility
 from api.cases import order_terms
 from api.cases import risk
 from api.cases import timeline
-from api.victim import case_endpoints as victim_case
 from api.privacy import audit_endpoints as audit_routes
 from api.privacy import evidence_endpoints as evidence_routes
 from api.privacy import track# privacy (issue 6)
@@ -79,7 +78,7 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
             dispatch_listener = Listener(url, "dispatcher", {pg_channels.OUTBOX: wake}, wake)
             ctx.listeners.append(dispatch_listener)
             await dispatch_listener.start()
-        from api.contacts.reminders import OrderScheduler  # order reminders, expiry, daily digest (issue 5)
+        from api.contacts.reminders import OrderScheduler  # order reminders, expiry, daily digest
 
         ctx.extras["order_scheduler"] = scheduler = OrderScheduler(pool, settings, clock=ctx.clock)
         await scheduler.start()
@@ -163,9 +162,8 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     for router in (health.router, cases.router, alerts.router, alert_actions.router, alert_actions.policy_router,
-                   ingest.router, me.router, victim_case.router, case_messages.victim_router,
-                   case_messages.staff_router, contacts.router, timeline.router, order_terms.router, risk.router,
-                   feasibility.router):
+                   ingest.router, me.router, thread.staff_router, contacts.router, timeline.router,
+                   order_terms.router, risk.router, feasibility.router):
         app.include_router(router)
     for router in (track.router, audit_routes.router, evidence_routes.router, access_routes.router):
         app.include_router(router)

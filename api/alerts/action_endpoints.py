@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from api import messages
 from api.privacy import audit
-from api.contacts import notices
+from api.contacts.notices import service as notices
+from api.contacts.thread import service as thread
 from api.alerts import store as alert_store
 from api.auth.principals import Staff, require_staff
 from api.platform.context import Context, get_context
@@ -120,12 +121,8 @@ async def message_victim(alert_id: str, body: MessageVictim, ctx: Ctx, staff: Ac
         language = messages.resolve(await notices.victim_language(conn, alert["case_id"]))
         text = body.text if body.template is None else catalogue.render(language, f"operator.{body.template}")[1]
         key = outbox.message_key(aid, f"message:{seq}")
-        pushed = await conn.fetchval("SELECT EXISTS (SELECT 1 FROM outbox WHERE message_key = $1)", key)
-        await conn.execute(
-            "INSERT INTO case_messages (id, case_id, sender, author, body, push_status, push_detail, message_key,"
-            " alert_id) VALUES ($1, $2, 'staff', $3, $4, $5, $6, $7, $8)",
-            uuid.uuid4(), alert["case_id"], messages.text(language, "author.monitoring_room"), text,
-            "enqueued" if pushed else "not_pushed", None if pushed else "case_policy_no_victim_notifications", key, aid)
+        await thread.record_from_monitoring_room(conn, alert["case_id"], aid,
+                                                 messages.text(language, "author.monitoring_room"), text, key)
 
     return await _act(ctx, aid, staff, "victim_messaged", detail, ("open", "acknowledged", "resolved"),
                       then=into_thread)

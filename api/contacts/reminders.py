@@ -7,7 +7,7 @@ Every ``order_check_s`` the scheduler, with ``now`` from its injected clock (tes
   are due at once (an order imposed 5 days before its end) only the most urgent is sent.
 * **Tells the victim before protection ends**: ``AFSTAND_VICTIM_ORDER_NOTICE_DAYS`` (7) before an order ends
   while no decision about an extension has been taken, a notice in her language says when it ends and whom to
-  contact (api/contacts/notices.py stores and pushes it). Extending or letting an order go tells her too
+  contact (api/contacts/notices stores and pushes it). Extending or letting an order go tells her too
   (api/cases/order_terms.py).
 * **Handles expiry** once per end date: the engine already stops enforcing at ``valid_until``, and marking the
   order handled bumps the configuration version, so it reloads the case; the operator sees an ``order_ended``
@@ -35,8 +35,9 @@ from api.platform import background
 from api import messages
 from api.alerts import store as alert_store
 from api.privacy import audit
-from api.contacts import notices
-from api.contacts.endpoints import fetch_overdue
+from api.contacts import repository
+from api.contacts.notices import service as notices
+from api.contacts.service import fetch_overdue
 from api.cases.timeline import add_event
 from api.platform.settings import Settings
 
@@ -71,11 +72,7 @@ async def send_reminders(pool: asyncpg.Pool, reminder_days: tuple[int, ...], now
     horizon = now + timedelta(days=max(reminder_days))
     sent = 0
     async with pool.acquire() as conn, conn.transaction():
-        orders = await conn.fetch(
-            "SELECT o.id, o.case_id, o.kind, o.reference, o.valid_until, c.reference AS case_reference"
-            " FROM orders o JOIN cases c ON c.id = o.case_id"
-            " WHERE c.status = 'active' AND o.let_go_at IS NULL AND o.valid_until > $1 AND o.valid_until <= $2",
-            now, horizon)
+        orders = await repository.orders_ending(conn, now, horizon)
         for o in orders:
             left = o["valid_until"] - now
             due = [d for d in reminder_days if left <= timedelta(days=d)]
@@ -97,11 +94,7 @@ async def warn_victims(pool: asyncpg.Pool, days: float, now: datetime) -> int:
         return 0
     sent = 0
     async with pool.acquire() as conn, conn.transaction():
-        orders = await conn.fetch(
-            "SELECT o.id, o.case_id, o.kind, o.valid_until FROM orders o JOIN cases c ON c.id = o.case_id"
-            " WHERE c.status = 'active' AND o.let_go_at IS NULL AND o.valid_until > $1 AND o.valid_until <= $2"
-            " AND EXISTS (SELECT 1 FROM parties p WHERE p.case_id = o.case_id AND p.role = 'victim')"
-            " ORDER BY o.valid_until, o.id", now, now + timedelta(days=days))
+        orders = await repository.orders_ending_with_victim(conn, now, now + timedelta(days=days))
         for o in orders:
             sent += await tell_victim_about_order(conn, o, "order_ending",
                                                   f"order_ending:{o['id']}:{o['valid_until'].isoformat()}") is not None
@@ -124,12 +117,7 @@ async def handle_expiries(pool: asyncpg.Pool, now: datetime) -> int:
     handled = 0
     while True:
         async with pool.acquire() as conn, conn.transaction():
-            o = await conn.fetchrow(
-                "SELECT o.id, o.case_id, o.kind, o.reference, o.valid_until, o.let_go_at, o.let_go_reason,"
-                " c.reference AS case_reference FROM orders o JOIN cases c ON c.id = o.case_id"
-                " WHERE c.status = 'active' AND o.valid_until <= $1"
-                " AND o.expiry_handled_until IS DISTINCT FROM o.valid_until"
-                " ORDER BY o.valid_until, o.id LIMIT 1 FOR UPDATE OF o SKIP LOCKED", now)
+            o = await repository.claim_expired_order(conn, now)
             if o is None:
                 return handled
             await _expire(conn, o)
@@ -139,7 +127,7 @@ async def handle_expiries(pool: asyncpg.Pool, now: datetime) -> int:
 async def _expire(conn: asyncpg.Connection, o: asyncpg.Record) -> None:
     until: datetime = o["valid_until"]
     case_id = o["case_id"]
-    await conn.execute("UPDATE orders SET expiry_handled_until = valid_until WHERE id = $1", o["id"])
+    await repository.mark_expiry_handled(conn, o["id"])
     let_go = o["let_go_at"] is not None
     await add_event(conn, case_id, "order_expired", visibility="victim", actor=SYSTEM_ACTOR, occurred_at=until,
                     detail={"order_id": str(o["id"]), "order_kind": o["kind"], "until": until.isoformat(),
@@ -152,7 +140,7 @@ async def _expire(conn: asyncpg.Connection, o: asyncpg.Record) -> None:
         opened_at=until, actor=SYSTEM_ACTOR,
         detail={"reason": "order_expired", "order_id": str(o["id"]), "order_kind": o["kind"],
                 "reference": o["reference"], "let_go": let_go, "let_go_reason": o["let_go_reason"]})
-    if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM parties WHERE case_id = $1 AND role = 'victim')", case_id):
+    if await repository.has_victim(conn, case_id):
         await tell_victim_about_order(conn, o, "order_expired", f"order_expired:{o['id']}:{until.isoformat()}")
     for staff_id, agency in await notices.recipients(conn, case_id, order_kind=o["kind"]):
         await notices.tell_staff(conn, staff_id, case_id, "order_expired", f"order_expired:{o['id']}:{until.isoformat()}",

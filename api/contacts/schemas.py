@@ -1,6 +1,7 @@
-"""Vocabulary and request/response bodies for keeping the victim informed (issue 5): case status, timeline,
-messages, preferences, staff members and assignments, contact agreements, order terms, risk screening and the
-feasibility check.
+"""Vocabulary for keeping the victim informed (each word has catalogue texts), and the bodies of staff members,
+assignments, contact agreements and staff notices; also, until api/cases takes them, those of the timeline, order
+terms, risk screening and the feasibility check. The victim's views are in api/victim/schemas.py, the thread's
+and the notices' in api/contacts/thread and api/contacts/notices.
 
 Request models forbid unknown fields, as in api/cases/schemas.py.
 """
@@ -11,7 +12,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, model_validator
 
 from api.platform.times import Instant
 
@@ -50,147 +51,6 @@ class _Request(BaseModel):
 class Page(BaseModel):
     items: list[Any]
     next_cursor: str | None
-
-
-# ---------------------------------------------------------------- victim: case, timeline, orders
-
-class Stage(BaseModel):
-    code: str
-    title: str
-    description: str
-    since: datetime | None
-
-
-class ContactPerson(BaseModel):
-    agency: str
-    agency_name: str
-    assigned: bool
-    name: str | None = None
-    role: str | None = None
-    function: str | None = None
-    how_to_reach: str | None = None
-    when_to_reach: str | None = None
-    phone: str | None = None
-    email: str | None = None
-    note: str | None = Field(default=None, description="shown when no one is assigned")
-
-
-class NextContact(BaseModel):
-    due_at: datetime
-    agency: str
-    channel: str
-    overdue: bool = Field(default=False, description="the agreed date has passed without the contact")
-    text: str
-
-
-class VictimCase(BaseModel):
-    language: str
-    stage: Stage
-    contact_persons: list[ContactPerson]
-    next_contact: NextContact | None
-
-
-class VictimEvent(BaseModel):
-    id: uuid.UUID
-    kind: str
-    title: str
-    note: str | None
-    occurred_at: datetime
-
-
-class VictimEventPage(Page):
-    items: list[VictimEvent]
-
-
-class VictimOrder(BaseModel):
-    id: uuid.UUID
-    kind: str
-    title: str
-    forbids: str
-    status: str
-    status_text: str
-    valid_from: datetime
-    valid_until: datetime | None
-    until_text: str
-    zones: dict[str, Any] = Field(description="GeoJSON FeatureCollection of the victim's protective (exclusion) zones")
-
-
-class VictimOrders(BaseModel):
-    items: list[VictimOrder]
-
-
-class VictimNotice(BaseModel):
-    id: uuid.UUID
-    kind: str
-    title: str
-    body: str
-    created_at: datetime
-
-
-class VictimNotices(BaseModel):
-    items: list[VictimNotice]
-    next_cursor: str | None = None
-
-
-class StaffVictimNotice(VictimNotice):
-    urgency: str
-    push_status: str = Field(description="enqueued, not_pushed (her channel or the case policy), pending")
-    push_detail: str | None
-    deliveries: list[dict[str, Any]]
-
-
-class StaffVictimNoticePage(Page):
-    items: list[StaffVictimNotice]
-
-
-# ---------------------------------------------------------------- messages
-
-class MessageIn(_Request):
-    body: str = Field(min_length=1, max_length=5000)
-
-
-class MessageOut(BaseModel):
-    id: uuid.UUID
-    sender: Literal["victim", "staff"]
-    author: str = Field(description="staff: name and agency; victim: 'victim'")
-    agency: str | None = None
-    body: str
-    created_at: datetime
-    read_by_victim_at: datetime | None
-    read_by_staff_at: datetime | None
-    push_status: str = Field(description="not_needed (from the victim), pending, enqueued (the outbox holds its push),"
-                                         " not_pushed (her channel or the case policy: she reads it in the app)")
-    push_detail: str | None = Field(default=None, description="why it is not pushed, or why its push waits")
-    deliveries: list[dict[str, Any]] | None = Field(
-        default=None, description="staff view of a message to the victim: each delivery (push, SMS) and its state")
-
-
-class MessagePage(Page):
-    items: list[MessageOut]
-
-
-# ---------------------------------------------------------------- preferences
-
-class QuietHours(_Request):
-    start: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="HH:MM local time")
-    end: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
-
-    @field_validator("end")
-    @classmethod
-    def _not_empty(cls, v: str, info: Any) -> str:
-        if info.data.get("start") == v:
-            raise ValueError("start and end are equal: quiet hours would be empty")
-        return v
-
-
-class Preferences(_Request):
-    language: str = Field(pattern=r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$", description="BCP 47, e.g. nl, en")
-    channel: Channel
-    quiet_hours: QuietHours | None = Field(description="no updates in this window; safety alerts ignore it")
-    update_frequency: Literal[FREQUENCIES]  # type: ignore[valid-type]
-    quiet_hours_note: str | None = Field(
-        default=None, description="read-only, in her language: what quiet hours hold back, and that safety alerts"
-                                  " always come through (ignored when sent)")
 
 
 # ---------------------------------------------------------------- staff members and assignments

@@ -19,7 +19,7 @@ _DIR = Path(__file__).resolve().parent
 LANGUAGES = ("nl", "en")
 FALLBACK = "en"
 DISPLAY_TZ = ZoneInfo("Europe/Amsterdam")
-# What the victim is told outside the thread (api/contacts/notices.py), each a title and a body.
+# What the victim is told outside the thread (api/contacts/notices), each a title and a body.
 NOTICE_KINDS = ("order_ending", "order_extended", "order_will_lapse", "order_expired", "new_message")
 
 

@@ -10,8 +10,10 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from api.contacts.notices.schemas import VictimNotice
+from api.contacts.schemas import FREQUENCIES, Channel, Page
 from api.intake.schemas import ItemResult
 
 
@@ -86,3 +88,99 @@ class VictimAlertPage(BaseModel):
 class AckOut(BaseModel):
     alert_id: uuid.UUID
     acknowledged_at: datetime
+
+
+class VictimNotices(BaseModel):
+    items: list[VictimNotice]
+    next_cursor: str | None = None
+
+
+# ---------------------------------------------------------------- her case, timeline, orders
+
+class Stage(BaseModel):
+    code: str
+    title: str
+    description: str
+    since: datetime | None
+
+
+class ContactPerson(BaseModel):
+    agency: str
+    agency_name: str
+    assigned: bool
+    name: str | None = None
+    role: str | None = None
+    function: str | None = None
+    how_to_reach: str | None = None
+    when_to_reach: str | None = None
+    phone: str | None = None
+    email: str | None = None
+    note: str | None = Field(default=None, description="shown when no one is assigned")
+
+
+class NextContact(BaseModel):
+    due_at: datetime
+    agency: str
+    channel: str
+    overdue: bool = Field(default=False, description="the agreed date has passed without the contact")
+    text: str
+
+
+class VictimCase(BaseModel):
+    language: str
+    stage: Stage
+    contact_persons: list[ContactPerson]
+    next_contact: NextContact | None
+
+
+class VictimEvent(BaseModel):
+    id: uuid.UUID
+    kind: str
+    title: str
+    note: str | None
+    occurred_at: datetime
+
+
+class VictimEventPage(Page):
+    items: list[VictimEvent]
+
+
+class VictimOrder(BaseModel):
+    id: uuid.UUID
+    kind: str
+    title: str
+    forbids: str
+    status: str
+    status_text: str
+    valid_from: datetime
+    valid_until: datetime | None
+    until_text: str
+    zones: dict[str, Any] = Field(description="GeoJSON FeatureCollection of the victim's protective (exclusion) zones")
+
+
+class VictimOrders(BaseModel):
+    items: list[VictimOrder]
+
+
+# ---------------------------------------------------------------- preferences
+
+class QuietHours(_Request):
+    start: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="HH:MM local time")
+    end: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+
+    @field_validator("end")
+    @classmethod
+    def _not_empty(cls, v: str, info: Any) -> str:
+        if info.data.get("start") == v:
+            raise ValueError("start and end are equal: quiet hours would be empty")
+        return v
+
+
+class Preferences(_Request):
+    language: str = Field(pattern=r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$", description="BCP 47, e.g. nl, en")
+    channel: Channel
+    quiet_hours: QuietHours | None = Field(description="no updates in this window; safety alerts ignore it")
+    update_frequency: Literal[FREQUENCIES]  # type: ignore[valid-type]
+    quiet_hours_note: str | None = Field(
+        default=None, description="read-only, in her language: what quiet hours hold back, and that safety alerts"
+                                  " always come through (ignored when sent)")

@@ -1,5 +1,5 @@
-"""Notices: what the victim and staff are told outside an alert, stored where they read it and delivered through
-the notifications outbox in the same transaction.
+"""The notices service: what the victim and staff are told outside an alert, stored where they read it and
+delivered through the notifications outbox in the same transaction.
 
 * **To the victim** (:func:`tell_victim`): the text is rendered from the catalogues in her language and stored in
   ``victim_notices`` (``GET /v1/me/notices``) before anything is pushed, so a failed push loses nothing. Whether
@@ -25,7 +25,11 @@ from typing import Any
 import asyncpg
 
 from api import messages
+from api.contacts import repository as contacts
+from api.contacts.notices import repository
+from api.contacts.notices.schemas import StaffVictimNotice, StaffVictimNoticePage
 from api.platform import metrics
+from api.platform.staff_common import case_or_404, decode_cursor, next_cursor
 from notifications import outbox, policy
 
 # Whose queue a case's notices join when it has no case director: the agency that owns that kind of order.
@@ -35,7 +39,7 @@ _CONTACT_ORDER = ("probation", "police", "prosecutor", "victim_support")
 
 
 async def victim_language(conn: asyncpg.Connection | asyncpg.Pool, case_id: Any) -> str:
-    return await conn.fetchval("SELECT language FROM parties WHERE case_id = $1 AND role = 'victim'", case_id) or "nl"
+    return await repository.victim_language(conn, case_id) or "nl"
 
 
 def how_to_reach(row: Any, language: str) -> str | None:
@@ -46,10 +50,7 @@ def how_to_reach(row: Any, language: str) -> str | None:
 async def contact_text(conn: asyncpg.Connection, case_id: uuid.UUID, language: str, agency: str | None = None) -> str:
     """Who she can turn to: her contact person (``agency``'s first), or, where she has none, a helpline. Never
     a promise of a contact person the case does not have."""
-    rows = await conn.fetch(
-        "SELECT a.agency, a.how_to_reach, a.how_to_reach_i18n, s.display_name, s.phone FROM case_assignments a"
-        " JOIN staff_members s ON s.id = a.staff_id WHERE a.case_id = $1 AND a.function = 'contact_person'"
-        " AND a.ended_at IS NULL AND s.active", case_id)
+    rows = await contacts.victim_contact_persons(conn, case_id)
     if not rows:
         return messages.text(language, "contact.none")
     preference = ((agency,) if agency else ()) + _CONTACT_ORDER
@@ -64,13 +65,8 @@ async def contact_text(conn: asyncpg.Connection, case_id: uuid.UUID, language: s
 # ---------------------------------------------------------------- the victim
 
 async def _plan(conn: asyncpg.Connection, case_id: uuid.UUID, urgency: str, now: datetime) -> policy.NoticePlan:
-    row = await conn.fetchrow(
-        "SELECT np.policy, vp.channel, vp.quiet_start, vp.quiet_end, vp.update_frequency FROM cases c"
-        " LEFT JOIN notification_policies np ON np.case_id = c.id LEFT JOIN victim_preferences vp ON vp.case_id = c.id"
-        " WHERE c.id = $1", case_id)
-    last_update = await conn.fetchval(
-        "SELECT max(o.next_attempt_at) FROM victim_notices n JOIN outbox o ON o.message_key = n.id"
-        " WHERE n.case_id = $1 AND n.urgency = 'update' AND o.channel = 'push'", case_id)
+    row = await repository.delivery_settings(conn, case_id)
+    last_update = await repository.last_update_push(conn, case_id)
     return policy.plan_notice(urgency, now, outbox.case_policy(row["policy"]), outbox.victim_preferences(row),
                               await outbox.recent_non_safety(conn, case_id, now), last_update)
 
@@ -99,19 +95,34 @@ async def tell_victim(conn: asyncpg.Connection, case_id: uuid.UUID, kind: str, k
     language = messages.resolve(await victim_language(conn, case_id))
     title = messages.text(language, f"notice.{kind}.title", **(params or {}))
     body = messages.text(language, f"notice.{kind}.body", **(params or {}))
-    notice_id = await conn.fetchval(
-        "INSERT INTO victim_notices (id, case_id, kind, dedupe_key, language, title, body, urgency)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
-        uuid.uuid4(), case_id, kind, key, language, title, body, urgency)
+    notice_id = await repository.insert_victim_notice(conn, case_id, kind, key, language, title, body, urgency)
     if notice_id is None:
         return None
     status, why = await push_to_victim(conn, case_id, message_key=notice_id, purpose=f"notice.{kind}", title=title,
                                        body=body, language=language, urgency=urgency,
                                        data={"notice_id": str(notice_id), "kind": kind})
-    await conn.execute("UPDATE victim_notices SET push_status = $2, push_detail = $3 WHERE id = $1",
-                       notice_id, status, why)
+    await repository.set_victim_notice_push(conn, notice_id, status, why)
     metrics.NOTICES.labels("victim", kind, status).inc()
     return notice_id
+
+
+async def victim_notices(conn: asyncpg.Connection | asyncpg.Pool, case_id: Any, limit: int,
+                         cursor: str | None) -> list[asyncpg.Record]:
+    """What she was told, newest first, ``limit + 1`` rows (the last one only says there is more)."""
+    before_at, before_id = decode_cursor(cursor)
+    return await repository.fetch_victim_notices(conn, case_id, limit, before_at, before_id)
+
+
+async def victim_notices_for_staff(pool: asyncpg.Pool, case_id: str, limit: int,
+                                   cursor: str | None) -> StaffVictimNoticePage:
+    """What the victim was told, each with how it was delivered."""
+    async with pool.acquire() as conn:
+        cid = await case_or_404(conn, case_id)
+        rows = await victim_notices(conn, cid, limit, cursor)
+        sent = await outbox.deliveries_by_message(conn, [r["id"] for r in rows[:limit]])
+    return StaffVictimNoticePage(
+        items=[StaffVictimNotice(**dict(r), deliveries=sent.get(r["id"], [])) for r in rows[:limit]],
+        next_cursor=next_cursor(rows, limit))
 
 
 # ---------------------------------------------------------------- staff
@@ -119,10 +130,7 @@ async def tell_victim(conn: asyncpg.Connection, case_id: uuid.UUID, kind: str, k
 async def owner_agency(conn: asyncpg.Connection, case_id: uuid.UUID, order_kind: str | None = None) -> str:
     """The agency whose queue holds a case's notices while it has no case director: the agency of the case
     director who left, else the agency that owns the order."""
-    left = await conn.fetchval(
-        "SELECT a.agency FROM case_assignments a JOIN staff_members s ON s.id = a.staff_id WHERE a.case_id = $1"
-        " AND a.function = 'case_director' AND (a.ended_at IS NOT NULL OR NOT s.active)"
-        " ORDER BY coalesce(a.ended_at, s.deactivated_at) DESC NULLS LAST LIMIT 1", case_id)
+    left = await repository.departed_director_agency(conn, case_id)
     return left or ORDER_AGENCY.get(order_kind or "", DEFAULT_AGENCY)
 
 
@@ -131,11 +139,9 @@ async def recipients(conn: asyncpg.Connection, case_id: uuid.UUID, function: str
     """(staff_id, None) per active holder of ``function`` on the case (contact persons fall back to the case
     directors); else one (None, agency) for the agency's queue, so no notice is stored without anyone to see it."""
     for fn in dict.fromkeys((function, "case_director")):
-        rows = await conn.fetch(
-            "SELECT DISTINCT a.staff_id FROM case_assignments a JOIN staff_members s ON s.id = a.staff_id"
-            " WHERE a.case_id = $1 AND a.function = $2 AND a.ended_at IS NULL AND s.active", case_id, fn)
-        if rows:
-            return [(r["staff_id"], None) for r in rows]
+        holders = await repository.active_holders(conn, case_id, fn)
+        if holders:
+            return [(staff_id, None) for staff_id in holders]
     return [(None, await owner_agency(conn, case_id, order_kind))]
 
 
@@ -143,20 +149,16 @@ async def tell_staff(conn: asyncpg.Connection, staff_id: uuid.UUID | None, case_
                      key: str, payload: dict[str, Any], *, agency: str | None = None) -> bool:
     """Record a notice for a staff member, or for ``agency``'s queue (``staff_id`` None), and post it to the staff
     webhook when one is configured. False when it was recorded before."""
-    notice_id = await conn.fetchval(
-        "INSERT INTO staff_notices (id, staff_id, case_id, kind, dedupe_key, payload, agency)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
-        uuid.uuid4(), staff_id, case_id, kind, f"{key}:{staff_id or f'agency:{agency}'}", payload,
-        None if staff_id else agency)
+    notice_id = await repository.insert_staff_notice(conn, staff_id, case_id, kind,
+                                                     f"{key}:{staff_id or f'agency:{agency}'}", payload,
+                                                     None if staff_id else agency)
     if notice_id is None:
         return False
     metrics.NOTICES.labels("staff" if staff_id else "agency_queue", kind,
                            "enqueued" if outbox.current_config().staff_webhook else "listed").inc()
     if outbox.current_config().staff_webhook:
         now = outbox.clock().now()
-        who = await conn.fetchrow(
-            "SELECT (SELECT sub FROM staff_members WHERE id = $1) AS sub,"
-            " (SELECT reference FROM cases WHERE id = $2) AS reference", staff_id, case_id)
+        who = await repository.webhook_names(conn, staff_id, case_id)
         await outbox.insert_rows(conn, [outbox.Row(
             idempotency_key=f"{notice_id}:staff_webhook", message_key=notice_id, alert_id=None, case_id=case_id,
             change_seq=None, recipient="staff", channel="staff_webhook", purpose=kind, safety=False,
@@ -165,5 +167,5 @@ async def tell_staff(conn: asyncpg.Connection, staff_id: uuid.UUID | None, case_
                      "detail": payload},
             next_attempt_at=now, deadline=now + timedelta(seconds=outbox.current_config().deadline_s),
             enqueued_at=now)])
-        await conn.execute("UPDATE staff_notices SET delivery = 'enqueued' WHERE id = $1", notice_id)
+        await repository.mark_staff_notice_enqueued(conn, notice_id)
     return True

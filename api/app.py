@@ -33,7 +33,7 @@ from api.contacts import endpoints as contacts
 from api.cases import feasibility
 from api.cases import order_terms
 from api.cases import risk
-from api.cases import timeline
+from api.cases.timeline import endpoints as timeline
 from api.privacy import audit_endpoints as audit_routes
 from api.privacy import evidence_endpoints as evidence_routes
 from api.privacy import track# privacy (issue 6)

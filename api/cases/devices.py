@@ -8,9 +8,8 @@ import asyncpg
 from fastapi import APIRouter
 
 from api.platform.problems import conflict, field_error, not_found
-from api.platform.staff_common import (
-    Ctx, Limit, ReadStaff, WriteStaff, case_or_404, changed, decode_cursor, next_cursor, parse_id,
-)
+from api.cases.service import case_or_404, changed
+from api.platform.staff_common import Ctx, Limit, ReadStaff, WriteStaff, decode_cursor, next_cursor, parse_id
 from api.cases.schemas import DeviceCreate, DeviceOut, DevicePage
 
 router = APIRouter(tags=["devices"])  # mounted under /v1/cases by cases.py

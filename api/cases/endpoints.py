@@ -18,7 +18,8 @@ from api.cases import orders
 from api.cases import zones
 from api.cases.devices import device_out, fetch_devices
 from api.cases.orders import fetch_orders, order_out
-from api.platform.staff_common import Ctx, Limit, ReadStaff, WriteStaff, case_or_404, changed, decode_cursor, next_cursor
+from api.cases.service import case_or_404, changed
+from api.platform.staff_common import Ctx, Limit, ReadStaff, WriteStaff, decode_cursor, next_cursor
 from api.cases.zones import fetch_zones, zone_out
 from api.cases.schemas import CaseCreate, CaseDetail, CaseOut, CasePage, CasePatch
 

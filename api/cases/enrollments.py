@@ -8,7 +8,8 @@ from datetime import timedelta
 import asyncpg
 from fastapi import APIRouter
 
-from api.platform.staff_common import Ctx, WriteStaff, case_or_404, changed
+from api.cases.service import case_or_404, changed
+from api.platform.staff_common import Ctx, WriteStaff
 from api.cases.schemas import EnrollmentOut
 from api.platform.secrets import token_hash
 

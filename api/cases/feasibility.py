@@ -14,7 +14,8 @@ import asyncpg
 from fastapi import APIRouter
 
 from api.privacy import audit
-from api.platform.staff_common import Ctx, ReadStaff, WriteStaff, case_or_404
+from api.cases.service import case_or_404
+from api.platform.staff_common import Ctx, ReadStaff, WriteStaff
 from api.contacts.schemas import Addresses, FeasibilityCaseRequest, FeasibilityDraft, FeasibilityOut, FindingOut
 from api.platform.settings import Settings
 from geofence import feasibility as fz

@@ -22,8 +22,9 @@ from api.contacts.reminders import tell_victim_about_order
 from api.platform.problems import conflict, field_error, not_found
 from api.cases.orders import _COLUMNS as ORDER_COLUMNS
 from api.cases.orders import order_out
-from api.platform.staff_common import Ctx, ReadStaff, WriteStaff, case_or_404, changed, parse_id
-from api.cases.timeline import add_event
+from api.cases.service import case_or_404, changed
+from api.platform.staff_common import Ctx, ReadStaff, WriteStaff, parse_id
+from api.cases.timeline.service import add_event
 from api.contacts.schemas import ExtensionIn, ExtensionList, ExtensionOut, LetGoIn
 from api.cases.schemas import BEHAVIOURAL_ORDER_MAX, OrderOut
 

@@ -8,8 +8,9 @@ from datetime import timezone
 import asyncpg
 from fastapi import APIRouter
 
-from api.platform.staff_common import Ctx, Limit, ReadStaff, WriteStaff, case_or_404, changed, decode_cursor, next_cursor
-from api.cases.timeline import add_event
+from api.cases.service import case_or_404, changed
+from api.platform.staff_common import Ctx, Limit, ReadStaff, WriteStaff, decode_cursor, next_cursor
+from api.cases.timeline.service import add_event
 from api.cases.schemas import OrderCreate, OrderOut, OrderPage
 
 router = APIRouter(tags=["orders"])  # mounted under /v1/cases by cases.py

@@ -13,7 +13,8 @@ from fastapi import APIRouter, Depends
 from api.privacy import audit
 from api.auth.principals import Staff, require_staff
 from api.platform.problems import Problem
-from api.platform.staff_common import Ctx, ReadStaff, case_or_404
+from api.cases.service import case_or_404
+from api.platform.staff_common import Ctx, ReadStaff
 from api.contacts.schemas import RISK_PROXIMITY, ProposedProximity, RiskIn, RiskList, RiskOut
 
 router = APIRouter(prefix="/v1/cases", tags=["risk screening"])

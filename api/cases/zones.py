@@ -11,9 +11,8 @@ from fastapi import APIRouter, Response
 from api.cases.zone_geometry import parse_geometry, parse_schedule
 from api.platform.problems import Problem, conflict, field_error, not_found
 from api.cases.feasibility import zone_findings
-from api.platform.staff_common import (
-    Ctx, Limit, ReadStaff, WriteStaff, case_or_404, changed, decode_cursor, next_cursor, parse_id,
-)
+from api.cases.service import case_or_404, changed
+from api.platform.staff_common import Ctx, Limit, ReadStaff, WriteStaff, decode_cursor, next_cursor, parse_id
 from api.cases.schemas import ZoneCreate, ZoneOut, ZonePage
 
 router = APIRouter(tags=["zones"])  # mounted under /v1/cases by cases.py

@@ -15,10 +15,9 @@ from api.privacy import audit
 from api.auth.principals import Staff, StaffDep, require_staff
 from api.platform.context import Context
 from api.platform.problems import conflict, field_error, not_found
-from api.platform.staff_common import (
-    Ctx, Limit, ReadStaff, WriteStaff, case_or_404, decode_cursor, next_cursor, parse_id,
-)
-from api.cases.timeline import add_event
+from api.cases.service import case_or_404
+from api.cases.timeline.service import add_event
+from api.platform.staff_common import Ctx, Limit, ReadStaff, WriteStaff, decode_cursor, next_cursor, parse_id
 from api.contacts.schemas import (
     VICTIM_AGENCIES, AgreementIn, AgreementList, AgreementOut, AssignmentIn, AssignmentList, AssignmentOut, ContactIn,
     Deactivate, DeactivateOut, NoticeList, NoticeOut, OrphanedCase, OrphanedList, OverdueGroup, OverdueItem,

@@ -22,7 +22,8 @@ from api.privacy import audit
 from api.contacts import notices
 from api.auth.principals import Staff, VictimDep, require_staff
 from api.platform.problems import Problem, not_found
-from api.platform.staff_common import Ctx, Limit, ReadStaff, case_or_404, decode_cursor, next_cursor, parse_id
+from api.cases.service import case_or_404
+from api.platform.staff_common import Ctx, Limit, ReadStaff, decode_cursor, next_cursor, parse_id
 from api.victim.case_endpoints import fetch_notices
 from api.contacts.schemas import MessageIn, MessageOut, MessagePage, StaffVictimNotice, StaffVictimNoticePage
 from notifications import outbox

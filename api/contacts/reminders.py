@@ -37,8 +37,8 @@ from api.privacy import audit
 from api.contacts import notices
 from api.alerts import store as alert_store
 from api.contacts.endpoints import fetch_overdue
-from api.platform.staff_common import CONFIG_CHANNEL
-from api.cases.timeline import add_event
+from api.cases.repository import CONFIG_CHANNEL
+from api.cases.timeline.service import add_event
 from api.platform.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -1,5 +1,5 @@
-"""What the staff routers for cases, orders, zones, devices and enrollments share: roles, id parsing,
-keyset pagination, and the audit + engine-reload step every change ends with."""
+"""What staff endpoints share: the role dependencies, id parsing, and keyset pagination cursors. Finding a case
+and the audit + engine-reload step every change to a case ends with live in api/cases/service.py."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ import binascii
 import re
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import asyncpg
 from fastapi import Depends, Query
 
-from api.privacy import audit
 from api.auth.principals import Staff, require_staff
 from api.platform.context import Context, get_context
 from api.platform.problems import field_error, not_found
@@ -26,8 +25,6 @@ Ctx = Annotated[Context, Depends(get_context)]
 Limit = Annotated[int, Query(ge=1, le=500)]
 _SEQ_CURSOR = re.compile(r"[0-9]{1,18}")  # ASCII digits only, and always inside a bigint
 
-CONFIG_CHANNEL = "afstand_config"  # api/monitoring/runner.py listens here and reloads the case named in the payload
-
 
 def parse_id(value: str, what: str) -> uuid.UUID:
     """A malformed id names nothing that exists: 404, as for an unknown one."""
@@ -35,37 +32,6 @@ def parse_id(value: str, what: str) -> uuid.UUID:
         return uuid.UUID(value)
     except ValueError:
         raise not_found(what) from None
-
-
-async def case_or_404(conn: asyncpg.Connection, case_id: str, *, lock: bool = False) -> uuid.UUID:
-    cid = parse_id(case_id, "case")
-    # FOR SHARE: a change to a case's orders/zones/devices must not interleave with a change of the case itself.
-    sql = "SELECT id FROM cases WHERE id = $1" + (" FOR SHARE" if lock else "")
-    if await conn.fetchval(sql, cid) is None:
-        raise not_found("case")
-    return cid
-
-
-async def changed(
-    conn: asyncpg.Connection,
-    staff: Staff,
-    action: str,
-    case_id: uuid.UUID,
-    detail: dict[str, Any],
-    *,
-    reason: str | None = None,
-    engine: bool = True,
-) -> None:
-    """Audit a change and, when it alters what the engine enforces, tell the engine to reload the case.
-
-    Call inside the request's transaction: the audit row commits with the change or not at all, and
-    PostgreSQL delivers the NOTIFY only on commit, so the engine never reloads a half-made change.
-    ``detail`` must never hold coordinates or secrets: the audit log is read widely.
-    """
-    await audit.record(conn, actor=staff.actor, role=staff.role, action=action, case_id=case_id, reason=reason,
-                       detail=detail)
-    if engine:
-        await conn.execute("SELECT pg_notify($1, $2)", CONFIG_CHANNEL, str(case_id))
 
 
 # ---------------------------------------------------------------- keyset pagination on (created_at, id)

@@ -21,7 +21,7 @@ from api.contacts import notices
 from api.auth.principals import VictimDep
 from api.contacts.notices import victim_language
 from api.platform.staff_common import Ctx, Limit, decode_cursor, next_cursor
-from api.cases.timeline import event_cursor, fetch_events
+from api.cases.timeline.service import event_cursor, fetch_events
 from api.contacts.schemas import (
     STAGE_EVENTS, VICTIM_AGENCIES, ContactPerson, NextContact, Preferences, QuietHours, Stage,
     VictimCase,

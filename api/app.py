@@ -31,7 +31,7 @@ from api.victim import case_endpoints as victim_case
 from api.contacts import messages as case_messages
 from api.contacts import endpoints as contacts
 from api.cases import feasibility
-from api.cases import order_terms
+from api.cases.orders import endpoints as orders
 from api.cases import risk
 from api.cases.timeline import endpoints as timeline
 from api.privacy import audit_endpoints as audit_routes
@@ -146,7 +146,7 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
 
     for router in (health.router, cases.router, alerts.router, alert_actions.router, alert_actions.policy_router,
                    ingest.router, me.router, victim_case.router, case_messages.victim_router,
-                   case_messages.staff_router, contacts.router, timeline.router, order_terms.router, risk.router,
+                   case_messages.staff_router, contacts.router, timeline.router, orders.terms_router, risk.router,
                    feasibility.router):
         app.include_router(router)
     for router in (track.router, audit_routes.router, evidence_routes.router, access_routes.router):

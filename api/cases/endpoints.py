@@ -14,10 +14,11 @@ from api.auth import need_to_know as access
 from api.platform.problems import conflict, field_error, not_found
 from api.cases import devices
 from api.cases import enrollments
-from api.cases import orders
+from api.cases.orders import endpoints as orders
 from api.cases import zones
 from api.cases.devices import device_out, fetch_devices
-from api.cases.orders import fetch_orders, order_out
+from api.cases.orders.endpoints import order_out
+from api.cases.orders.repository import fetch_orders
 from api.cases.service import case_or_404, changed
 from api.platform.staff_common import Ctx, Limit, ReadStaff, WriteStaff, decode_cursor, next_cursor
 from api.cases.zones import fetch_zones, zone_out

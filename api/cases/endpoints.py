@@ -15,13 +15,14 @@ from api.platform.problems import conflict, field_error, not_found
 from api.cases import devices
 from api.cases import enrollments
 from api.cases.orders import endpoints as orders
-from api.cases import zones
+from api.cases.zones import endpoints as zones
 from api.cases.devices import device_out, fetch_devices
 from api.cases.orders.endpoints import order_out
 from api.cases.orders.repository import fetch_orders
 from api.cases.service import case_or_404, changed
 from api.platform.staff_common import Ctx, Limit, ReadStaff, WriteStaff, decode_cursor, next_cursor
-from api.cases.zones import fetch_zones, zone_out
+from api.cases.zones.endpoints import zone_out
+from api.cases.zones.repository import fetch_zones
 from api.cases.schemas import CaseCreate, CaseDetail, CaseOut, CasePage, CasePatch
 
 router = APIRouter(prefix="/v1/cases", tags=["cases"])

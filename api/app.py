@@ -30,7 +30,7 @@ from api.platform import health_endpoints as health
 from api.victim import case_endpoints as victim_case
 from api.contacts import messages as case_messages
 from api.contacts import endpoints as contacts
-from api.cases import feasibility
+from api.cases.feasibility import endpoints as feasibility
 from api.cases.orders import endpoints as orders
 from api.cases import risk
 from api.cases.timeline import endpoints as timeline

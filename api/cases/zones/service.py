@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 
 from api.auth.principals import Staff
-from api.cases.feasibility import zone_findings
+from api.cases.feasibility.service import zone_findings
 from api.cases.orders.repository import order_kind
 from api.cases.schemas import ZoneCreate
 from api.cases.service import case_or_404, changed

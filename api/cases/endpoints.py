@@ -12,11 +12,12 @@ from fastapi import APIRouter
 from api.privacy import audit
 from api.auth import need_to_know as access
 from api.platform.problems import conflict, field_error, not_found
-from api.cases import devices
+from api.cases.devices import endpoints as devices
 from api.cases import enrollments
 from api.cases.orders import endpoints as orders
 from api.cases.zones import endpoints as zones
-from api.cases.devices import device_out, fetch_devices
+from api.cases.devices.endpoints import device_out
+from api.cases.devices.repository import fetch_devices
 from api.cases.orders.endpoints import order_out
 from api.cases.orders.repository import fetch_orders
 from api.cases.service import case_or_404, changed

@@ -13,7 +13,7 @@ from api.privacy import audit
 from api.auth import need_to_know as access
 from api.platform.problems import conflict, field_error, not_found
 from api.cases.devices import endpoints as devices
-from api.cases import enrollments
+from api.cases.enrollments import endpoints as enrollments
 from api.cases.orders import endpoints as orders
 from api.cases.zones import endpoints as zones
 from api.cases.devices.endpoints import device_out

@@ -32,7 +32,7 @@ from api.contacts import messages as case_messages
 from api.contacts import endpoints as contacts
 from api.cases.feasibility import endpoints as feasibility
 from api.cases.orders import endpoints as orders
-from api.cases import risk
+from api.cases.risk import endpoints as risk
 from api.cases.timeline import endpoints as timeline
 from api.privacy import audit_endpoints as audit_routes
 from api.privacy import evidence_endpoints as evidence_routes

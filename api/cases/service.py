@@ -4,13 +4,19 @@ two steps every change to a case's protection shares: find the case, and audit t
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 
+from api.auth import need_to_know as access
 from api.auth.principals import Staff
 from api.cases import repository
-from api.platform.problems import not_found
+from api.cases.devices.repository import fetch_devices
+from api.cases.orders.repository import fetch_orders
+from api.cases.schemas import CaseCreate, Proximity
+from api.cases.zones.repository import fetch_zones
+from api.platform.problems import conflict, not_found
 from api.platform.staff_common import parse_id
 from api.privacy import audit
 
@@ -42,3 +48,67 @@ async def changed(
                        detail=detail)
     if engine:
         await repository.wake_engine(conn, case_id)
+
+
+def proximity_json(warn_m: float | None, alert_m: float | None) -> dict[str, float] | None:
+    return None if warn_m is None else {"warn_m": warn_m, "alert_m": alert_m}
+
+
+def _distances(proximity: Proximity | None) -> tuple[float | None, float | None]:
+    return (proximity.warn_m, proximity.alert_m) if proximity else (None, None)
+
+
+async def create_case(pool: asyncpg.Pool, staff: Staff, body: CaseCreate) -> asyncpg.Record:
+    cid = uuid.uuid4()
+    warn, alert = _distances(body.proximity)
+    async with pool.acquire() as conn, conn.transaction():
+        try:
+            async with conn.transaction():
+                await repository.insert_case(conn, cid, body.reference, warn, alert, staff.actor)
+        except asyncpg.UniqueViolationError:
+            raise conflict(f"a case with reference {body.reference} already exists") from None
+        await repository.insert_parties(conn, cid, body.victim.display_name, body.victim.language,
+                                        body.offender.display_name)
+        # Names stay out of the audit detail: the parties table is where personal data lives.
+        await changed(conn, staff, "case.create", cid,
+                      {"reference": body.reference, "proximity": proximity_json(warn, alert)})
+        if staff.role == "case_director":  # the creator owns the case (need-to-know, api/auth/need_to_know.py)
+            await access.grant(conn, cid, staff.sub, "case_director", by=staff.actor, reason="created the case")
+        return await repository.fetch_case(conn, cid)
+
+
+async def list_cases(pool: asyncpg.Pool, staff: Staff, *, status: str | None, after_at: datetime | None,
+                     after_id: uuid.UUID | None, limit: int, operator_grace_s: float) -> list[asyncpg.Record]:
+    rows = await repository.fetch_reachable_cases(pool, status=status, after_at=after_at, after_id=after_id,
+                                                  limit=limit, role=staff.role, sub=staff.sub,
+                                                  operator_grace_s=operator_grace_s)
+    await audit.record(pool, actor=staff.actor, role=staff.role, action="case.list",
+                       detail={"cases": [str(r["id"]) for r in rows[:limit]]})
+    return rows
+
+
+async def read_case(pool: asyncpg.Pool, staff: Staff, case_id: str) -> tuple[asyncpg.Record, list[asyncpg.Record],
+                                                                             list[asyncpg.Record], list[asyncpg.Record]]:
+    """The case with all its orders, zones and devices, read as of one moment."""
+    async with pool.acquire() as conn, conn.transaction(readonly=True, isolation="repeatable_read"):
+        cid = await case_or_404(conn, case_id)
+        row = await repository.fetch_case(conn, cid)
+        orders, zones, devices = await fetch_orders(conn, cid), await fetch_zones(conn, cid), await fetch_devices(conn, cid)
+    # The victim's name and her zones are personal data: the read is audited before it is answered.
+    await audit.record(pool, actor=staff.actor, role=staff.role, action="case.read", case_id=cid)
+    return row, orders, zones, devices
+
+
+async def set_proximity(pool: asyncpg.Pool, staff: Staff, case_id: str, proximity: Proximity | None,
+                        reason: str | None) -> asyncpg.Record:
+    warn, alert = _distances(proximity)
+    async with pool.acquire() as conn, conn.transaction():
+        cid = await case_or_404(conn, case_id)
+        before = await repository.lock_distances(conn, cid)
+        if before is None:
+            raise not_found("case")
+        await repository.set_distances(conn, cid, warn, alert)
+        await changed(conn, staff, "case.update", cid, {
+            "proximity": {"from": proximity_json(before["warn_m"], before["alert_m"]), "to": proximity_json(warn, alert)},
+        }, reason=reason)
+        return await repository.fetch_case(conn, cid)

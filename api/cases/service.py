@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import asyncpg
 
@@ -17,7 +17,7 @@ from api.cases.orders.repository import fetch_orders
 from api.cases.schemas import CaseCreate, Proximity
 from api.cases.zones.repository import fetch_zones
 from api.platform.problems import conflict, not_found
-from api.platform.staff_common import parse_id
+from api.platform.staff_common import decode_cursor, parse_id
 from api.privacy import audit
 
 
@@ -48,6 +48,27 @@ async def changed(
                        detail=detail)
     if engine:
         await repository.wake_engine(conn, case_id)
+
+
+async def page_of_parts(pool: asyncpg.Pool, case_id: str, fetch: Callable[..., Awaitable[list[asyncpg.Record]]],
+                        limit: int, cursor: str | None) -> list[asyncpg.Record]:
+    """A page of one kind of a case's parts (orders, zones, devices), oldest first: ``fetch`` is that kind's
+    repository read, called with the case and where the previous page ended; it returns ``limit + 1`` rows."""
+    after_at, after_id = decode_cursor(cursor)
+    async with pool.acquire() as conn:
+        cid = await case_or_404(conn, case_id)
+        return await fetch(conn, cid, limit, after_at, after_id)
+
+
+async def locked_part_or_404(conn: asyncpg.Connection, case_id: str, part_id: uuid.UUID, what: str,
+                             lock: Callable[..., Awaitable[asyncpg.Record | None]]) -> tuple[uuid.UUID, asyncpg.Record]:
+    """The case (held) and one of its parts, locked for a change by ``lock`` (that part's repository read);
+    a part of another case is as unknown as a missing one: 404."""
+    cid = await case_or_404(conn, case_id, lock=True)
+    row = await lock(conn, part_id, cid)
+    if row is None:
+        raise not_found(what)
+    return cid, row
 
 
 def proximity_json(warn_m: float | None, alert_m: float | None) -> dict[str, float] | None:

@@ -9,9 +9,9 @@ import asyncpg
 from api.auth.principals import Staff
 from api.cases.devices import repository
 from api.cases.schemas import DeviceCreate
-from api.cases.service import case_or_404, changed
-from api.platform.problems import conflict, field_error, not_found
-from api.platform.staff_common import decode_cursor, parse_id
+from api.cases.service import case_or_404, changed, locked_part_or_404, page_of_parts
+from api.platform.problems import conflict, field_error
+from api.platform.staff_common import parse_id
 
 
 def _serial_taken(serial: str) -> Exception:
@@ -41,20 +41,14 @@ async def register_device(pool: asyncpg.Pool, staff: Staff, case_id: str, body: 
 
 
 async def list_devices(pool: asyncpg.Pool, case_id: str, limit: int, cursor: str | None) -> list[asyncpg.Record]:
-    after_at, after_id = decode_cursor(cursor)
-    async with pool.acquire() as conn:
-        cid = await case_or_404(conn, case_id)
-        return await repository.fetch_devices(conn, cid, limit, after_at, after_id)
+    return await page_of_parts(pool, case_id, repository.fetch_devices, limit, cursor)
 
 
 async def revoke_device(pool: asyncpg.Pool, staff: Staff, case_id: str, device_id: str) -> asyncpg.Record:
     """Revoking twice is a no-op, so a retried request is safe."""
     did = parse_id(device_id, "device")
     async with pool.acquire() as conn, conn.transaction():
-        cid = await case_or_404(conn, case_id, lock=True)
-        current = await repository.lock_device(conn, did, cid)
-        if current is None:
-            raise not_found("device")
+        cid, current = await locked_part_or_404(conn, case_id, did, "device", repository.lock_device)
         if current["revoked_at"] is None:
             await repository.revoke(conn, did)
             await changed(conn, staff, "device.revoke", cid, {

@@ -21,12 +21,12 @@ from api.auth.principals import Staff
 from api.cases import repository as cases
 from api.cases.orders import repository
 from api.cases.schemas import BEHAVIOURAL_ORDER_MAX, OrderCreate
-from api.cases.service import case_or_404, changed
+from api.cases.service import case_or_404, changed, page_of_parts
 from api.cases.timeline.service import add_event
 from api.contacts.reminders import tell_victim_about_order
 from api.contacts.schemas import ExtensionIn, LetGoIn
 from api.platform.problems import conflict, field_error, not_found
-from api.platform.staff_common import decode_cursor, parse_id
+from api.platform.staff_common import parse_id
 
 MAX_EXTENSIONS = {"behavioural_order": 3}
 MAX_PERIOD = {"behavioural_order": BEHAVIOURAL_ORDER_MAX}
@@ -53,10 +53,7 @@ async def create_order(pool: asyncpg.Pool, staff: Staff, case_id: str, body: Ord
 
 
 async def list_orders(pool: asyncpg.Pool, case_id: str, limit: int, cursor: str | None) -> list[asyncpg.Record]:
-    after_at, after_id = decode_cursor(cursor)
-    async with pool.acquire() as conn:
-        cid = await case_or_404(conn, case_id)
-        return await repository.fetch_orders(conn, cid, limit, after_at, after_id)
+    return await page_of_parts(pool, case_id, repository.fetch_orders, limit, cursor)
 
 
 def _lapsed(order: asyncpg.Record, now: datetime) -> bool:

@@ -12,12 +12,12 @@ from api.auth.principals import Staff
 from api.cases.feasibility.service import zone_findings
 from api.cases.orders.repository import order_kind
 from api.cases.schemas import ZoneCreate
-from api.cases.service import case_or_404, changed
+from api.cases.service import case_or_404, changed, locked_part_or_404, page_of_parts
 from api.cases.zones import repository
 from api.cases.zones.geometry import ZoneShapeError, parse_geometry, parse_schedule
-from api.platform.problems import Problem, conflict, field_error, not_found
+from api.platform.problems import Problem, conflict, field_error
 from api.platform.settings import Settings
-from api.platform.staff_common import decode_cursor, parse_id
+from api.platform.staff_common import parse_id
 
 # A zone order of one kind cannot carry a zone of the other; contact bans and court orders may carry either.
 _ORDER_FORBIDS = {"exclusion_zone": "inclusion", "inclusion_zone": "exclusion"}
@@ -76,20 +76,14 @@ async def create_zone(pool: asyncpg.Pool, settings: Settings, staff: Staff, case
 
 
 async def list_zones(pool: asyncpg.Pool, case_id: str, limit: int, cursor: str | None) -> list[asyncpg.Record]:
-    after_at, after_id = decode_cursor(cursor)
-    async with pool.acquire() as conn:
-        cid = await case_or_404(conn, case_id)
-        return await repository.fetch_zones(conn, cid, limit, after_at, after_id)
+    return await page_of_parts(pool, case_id, repository.fetch_zones, limit, cursor)
 
 
 async def delete_zone(pool: asyncpg.Pool, staff: Staff, case_id: str, zone_id: str) -> None:
     """A zone that has raised an alert is evidence of what was enforced when it fired, so it stays (409)."""
     zid = parse_id(zone_id, "zone")
     async with pool.acquire() as conn, conn.transaction():
-        cid = await case_or_404(conn, case_id, lock=True)
-        zone = await repository.lock_zone(conn, zid, cid)
-        if zone is None:
-            raise not_found("zone")
+        cid, zone = await locked_part_or_404(conn, case_id, zid, "zone", repository.lock_zone)
         if await repository.has_alerts(conn, zid):
             raise conflict("this zone has raised alerts and is kept as evidence; end its order instead")
         await repository.delete_zone(conn, zid)

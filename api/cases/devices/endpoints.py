@@ -6,7 +6,7 @@ import asyncpg
 from fastapi import APIRouter
 
 from api.cases.devices import service
-from api.cases.schemas import DeviceCreate, DeviceOut, DevicePage
+from api.cases.devices.schemas import DeviceCreate, DeviceOut, DevicePage
 from api.platform.staff_common import Ctx, Limit, ReadStaff, WriteStaff, next_cursor
 
 router = APIRouter(tags=["devices"])

@@ -8,7 +8,7 @@ import asyncpg
 
 from api.auth.principals import Staff
 from api.cases.devices import repository
-from api.cases.schemas import DeviceCreate
+from api.cases.devices.schemas import DeviceCreate
 from api.cases.service import case_or_404, changed, locked_part_or_404, page_of_parts
 from api.platform.problems import conflict, field_error
 from api.platform.staff_common import parse_id

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.cases.enrollments import service
-from api.cases.schemas import EnrollmentOut
+from api.cases.enrollments.schemas import EnrollmentOut
 from api.platform.staff_common import Ctx, WriteStaff
 
 router = APIRouter(tags=["enrollments"])

@@ -7,7 +7,7 @@ import asyncpg
 from fastapi import APIRouter
 
 from api.cases.orders import service
-from api.cases.schemas import OrderCreate, OrderOut, OrderPage
+from api.cases.orders.schemas import OrderCreate, OrderOut, OrderPage
 from api.contacts.schemas import ExtensionIn, ExtensionList, ExtensionOut, LetGoIn
 from api.platform.staff_common import Ctx, Limit, ReadStaff, WriteStaff, next_cursor
 

@@ -20,7 +20,7 @@ import asyncpg
 from api.auth.principals import Staff
 from api.cases import repository as cases
 from api.cases.orders import repository
-from api.cases.schemas import BEHAVIOURAL_ORDER_MAX, OrderCreate
+from api.cases.orders.schemas import BEHAVIOURAL_ORDER_MAX, OrderCreate
 from api.cases.service import case_or_404, changed, page_of_parts
 from api.cases.timeline.service import add_event
 from api.contacts.reminders import tell_victim_about_order

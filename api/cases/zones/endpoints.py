@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 from fastapi import APIRouter, Response
 
-from api.cases.schemas import ZoneCreate, ZoneOut, ZonePage
+from api.cases.zones.schemas import ZoneCreate, ZoneOut, ZonePage
 from api.cases.zones import service
 from api.platform.staff_common import Ctx, Limit, ReadStaff, WriteStaff, next_cursor
 

@@ -11,7 +11,7 @@ import asyncpg
 from api.auth.principals import Staff
 from api.cases.feasibility.service import zone_findings
 from api.cases.orders.repository import order_kind
-from api.cases.schemas import ZoneCreate
+from api.cases.zones.schemas import ZoneCreate
 from api.cases.service import case_or_404, changed, locked_part_or_404, page_of_parts
 from api.cases.zones import repository
 from api.cases.zones.geometry import ZoneShapeError, parse_geometry, parse_schedule

@@ -1,2 +1,3 @@
 """Devices of a case: offender tags (enkelband) registered by staff, victim apps enrolled by code; both revocable.
-Staff side of ``devices``: registering a tag and revoking a device."""
+This is the staff side of ``devices`` (register a tag, revoke a device); enrolling, token refresh, push tokens
+and last contact are written by api/victim, notifications and api/intake."""

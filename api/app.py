@@ -31,10 +31,10 @@ from api.intake import endpoints as ingest
 from api.victim import endpoints as me
 from api.contacts.thread import endpoints as thread
 from api.contacts import endpoints as contacts
-from api.cases import feasibility
-from api.cases import order_terms
-from api.cases import risk
-from api.cases import timeline
+from api.cases.feasibility import endpoints as feasibility
+from api.cases.orders import endpoints as orders
+from api.cases.risk import endpoints as risk
+from api.cases.timeline import endpoints as timeline
 from api.privacy import audit_endpoints as audit_routes
 from api.privacy import evidence_endpoints as evidence_routes
 from api.privacy import track# privacy (issue 6)
@@ -163,7 +163,7 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
 
     for router in (health.router, cases.router, alerts.router, alert_actions.router, alert_actions.policy_router,
                    ingest.router, me.router, thread.staff_router, contacts.router, timeline.router,
-                   order_terms.router, risk.router, feasibility.router):
+                   orders.terms_router, risk.router, feasibility.router):
         app.include_router(router)
     for router in (track.router, audit_routes.router, evidence_routes.router, access_routes.router):
         app.include_router(router)

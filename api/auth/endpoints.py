@@ -19,7 +19,8 @@ from api.auth import need_to_know as access
 from api.auth.supplier_keys import revoke_key, rotate_key
 from api.auth.principals import Staff, require_staff
 from api.platform.problems import not_found
-from api.platform.staff_common import Ctx, WriteStaff, case_or_404
+from api.cases.service import case_or_404
+from api.platform.staff_common import Ctx, WriteStaff
 
 router = APIRouter(tags=["access"])
 

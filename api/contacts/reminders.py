@@ -38,7 +38,7 @@ from api.privacy import audit
 from api.contacts import repository
 from api.contacts.notices import service as notices
 from api.contacts.service import fetch_overdue
-from api.cases.timeline import add_event
+from api.cases.timeline.service import add_event
 from api.platform.settings import Settings
 
 log = logging.getLogger(__name__)

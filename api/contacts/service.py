@@ -10,14 +10,15 @@ from typing import Any, Awaitable, Callable
 import asyncpg
 
 from api.auth.principals import Staff
-from api.cases.timeline import add_event
+from api.cases.timeline.service import add_event
 from api.contacts import repository
 from api.contacts.schemas import (
     VICTIM_AGENCIES, AgreementIn, AgreementOut, AssignmentIn, AssignmentOut, ContactIn, DeactivateOut, NoticeOut,
     OrphanedCase, OrphanedList, OverdueGroup, OverdueItem, StaffMemberCreate, StaffMemberOut, StaffMemberPage,
 )
 from api.platform.problems import conflict, field_error, not_found
-from api.platform.staff_common import case_or_404, decode_cursor, next_cursor, parse_id
+from api.cases.service import case_or_404
+from api.platform.staff_common import decode_cursor, next_cursor, parse_id
 from api.privacy import audit
 
 

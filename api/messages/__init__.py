@@ -48,7 +48,7 @@ def date(language: str | None, value: datetime) -> str:
 def required_keys() -> set[str]:
     """Every key the code looks up: the vocabulary's words × their text slots."""
     from api.contacts import schemas as v
-    from api.cases.schemas import ORDER_KINDS
+    from api.cases.orders.schemas import ORDER_KINDS
 
     keys = {"format.date", "order.until", "order.until_further_notice", "zone.exclusion.description",
             "contact.unassigned", "contact.next", "contact.overdue", "contact.reach", "contact.reach_unknown",

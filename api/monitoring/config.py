@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 import asyncpg
 
-from api.cases.zone_geometry import parse_geometry, parse_schedule
+from api.cases.zones.geometry import parse_geometry, parse_schedule
 from geofence.model import CaseConfig, ExclusionZone, InclusionZone, ProximityRule, Validity, Zone
 
 # Orders that can carry a contact ban (contactverbod): the proximity rule is in force while one of them is.

@@ -1,5 +1,5 @@
-"""What the staff routers for cases, orders, zones, devices and enrollments share: roles, id parsing,
-keyset pagination, and the audit step every change ends with."""
+"""What staff endpoints share: the role dependencies, id parsing, and keyset pagination cursors. Finding a case
+and the audit + engine-reload step every change to a case ends with live in api/cases/service.py."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ import binascii
 import re
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import asyncpg
 from fastapi import Depends, Query
 
-from api.privacy import audit
 from api.auth.principals import Staff, require_staff
 from api.platform.context import Context, get_context
 from api.platform.problems import field_error, not_found
@@ -33,34 +32,6 @@ def parse_id(value: str, what: str) -> uuid.UUID:
         return uuid.UUID(value)
     except ValueError:
         raise not_found(what) from None
-
-
-async def case_or_404(conn: asyncpg.Connection, case_id: str, *, lock: bool = False) -> uuid.UUID:
-    cid = parse_id(case_id, "case")
-    # FOR SHARE: a change to a case's orders/zones/devices must not interleave with a change of the case itself.
-    sql = "SELECT id FROM cases WHERE id = $1" + (" FOR SHARE" if lock else "")
-    if await conn.fetchval(sql, cid) is None:
-        raise not_found("case")
-    return cid
-
-
-async def changed(
-    conn: asyncpg.Connection,
-    staff: Staff,
-    action: str,
-    case_id: uuid.UUID,
-    detail: dict[str, Any],
-    *,
-    reason: str | None = None,
-) -> None:
-    """Audit a change, inside the request's transaction: the audit row commits with the change or not at all.
-
-    The engine learns of changes to what it enforces from the configuration version that triggers bump in the
-    same transaction (migrations/0006_config_changes.sql); nothing here needs to tell it.
-    ``detail`` must never hold coordinates or secrets: the audit log is read widely.
-    """
-    await audit.record(conn, actor=staff.actor, role=staff.role, action=action, case_id=case_id, reason=reason,
-                       detail=detail)
 
 
 # ---------------------------------------------------------------- keyset pagination on (created_at, id)

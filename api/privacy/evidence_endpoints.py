@@ -17,7 +17,8 @@ from api.privacy import audit
 from api.privacy import evidence
 from api.auth.principals import Staff, require_staff
 from api.platform.problems import field_error, not_found
-from api.platform.staff_common import Ctx, case_or_404, parse_id
+from api.cases.service import case_or_404
+from api.platform.staff_common import Ctx, parse_id
 from api.privacy.track import Reason, check_reason
 from api.platform.times import Instant
 

@@ -20,7 +20,8 @@ from pydantic import BaseModel
 from api.privacy import audit
 from api.auth.principals import Staff, require_staff
 from api.platform.problems import field_error
-from api.platform.staff_common import Ctx, case_or_404
+from api.cases.service import case_or_404
+from api.platform.staff_common import Ctx
 from api.platform.times import Instant
 
 router = APIRouter(prefix="/v1/cases", tags=["privacy"])

@@ -22,7 +22,7 @@ from pyproj import Geod
 from api import messages
 from api.alerts import store as alert_store
 from api.auth.principals import VictimDevice, mint_device_token, victim_actor
-from api.cases.timeline import event_cursor, fetch_events
+from api.cases.timeline.service import event_cursor, fetch_events
 from api.contacts import repository as contact_store
 from api.contacts.notices import service as notices
 from api.contacts.schemas import STAGE_EVENTS, VICTIM_AGENCIES

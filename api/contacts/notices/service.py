@@ -29,7 +29,8 @@ from api.contacts import repository as contacts
 from api.contacts.notices import repository
 from api.contacts.notices.schemas import StaffVictimNotice, StaffVictimNoticePage
 from api.platform import metrics
-from api.platform.staff_common import case_or_404, decode_cursor, next_cursor
+from api.cases.service import case_or_404
+from api.platform.staff_common import decode_cursor, next_cursor
 from notifications import outbox, policy
 
 # Whose queue a case's notices join when it has no case director: the agency that owns that kind of order.

@@ -19,7 +19,8 @@ from api.contacts.notices import service as notices
 from api.contacts.thread import repository
 from api.contacts.thread.schemas import MessageOut, MessagePage
 from api.platform.problems import Problem, not_found
-from api.platform.staff_common import case_or_404, decode_cursor, next_cursor, parse_id
+from api.cases.service import case_or_404
+from api.platform.staff_common import decode_cursor, next_cursor, parse_id
 from api.privacy import audit
 from notifications import outbox
 

@@ -12,7 +12,7 @@ import time
 
 from api.auth.rate_limits import LIMITED, TokenBuckets
 from api.auth.principals import sign
-from api.cases.enrollments import ALPHABET, LOOKUP_LEN, SECRET_LEN, new_code
+from api.cases.enrollments.service import ALPHABET, LOOKUP_LEN, SECRET_LEN, new_code
 from tests.api.factories import Supplier, bearer, db, db_val, enroll, fix, new_case, new_supplier, world
 from tests.helpers import staff_headers
 from tests.api.auth.route_policy import POLICY

@@ -14,7 +14,7 @@ import pytest
 
 from api.platform import pg_channels
 from api.cli import create_supplier
-from api.cases.enrollments import ALPHABET
+from api.cases.enrollments.service import ALPHABET
 from api.platform.secrets import token_hash
 from tests.helpers import problem as assert_problem, staff_headers
 

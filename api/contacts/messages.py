@@ -4,7 +4,7 @@ Victim side under ``/v1/me/messages``, staff side under ``/v1/cases/{case_id}/me
 stored in the thread and, in the same transaction, its push is enqueued as the victim's channel, quiet hours and
 the case policy allow (api/contacts/notices.py); the lock screen says only who wrote, never what. Staff see each
 message's ``push_status`` and its ``deliveries`` (push, SMS). An operator's message to the victim from an alert
-(api/alerts/action_endpoints.py) lands in the same thread. A victim's message becomes a ``victim_message`` notice
+(api/alerts/service.py) lands in the same thread. A victim's message becomes a ``victim_message`` notice
 for each of the case's active contact persons, or its case directors, or its agency's queue.
 """
 

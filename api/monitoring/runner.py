@@ -31,7 +31,7 @@ import asyncpg
 from api.platform import background
 from api.platform import metrics
 from api.platform import pg_channels
-from api.alerts.store import apply_engine_changes
+from api.alerts.repository import apply_engine_changes
 from api.platform.context import Context
 from api.monitoring.config import load_cases
 from api.platform.pg_listener import Listener

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api.privacy import audit
-from api.alerts import store as alert_store
+from api.alerts import repository as alert_store
 from api.intake import service as ingestion
 from api.platform import metrics
 from api.auth.principals import VictimDep, mint_device_token, victim_actor

@@ -33,11 +33,12 @@ from api.platform import metrics
 from api.platform import pg_channels
 from api.alerts.repository import apply_engine_changes
 from api.platform.context import Context
-from api.monitoring import repository
+from api.monitoring import repository, snapshot
 from api.monitoring.config import load_cases
 from api.platform.pg_listener import Listener
 from geofence import Engine, EngineSettings
 from geofence.model import AlertChange, Fix, FixStatus, Party
+from geofence.state import SnapshotRefused
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +97,11 @@ class EngineRunner:
         snap = await repository.read_snapshot(pool, ENGINE_ID)
         if snap is not None:
             try:
-                self.engine = Engine.restore(snap[1], _engine_settings(self.ctx))
+                self.engine = snapshot.decode(snap[1], _engine_settings(self.ctx))
                 self.last_seq = snap[0]
-            except ValueError:
-                # A snapshot of an older engine: replay the whole log instead (alert writes are idempotent).
-                log.warning("engine snapshot from another engine version; replaying the log")
+            except SnapshotRefused as e:
+                # A snapshot of another engine version: replay the whole log instead (alert writes are idempotent).
+                log.warning("engine snapshot refused; replaying the log", extra={"reason": str(e)})
         marker = await repository.progress_marker(pool, ENGINE_ID)
         log.info("engine starting", extra={"snapshot_seq": self.last_seq, "progress_seq": marker or 0})
         # Fixes between the snapshot and the marker are evaluated again; their alert writes are idempotent.
@@ -226,6 +227,6 @@ class EngineRunner:
             if last_seq is not None:
                 await repository.advance_progress(conn, ENGINE_ID, last_seq)
             if snapshot_due:
-                await repository.save_snapshot(conn, ENGINE_ID, last_seq, self.engine.snapshot())
+                await repository.save_snapshot(conn, ENGINE_ID, last_seq, snapshot.encode(self.engine))
         if snapshot_due:
             self._last_snapshot = time.monotonic()

@@ -17,7 +17,6 @@ from api.alerts.lifecycle import Action
 from api.alerts.schemas import AlertPage, Escalate, MessageVictim, Note, NotificationPolicyBody, Resolve
 from api.auth import need_to_know as access
 from api.auth.principals import Staff, require_staff
-from api.privacy import audit
 from api.platform import db_outage
 from api.platform.context import Context, get_context
 from api.platform.problems import Problem, field_error, not_found
@@ -62,13 +61,7 @@ async def list_alerts(
 
 @router.get("/{alert_id}")
 async def get_alert(alert_id: str, ctx: Ctx, staff: ReadAlerts) -> dict[str, Any]:
-    alert = await repository.fetch_alert(ctx.pool, _uuid(alert_id, "alert"))
-    if alert is None:
-        raise not_found("alert")
-    # Its evidence names the victim's fixes: a read of personal data, audited before it is answered.
-    await audit.record(ctx.pool, actor=staff.actor, role=staff.role, action="alert.read",
-                       case_id=uuid.UUID(alert["case_id"]), detail={"alert_id": alert["id"]})
-    return alert
+    return await service.read_alert(ctx.pool, _uuid(alert_id, "alert"), staff)
 
 
 @router.post("/{alert_id}/acknowledge")

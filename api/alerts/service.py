@@ -26,6 +26,16 @@ from notifications import catalogue, outbox, policy
 AfterChange = Callable[[asyncpg.Connection, asyncpg.Record, int], Awaitable[None]]
 
 
+async def read_alert(pool: asyncpg.Pool, alert_id: uuid.UUID, staff: Staff) -> dict[str, Any]:
+    alert = await repository.fetch_alert(pool, alert_id)
+    if alert is None:
+        raise not_found("alert")
+    # Its evidence names the victim's fixes: a read of personal data, audited before it is answered.
+    await audit.record(pool, actor=staff.actor, role=staff.role, action="alert.read",
+                       case_id=uuid.UUID(alert["case_id"]), detail={"alert_id": alert["id"]})
+    return alert
+
+
 async def act(pool: asyncpg.Pool, alert_id: uuid.UUID, staff: Staff, action: Action, detail: dict[str, Any],
               then: AfterChange | None = None) -> dict[str, Any]:
     """Apply one operator action; returns the alert as it is afterwards."""

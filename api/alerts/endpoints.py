@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import uuid
 from typing import Annotated, Any, Literal
 
@@ -19,9 +18,8 @@ from api.auth import need_to_know as access
 from api.auth.principals import Staff, require_staff
 from api.platform import db_outage
 from api.platform.context import Context, get_context
-from api.platform.problems import Problem, field_error, not_found
+from api.platform.problems import Problem, not_found
 from api.platform.staff_common import decode_seq_cursor
-from notifications import catalogue, outbox
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
 policy_router = APIRouter(prefix="/v1/cases", tags=["cases"])
@@ -31,9 +29,6 @@ ActOnAlerts = Annotated[Staff, Depends(require_staff("operator"))]
 ManagePolicy = Annotated[Staff, Depends(require_staff("case_director"))]
 ReadPolicy = Annotated[Staff, Depends(require_staff("case_director", "operator", "contact_person"))]
 Ctx = Annotated[Context, Depends(get_context)]
-
-_PHONE = re.compile(r"\+[1-9]\d{6,14}")
-
 
 def _uuid(value: str, what: str) -> uuid.UUID:
     try:
@@ -91,8 +86,7 @@ async def escalate(alert_id: str, ctx: Ctx, staff: ActOnAlerts, body: Escalate |
 @router.post("/{alert_id}/message-victim")
 async def message_victim(alert_id: str, body: MessageVictim, ctx: Ctx, staff: ActOnAlerts) -> dict[str, Any]:
     """Send the victim a message: free text or a template from the catalogues (``operator.<template>``)."""
-    if body.template is not None and body.template not in catalogue.operator_templates():
-        raise field_error(["template"], f"unknown template; one of {', '.join(catalogue.operator_templates())}")
+    service.check_template(body.template)
     return await service.message_victim(ctx.pool, _uuid(alert_id, "alert"), staff, text=body.text,
                                         template=body.template, urgent=body.urgent)
 
@@ -106,12 +100,6 @@ async def get_policy(case_id: str, ctx: Ctx, staff: ReadPolicy) -> dict[str, Any
 async def put_policy(case_id: str, body: NotificationPolicyBody, ctx: Ctx, staff: ManagePolicy) -> dict[str, Any]:
     """Replace the case's overrides (see notifications/policy.py ``CasePolicy``) and the victim's SMS number."""
     cid = _uuid(case_id, "case")
-    if body.victim_phone is not None and not _PHONE.fullmatch(body.victim_phone):
-        raise field_error(["victim_phone"], "an international number in E.164 form, e.g. +31612345678")
-    try:
-        outbox.current_config().defaults.with_overrides(body.policy)
-    except ValueError as e:
-        raise field_error(["policy"], str(e)) from None
     await service.put_notification_policy(ctx.pool, cid, staff, body.victim_phone, body.policy)
     return await service.get_notification_policy(ctx.pool, cid)
 

@@ -9,6 +9,7 @@ request therefore means the change is stored and its messages are durably queued
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any, Awaitable, Callable
 
@@ -20,8 +21,10 @@ from api.alerts.lifecycle import ONCE, Action, Refused, transition
 from api.auth.principals import Staff
 from api.contacts import notices
 from api.privacy import audit
-from api.platform.problems import conflict, not_found
+from api.platform.problems import conflict, field_error, not_found
 from notifications import catalogue, outbox, policy
+
+_PHONE = re.compile(r"\+[1-9]\d{6,14}")
 
 AfterChange = Callable[[asyncpg.Connection, asyncpg.Record, int], Awaitable[None]]
 
@@ -64,8 +67,14 @@ async def act(pool: asyncpg.Pool, alert_id: uuid.UUID, staff: Staff, action: Act
     return alert
 
 
+def check_template(template: str | None) -> None:
+    if template is not None and template not in catalogue.operator_templates():
+        raise field_error(["template"], f"unknown template; one of {', '.join(catalogue.operator_templates())}")
+
+
 async def message_victim(pool: asyncpg.Pool, alert_id: uuid.UUID, staff: Staff, *, text: str | None,
                          template: str | None, urgent: bool) -> dict[str, Any]:
+    """Send the victim free text or a checked template (:func:`check_template`)."""
     detail: dict[str, Any] = {"urgent": urgent}
     if template is not None:
         detail["template"] = template
@@ -116,6 +125,13 @@ async def get_notification_policy(pool: asyncpg.Pool, case_id: uuid.UUID) -> dic
 
 async def put_notification_policy(pool: asyncpg.Pool, case_id: uuid.UUID, staff: Staff, victim_phone: str | None,
                                   overrides: dict[str, Any]) -> None:
+    """Replace the case's overrides (notifications/policy.py ``CasePolicy``) and the victim's SMS number."""
+    if victim_phone is not None and not _PHONE.fullmatch(victim_phone):
+        raise field_error(["victim_phone"], "an international number in E.164 form, e.g. +31612345678")
+    try:
+        outbox.current_config().defaults.with_overrides(overrides)
+    except ValueError as e:
+        raise field_error(["policy"], str(e)) from None
     async with pool.acquire() as conn, conn.transaction():
         if not await repository.case_exists(conn, case_id):
             raise not_found("case")

@@ -23,7 +23,6 @@ from api.platform.context import Context
 from api.platform.database import connect, create_pool, resolve_url
 from api.platform.migrate import apply_migrations
 from api.platform.pg_listener import Listener
-from api.alerts import action_endpoints as alert_actions
 from api.alerts import endpoints as alerts
 from api.cases import endpoints as cases
 from api.platform import health_endpoints as health
@@ -161,7 +160,7 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
                                        headers={"WWW-Authenticate": "Bearer"})
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    for router in (health.router, cases.router, alerts.router, alert_actions.router, alert_actions.policy_router,
+    for router in (health.router, cases.router, alerts.router, alerts.policy_router,
                    ingest.router, me.router, thread.staff_router, contacts.router, timeline.router,
                    orders.terms_router, risk.router, feasibility.router):
         app.include_router(router)
@@ -184,7 +183,7 @@ def _metrics_listener(settings: Settings):  # type: ignore[no-untyped-def]
 
 def _notifications(settings: Settings, ctx: Context):  # type: ignore[no-untyped-def]
     """The outbox dispatcher (notifications/), given the alert writers so that package never imports api."""
-    from api.alerts import store as alert_store
+    from api.alerts import repository as alert_store
     from api.platform import metrics
     from api.platform.secrets import decrypt
     from notifications.service import NotificationService

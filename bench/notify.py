@@ -3,7 +3,7 @@
 ``python -m bench.notify [--changes 10000] [--rate 1500] [--cases 1000]``
 
 An embedded PostgreSQL (fresh data dir), 1,000 cases each with a victim app token, and the real path: each
-alert change is written through ``api.alerts.store`` (which enqueues the push in the same transaction), the
+alert change is written through ``api.alerts.repository`` (which enqueues the push in the same transaction), the
 dispatcher (as the app runs it: LISTEN/NOTIFY wake-up, 2 workers, batches of 100, 32 SDK threads) claims it
 and sends it through the real firebase-admin code to a fake FCM in another process, then records the attempt
 and the ``notified`` change. Changes are offered at ``--rate`` per second (``0``: as fast as possible).
@@ -66,7 +66,7 @@ def _fake_fcm(port_q: "multiprocessing.Queue[int]") -> None:
 async def _run(args: argparse.Namespace, url: str, fcm_port: int) -> dict[str, Any]:
     import httpx
 
-    from api.alerts import store as alert_store
+    from api.alerts import repository as alert_store
     from api.platform import pg_channels
     from api.platform.database import create_pool
     from api.platform.migrate import apply_migrations

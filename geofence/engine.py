@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import heapq
 import math
-import pickle
-import zlib
 from collections.abc import Sequence
 from datetime import datetime
+
+from shapely.errors import ShapelyError
 
 from geofence.episode import Reading, SubjectEpisodes
 from geofence.geometry import GEOD, lonlat_gap_lower_m
@@ -25,10 +25,10 @@ from geofence.model import (
 )
 from geofence.quality import DeviceTrack, invalid_reason
 from geofence.rules import CompiledCase, CompiledZone, SubjectKey
+from geofence import state as plain
 from geofence.settings import EngineSettings
 
 _geod_inv = GEOD.inv
-_SNAPSHOT_VERSION = 2
 _SILENCE_KIND = {Party.OFFENDER: AlertKind.OFFENDER_SILENT, Party.VICTIM: AlertKind.VICTIM_SILENT}
 _SILENCE_LEVEL = {Party.OFFENDER: Level.VIOLATION, Party.VICTIM: Level.WARNING}
 # Timer queue entries: (due, case id, what, subject). ``what`` orders entries due at the same moment.
@@ -36,7 +36,7 @@ _EXPIRY, _WINDOW, _SILENCE = 0, 1, 2
 
 
 class CaseState:
-    """Everything the engine remembers of one case. ``compiled`` is derived and rebuilt, never pickled."""
+    """Everything the engine remembers of one case. ``compiled`` is derived and rebuilt, never stored."""
 
     def __init__(self, config: CaseConfig, settings: EngineSettings) -> None:
         self.config = config
@@ -47,14 +47,6 @@ class CaseState:
         self.window_checked: dict[str, float] = {}  # zone id -> start of the last window checked by tick
         self.window_due: dict[str, float] = {}  # zone id -> the next schedule boundary in the timer queue
         self.next_expiry = self.compiled.first_expiry()  # first valid_until not yet acted upon
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        del state["compiled"]
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
 
     def subject(self, key: SubjectKey) -> SubjectEpisodes:
         subject = self.subjects.get(key)
@@ -81,7 +73,7 @@ class Engine:
         self.settings = settings
         self._cases: dict[str, CaseState] = {}
         self._tracks: dict[str, DeviceTrack] = {}
-        self._timers: list[tuple[float, str, int, str]] = []  # heap; rebuilt on restore, never pickled
+        self._timers: list[tuple[float, str, int, str]] = []  # heap; rebuilt on restore, never stored
 
     # ---------------------------------------------------------------- configuration
 
@@ -502,21 +494,51 @@ class Engine:
                         found.append(episode.current())
         return found
 
-    def snapshot(self) -> bytes:
-        """All state, for restart without raising any episode twice."""
-        state = {"version": _SNAPSHOT_VERSION, "cases": self._cases, "tracks": self._tracks}
-        return zlib.compress(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL), 1)
+    def snapshot(self) -> dict:
+        """All state as plain data (layout in geofence/state.py), for restart without raising any episode twice."""
+        tracks: list[dict] = []
+        index: dict[int, int] = {}  # a track is shared by its case and the engine's device map: stored once
+
+        def ref(track: DeviceTrack) -> int:
+            if id(track) not in index:
+                index[id(track)] = len(tracks)
+                tracks.append(plain.track_to_plain(track))
+            return index[id(track)]
+
+        engine_tracks = {device_id: ref(track) for device_id, track in self._tracks.items()}
+        cases = [{
+            "config": plain.config_to_plain(case.config),
+            "subjects": [[[kind.value, sid], plain.subject_to_plain(s)] for (kind, sid), s in case.subjects.items()],
+            "open": [[kind.value, sid] for kind, sid in case.open],
+            "tracks": {party.value: [ref(t) for t in party_tracks] for party, party_tracks in case.tracks.items()},
+            "window_checked": dict(case.window_checked),
+            "next_expiry": case.next_expiry,
+        } for case in self._cases.values()]
+        return {"format_version": plain.FORMAT_VERSION, "tracks": tracks, "engine_tracks": engine_tracks,
+                "cases": cases}
 
     @classmethod
-    def restore(cls, data: bytes, settings: EngineSettings = EngineSettings()) -> Engine:
-        state = pickle.loads(zlib.decompress(data))
-        if state.get("version") != _SNAPSHOT_VERSION:
-            raise ValueError(f"unsupported engine snapshot version {state.get('version')!r}")
+    def restore(cls, data: dict, settings: EngineSettings = EngineSettings()) -> Engine:
+        """The engine as :meth:`snapshot` saw it; :class:`geofence.state.SnapshotRefused` for another format
+        version or malformed data (the caller then rebuilds from the log)."""
+        version = data.get("format_version") if isinstance(data, dict) else None
+        if version != plain.FORMAT_VERSION:
+            raise plain.SnapshotRefused(f"unsupported engine snapshot format {version!r}")
         engine = cls(settings)
-        engine._cases = state["cases"]
-        engine._tracks = state["tracks"]
+        try:
+            tracks = [plain.track_from_plain(t) for t in data["tracks"]]
+            engine._tracks = {device_id: tracks[i] for device_id, i in data["engine_tracks"].items()}
+            for c in data["cases"]:
+                case = CaseState(plain.config_from_plain(c["config"]), settings)
+                case.subjects = {(AlertKind(kind), sid): plain.subject_from_plain(s) for (kind, sid), s in c["subjects"]}
+                case.open = {key: case.subjects[key] for key in ((AlertKind(kind), sid) for kind, sid in c["open"])}
+                case.tracks = {Party(party): [tracks[i] for i in ids] for party, ids in c["tracks"].items()}
+                case.window_checked = dict(c["window_checked"])
+                case.next_expiry = c["next_expiry"]
+                engine._cases[case.config.case_id] = case
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError, ShapelyError) as e:
+            raise plain.SnapshotRefused(f"malformed engine snapshot: {e!r}") from None
         for case in engine._cases.values():
-            case.compiled = CompiledCase(case.config, settings)
             engine._arm_case(case)
         for track in engine._tracks.values():
             track.timer = False

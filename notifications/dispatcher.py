@@ -64,7 +64,7 @@ class AlertHooks:
     decrypt: Callable[[bytes], str] = lambda blob: ""
     on_failure: Callable[[str, str], None] = lambda channel, reason: None
     on_depth: Callable[[int], None] = lambda depth: None
-    # The transaction-scoped advisory lock that append_change takes (api.alerts.store.ALERT_LOG_LOCK).
+    # The transaction-scoped advisory lock that append_change takes (api.alerts.repository.ALERT_LOG_LOCK).
     alert_log_lock: int | None = None
 
 

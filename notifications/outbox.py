@@ -1,6 +1,6 @@
 """The transactional outbox: notification rows written in the transaction of the alert change that causes them.
 
-``api.alerts.store.append_change`` calls :func:`enqueue_for_change` after it stored a change, on the same
+``api.alerts.repository.append_change`` calls :func:`enqueue_for_change` after it stored a change, on the same
 connection and inside the same transaction: the change and its notifications commit together or not at all.
 Rows carry a deterministic ``idempotency_key`` (UNIQUE, inserted with ON CONFLICT DO NOTHING), so a replayed
 or repeated decision never enqueues twice. The ``message_key`` (a UUID derived from the alert and the message)

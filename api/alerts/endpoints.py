@@ -1,4 +1,6 @@
-"""The monitoring room's alert queue: list, read, acknowledge, resolve, and the live stream."""
+"""HTTP of the alerts domain: the monitoring room's queue (list, read, acknowledge, resolve, notes, the live
+stream), the actions that reach people outside the room (escalate to police, message the victim), and each case's
+notification policy. The use cases are in :mod:`api.alerts.service`."""
 
 from __future__ import annotations
 
@@ -8,50 +10,31 @@ import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, WebSocket, WebSocketDisconnect
-from pydantic import BaseModel, ConfigDict, Field
 
+from api.alerts import repository, service
+from api.alerts.lifecycle import Action
+from api.alerts.schemas import AlertPage, Escalate, MessageVictim, Note, NotificationPolicyBody, Resolve
 from api.auth import need_to_know as access
-from api.alerts import store as alert_store
-from api.privacy import audit
-from api.platform import db_outage
 from api.auth.principals import Staff, require_staff
+from api.platform import db_outage
 from api.platform.context import Context, get_context
-from api.platform.problems import Problem, conflict, not_found
+from api.platform.problems import Problem, not_found
 from api.platform.staff_common import decode_seq_cursor
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
+policy_router = APIRouter(prefix="/v1/cases", tags=["cases"])
 
 ReadAlerts = Annotated[Staff, Depends(require_staff("operator", "case_director", "contact_person"))]
 ActOnAlerts = Annotated[Staff, Depends(require_staff("operator"))]
+ManagePolicy = Annotated[Staff, Depends(require_staff("case_director"))]
+ReadPolicy = Annotated[Staff, Depends(require_staff("case_director", "operator", "contact_person"))]
 Ctx = Annotated[Context, Depends(get_context)]
 
-OUTCOMES = (
-    "offender_contacted_complied", "police_dispatched", "false_alarm_gps", "victim_safe_confirmed",
-    "technical_fault", "order_expired", "other",
-)
-
-
-class AlertPage(BaseModel):
-    items: list[dict[str, Any]]
-    next_cursor: str | None
-
-
-class Resolve(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    outcome: Literal[OUTCOMES]  # type: ignore[valid-type]
-    note: str | None = Field(default=None, max_length=4000)
-
-
-class Note(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    note: str = Field(min_length=1, max_length=4000)
-
-
-def _alert_id(alert_id: str) -> uuid.UUID:
+def _uuid(value: str, what: str) -> uuid.UUID:
     try:
-        return uuid.UUID(alert_id)
+        return uuid.UUID(value)
     except ValueError:
-        raise not_found("alert") from None
+        raise not_found(what) from None
 
 
 @router.get("", response_model=AlertPage)
@@ -66,63 +49,59 @@ async def list_alerts(
     after = decode_seq_cursor(cursor)
     # Only alerts of cases the caller may reach (need-to-know, api/auth/need_to_know.py); admin sees all.
     visible = await access.visible_case_ids(ctx.pool, ctx, staff)
-    items = await alert_store.list_alerts(ctx.pool, status=status, case_id=case_id, case_ids=visible, after_seq=after,
-                                          limit=limit)
+    items = await repository.list_alerts(ctx.pool, status=status, case_id=case_id, case_ids=visible, after_seq=after,
+                                         limit=limit)
     return AlertPage(items=items, next_cursor=str(items[-1]["seq"]) if len(items) == limit else None)
 
 
 @router.get("/{alert_id}")
 async def get_alert(alert_id: str, ctx: Ctx, staff: ReadAlerts) -> dict[str, Any]:
-    alert = await alert_store.fetch_alert(ctx.pool, _alert_id(alert_id))
-    if alert is None:
-        raise not_found("alert")
-    # Its evidence names the victim's fixes: a read of personal data, audited before it is answered.
-    await audit.record(ctx.pool, actor=staff.actor, role=staff.role, action="alert.read",
-                       case_id=uuid.UUID(alert["case_id"]), detail={"alert_id": alert["id"]})
-    return alert
-
-
-async def _operator_action(ctx: Context, alert_id: uuid.UUID, staff: Staff, change: str, detail: dict[str, Any],
-                           new_status: str | None, allowed_from: tuple[str, ...]) -> dict[str, Any]:
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        await alert_store.lock_alert_log(conn)
-        row = await conn.fetchrow("SELECT status, level, confidence, case_id FROM alerts WHERE id = $1 FOR UPDATE", alert_id)
-        if row is None:
-            raise not_found("alert")
-        if row["status"] not in allowed_from:
-            raise conflict(f"the alert is {row['status']}; {change} is possible only when it is {' or '.join(allowed_from)}")
-        if new_status is not None:
-            await conn.execute(
-                "UPDATE alerts SET status = $2, outcome = COALESCE($3, outcome) WHERE id = $1",
-                alert_id, new_status, detail.get("outcome"),
-            )
-        await alert_store.append_change(
-            conn, alert_id, change, level=row["level"], confidence=row["confidence"], actor=staff.actor, detail=detail
-        )
-        await audit.record(conn, actor=staff.actor, role=staff.role, action=f"alert.{change}",
-                           case_id=row["case_id"], detail={"alert_id": str(alert_id)})
-    alert = await alert_store.fetch_alert(ctx.pool, alert_id)
-    assert alert is not None
-    return alert
+    return await service.read_alert(ctx.pool, _uuid(alert_id, "alert"), staff)
 
 
 @router.post("/{alert_id}/acknowledge")
 async def acknowledge(alert_id: str, ctx: Ctx, staff: ActOnAlerts) -> dict[str, Any]:
-    return await _operator_action(ctx, _alert_id(alert_id), staff, "acknowledged", {}, "acknowledged", ("open",))
+    return await service.act(ctx.pool, _uuid(alert_id, "alert"), staff, Action.ACKNOWLEDGE, {})
 
 
 @router.post("/{alert_id}/resolve")
 async def resolve(alert_id: str, body: Resolve, ctx: Ctx, staff: ActOnAlerts) -> dict[str, Any]:
     detail = {"outcome": body.outcome, "note": body.note}
-    return await _operator_action(ctx, _alert_id(alert_id), staff, "resolved", detail, "resolved", ("open", "acknowledged"))
+    return await service.act(ctx.pool, _uuid(alert_id, "alert"), staff, Action.RESOLVE, detail)
 
 
 @router.post("/{alert_id}/notes")
 async def add_note(alert_id: str, body: Note, ctx: Ctx, staff: ActOnAlerts) -> dict[str, Any]:
     """A call-log note on the alert's history (who was called, what was said)."""
-    return await _operator_action(
-        ctx, _alert_id(alert_id), staff, "note", {"note": body.note}, None, ("open", "acknowledged", "resolved")
-    )
+    return await service.act(ctx.pool, _uuid(alert_id, "alert"), staff, Action.NOTE, {"note": body.note})
+
+
+@router.post("/{alert_id}/escalate")
+async def escalate(alert_id: str, ctx: Ctx, staff: ActOnAlerts, body: Escalate | None = None) -> dict[str, Any]:
+    """Escalate to the police control room: a signed webhook, retried until delivered or dead-lettered."""
+    detail = {"reason": (body.reason if body else None) or "operator", "automatic": False}
+    return await service.act(ctx.pool, _uuid(alert_id, "alert"), staff, Action.ESCALATE_TO_POLICE, detail)
+
+
+@router.post("/{alert_id}/message-victim")
+async def message_victim(alert_id: str, body: MessageVictim, ctx: Ctx, staff: ActOnAlerts) -> dict[str, Any]:
+    """Send the victim a message: free text or a template from the catalogues (``operator.<template>``)."""
+    service.check_template(body.template)
+    return await service.message_victim(ctx.pool, _uuid(alert_id, "alert"), staff, text=body.text,
+                                        template=body.template, urgent=body.urgent)
+
+
+@policy_router.get("/{case_id}/notification-policy")
+async def get_policy(case_id: str, ctx: Ctx, staff: ReadPolicy) -> dict[str, Any]:
+    return await service.get_notification_policy(ctx.pool, _uuid(case_id, "case"))
+
+
+@policy_router.put("/{case_id}/notification-policy")
+async def put_policy(case_id: str, body: NotificationPolicyBody, ctx: Ctx, staff: ManagePolicy) -> dict[str, Any]:
+    """Replace the case's overrides (see notifications/policy.py ``CasePolicy``) and the victim's SMS number."""
+    cid = _uuid(case_id, "case")
+    await service.put_notification_policy(ctx.pool, cid, staff, body.victim_phone, body.policy)
+    return await service.get_notification_policy(ctx.pool, cid)
 
 
 @router.websocket("/stream")
@@ -155,7 +134,7 @@ async def stream(websocket: WebSocket, after: Annotated[int, Query(le=2**63 - 1)
     try:
         while not client_gone.done():
             version = hub.version
-            items = await alert_store.changes_after(ctx.pool, last)
+            items = await repository.changes_after(ctx.pool, last)
             # Need-to-know (api/auth/need_to_know.py): only changes of alerts on cases this caller may reach.
             reach = await access.reach_filter(ctx.pool, ctx, staff, {uuid.UUID(i["alert"]["case_id"]) for i in items})
             for item in items:

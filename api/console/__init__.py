@@ -95,7 +95,7 @@ def _features(request: Request) -> dict[str, bool]:
 @router.get("/console/config.json")
 async def console_config(request: Request) -> dict[str, Any]:
     """No personal data: the tile source, defaults, the vocabularies the buttons offer, the optional features."""
-    from api.alerts.endpoints import OUTCOMES
+    from api.alerts.lifecycle import OUTCOMES
 
     settings = ConsoleSettings()
     try:

@@ -33,7 +33,7 @@ import asyncpg
 
 from api.platform import background
 from api import messages
-from api.alerts import store as alert_store
+from api.alerts import repository as alert_store
 from api.privacy import audit
 from api.contacts import repository
 from api.contacts.notices import service as notices

@@ -1,7 +1,7 @@
 """Device events from ankle-monitor suppliers become ``device_event`` alerts for the monitoring room.
 
 The policy is a small pure table (:data:`POLICY`, :func:`decide`); the adapter below applies its decisions
-through :mod:`api.alerts.store`, in the transaction that stores the event.
+through :mod:`api.alerts.repository`, in the transaction that stores the event.
 
 =====================  ===========  =========  =======================================================
 event                  family       level      restored by
@@ -34,7 +34,7 @@ from typing import Literal
 
 import asyncpg
 
-from api.alerts import store as alert_store
+from api.alerts import repository as alert_store
 
 ALERT_NAMESPACE = uuid.UUID("6b1f0c3e-9a53-4f0e-8f0d-1d3e5a7c2b90")
 LATE_AFTER = timedelta(seconds=300)  # an event this old when it arrives raises a ``late`` alert
@@ -133,11 +133,9 @@ async def _attach(conn: asyncpg.Connection, current: _Current, decision: Attach,
     # The alert-log lock before the alert's row, in the order append_change and the engine take them.
     await alert_store.lock_alert_log(conn)
     if decision.change == "escalated":
-        await conn.execute("UPDATE alerts SET level = $2, max_level = $2 WHERE id = $1", current.id, decision.level)
+        await alert_store.raise_level(conn, current.id, decision.level)
     if decision.clears:
-        await conn.execute(
-            "UPDATE alerts SET cleared_at = $2, clear_reason = 'restored' WHERE id = $1", current.id, recorded_at
-        )
+        await alert_store.mark_cleared(conn, current.id, recorded_at, "restored")
     detail = {"event": event_type, "via": via, "recorded_at": recorded_at.isoformat()}
     if decision.clears or (decision.change == "note" and POLICY.get(event_type, Rule("")).restores):
         detail["restores"] = True

@@ -10,7 +10,7 @@ The order of locks, the same in every writer of this module and of :mod:`api.int
    re-checks, under lock, that the device is still active;
 2. the fix-log lock (:data:`FIX_LOG_LOCK`), taken right before the INSERT into ``positions`` and held to commit,
    so ``positions.seq`` values commit in order and the engine, which reads ``seq > last``, never skips a fix;
-3. the alert-log lock (via :mod:`api.alerts.store`), only when an alert changes, and only then the alert's row
+3. the alert-log lock (via :mod:`api.alerts.repository`), only when an alert changes, and only then the alert's row
    (the engine's order: see api/intake/device_events.py).
 
 Coordinates are never logged: only counts, the channel and the sender.

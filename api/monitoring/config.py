@@ -1,4 +1,4 @@
-"""Reads what the engine must know of each case from the database and builds ``geofence`` configuration."""
+"""Builds ``geofence`` configuration from what the database holds of each case (read by the repository)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from datetime import datetime, timezone
 import asyncpg
 
 from api.cases.zones.geometry import parse_geometry, parse_schedule
+from api.monitoring import repository
+from api.monitoring.repository import CaseRows
 from geofence.model import CaseConfig, ExclusionZone, InclusionZone, ProximityRule, Validity, Zone
 
 # Orders that can carry a contact ban (contactverbod): the proximity rule is in force while one of them is.
@@ -42,23 +44,14 @@ def _zone(z: asyncpg.Record, orders: dict[uuid.UUID, asyncpg.Record]) -> Zone:
     return ExclusionZone(str(z["id"]), geometry, z["buffer_m"], validity, schedule)
 
 
-async def load_cases(conn: asyncpg.Connection | asyncpg.Pool, case_ids: list[uuid.UUID] | None = None) -> list[CaseConfig]:
-    cases = await conn.fetch(
-        "SELECT id, warn_m, alert_m FROM cases WHERE status = 'active' AND ($1::uuid[] IS NULL OR id = ANY($1))",
-        case_ids,
-    )
+async def load_cases(conn: repository.Db, case_ids: list[uuid.UUID] | None = None) -> list[CaseConfig]:
+    """The configuration of the active cases among ``case_ids`` (``None``: all)."""
+    return build_configs(await repository.case_rows(conn, case_ids))
+
+
+def build_configs(rows: CaseRows) -> list[CaseConfig]:
+    cases, orders, zones, devices = rows
     ids = [c["id"] for c in cases]
-    orders = await conn.fetch(
-        "SELECT id, case_id, kind, valid_from, valid_until FROM orders WHERE case_id = ANY($1) ORDER BY created_at", ids
-    )
-    zones = await conn.fetch(
-        "SELECT id, case_id, order_id, kind, geometry, buffer_m, schedule FROM zones WHERE case_id = ANY($1)"
-        " ORDER BY created_at",
-        ids,
-    )
-    devices = await conn.fetch(
-        "SELECT id, case_id, role FROM devices WHERE case_id = ANY($1) AND revoked_at IS NULL", ids
-    )
     by_case_orders: dict[uuid.UUID, list[asyncpg.Record]] = {i: [] for i in ids}
     for o in orders:
         by_case_orders[o["case_id"]].append(o)

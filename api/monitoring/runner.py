@@ -31,12 +31,14 @@ import asyncpg
 from api.platform import background
 from api.platform import metrics
 from api.platform import pg_channels
-from api.alerts.store import apply_engine_changes
+from api.alerts.repository import apply_engine_changes
 from api.platform.context import Context
+from api.monitoring import repository, snapshot
 from api.monitoring.config import load_cases
 from api.platform.pg_listener import Listener
 from geofence import Engine, EngineSettings
 from geofence.model import AlertChange, Fix, FixStatus, Party
+from geofence.state import SnapshotRefused
 
 log = logging.getLogger(__name__)
 
@@ -92,19 +94,19 @@ class EngineRunner:
 
     async def start(self) -> None:
         pool = self.ctx.pool
-        snap = await pool.fetchrow("SELECT last_seq, state FROM engine_snapshots WHERE engine_id = $1", ENGINE_ID)
+        snap = await repository.read_snapshot(pool, ENGINE_ID)
         if snap is not None:
             try:
-                self.engine = Engine.restore(bytes(snap["state"]), _engine_settings(self.ctx))
-                self.last_seq = snap["last_seq"]
-            except ValueError:
-                # A snapshot of an older engine: replay the whole log instead (alert writes are idempotent).
-                log.warning("engine snapshot from another engine version; replaying the log")
-        marker = await pool.fetchval("SELECT last_seq FROM engine_progress WHERE engine_id = $1", ENGINE_ID)
+                self.engine = snapshot.decode(snap[1], _engine_settings(self.ctx))
+                self.last_seq = snap[0]
+            except SnapshotRefused as e:
+                # A snapshot of another engine version: replay the whole log instead (alert writes are idempotent).
+                log.warning("engine snapshot refused; replaying the log", extra={"reason": str(e)})
+        marker = await repository.progress_marker(pool, ENGINE_ID)
         log.info("engine starting", extra={"snapshot_seq": self.last_seq, "progress_seq": marker or 0})
         # Fixes between the snapshot and the marker are evaluated again; their alert writes are idempotent.
         # The version is read before the cases: a change committed in between is loaded now and again later.
-        self.config_version = await pool.fetchval("SELECT version FROM config_version")
+        self.config_version = await repository.config_version(pool)
         await self._reload(None)
         # Case configuration is long-lived: moving it out of the collector's generations keeps GC pauses out
         # of the per-batch latency (bench/README.md measured the difference).
@@ -132,13 +134,7 @@ class EngineRunner:
             raise
 
     async def _load_changed(self) -> None:
-        # One statement, one snapshot: the head and the changes below it are consistent (versions commit in order).
-        rows = await self.ctx.pool.fetch(
-            "SELECT v.version AS head, c.version, c.case_id,"
-            " extract(epoch FROM clock_timestamp() - c.changed_at)::float8 AS age_s"
-            " FROM config_version v LEFT JOIN config_changes c ON c.version > $1 ORDER BY c.version",
-            self.config_version,
-        )
+        rows = await repository.config_changes_after(self.ctx.pool, self.config_version)
         head = rows[0]["head"]
         changes = [r for r in rows if r["version"] is not None]
         metrics.ENGINE_CONFIG_LAG.set(max((r["age_s"] for r in changes), default=0.0))
@@ -158,7 +154,7 @@ class EngineRunner:
         pool = self.ctx.pool
         configs = await load_cases(pool, case_ids)
         if case_ids is None:
-            gone = {str(r["id"]) for r in await pool.fetch("SELECT id FROM cases WHERE status <> 'active'")}
+            gone = await repository.inactive_case_ids(pool)
         else:
             gone = set(map(str, case_ids)) - {c.case_id for c in configs}
         now = self.ctx.clock.now()
@@ -169,8 +165,7 @@ class EngineRunner:
             changes += self.engine.remove_case(cid, now)
         if changes:
             await self._store(changes, None)
-        await pool.execute(
-            f"DELETE FROM config_changes WHERE changed_at < now() - interval '{CONFIG_CHANGES_KEPT}'")
+        await repository.prune_config_changes(pool, CONFIG_CHANGES_KEPT)
 
     async def _run(self) -> None:
         while True:
@@ -186,11 +181,7 @@ class EngineRunner:
     async def _step(self) -> None:
         if self._check_config or time.monotonic() - self._last_reconcile >= self.ctx.settings.engine_reconcile_s:
             await self._sync_config()
-        batch = await self.ctx.pool.fetch(
-            "SELECT seq, device_id, case_id, party, recorded_at, received_at, lat, lon, accuracy_m, source,"
-            " speed_mps FROM positions WHERE seq > $1 ORDER BY seq LIMIT $2",
-            self.last_seq, self.ctx.settings.engine_batch_size,
-        )
+        batch = await repository.positions_after(self.ctx.pool, self.last_seq, self.ctx.settings.engine_batch_size)
         if batch:
             await self._process(batch)
         else:
@@ -223,9 +214,7 @@ class EngineRunner:
         for c in changes:
             if c.evidence and c.evidence[-1] in received:
                 metrics.FIX_TO_ALERT.observe((now - received[c.evidence[-1]]).total_seconds())
-        lag = await self.ctx.pool.fetchrow(
-            "SELECT coalesce(max(seq), 0) AS head, extract(epoch FROM clock_timestamp() - (SELECT received_at"
-            " FROM positions WHERE seq > $1 ORDER BY seq LIMIT 1))::float8 AS age_s FROM positions", self.last_seq)
+        lag = await repository.log_lag(self.ctx.pool, self.last_seq)
         metrics.ENGINE_LAG.set(max(lag["head"] - self.last_seq, 0))
         metrics.ENGINE_LOG_LAG.set(max(lag["age_s"] or 0.0, 0.0))
 
@@ -236,16 +225,8 @@ class EngineRunner:
         async with self.ctx.pool.acquire() as conn, conn.transaction():
             await apply_engine_changes(conn, changes)
             if last_seq is not None:
-                await conn.execute(
-                    "INSERT INTO engine_progress (engine_id, last_seq) VALUES ($1, $2) ON CONFLICT (engine_id)"
-                    " DO UPDATE SET last_seq = GREATEST(engine_progress.last_seq, $2), updated_at = now()",
-                    ENGINE_ID, last_seq,
-                )
+                await repository.advance_progress(conn, ENGINE_ID, last_seq)
             if snapshot_due:
-                await conn.execute(
-                    "INSERT INTO engine_snapshots (engine_id, last_seq, state) VALUES ($1, $2, $3)"
-                    " ON CONFLICT (engine_id) DO UPDATE SET last_seq = $2, state = $3, taken_at = now()",
-                    ENGINE_ID, last_seq, self.engine.snapshot(),
-                )
+                await repository.save_snapshot(conn, ENGINE_ID, last_seq, snapshot.encode(self.engine))
         if snapshot_due:
             self._last_snapshot = time.monotonic()

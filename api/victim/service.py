@@ -20,7 +20,7 @@ import asyncpg
 from pyproj import Geod
 
 from api import messages
-from api.alerts import store as alert_store
+from api.alerts import repository as alert_store
 from api.auth.principals import VictimDevice, mint_device_token, victim_actor
 from api.cases.timeline.service import event_cursor, fetch_events
 from api.contacts import repository as contact_store

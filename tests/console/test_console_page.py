@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.console import MESSAGES, PDOK_BRT, STATIC
-from api.alerts.endpoints import OUTCOMES
+from api.alerts.lifecycle import OUTCOMES
 from api.platform.settings import Settings
 
 SVG_NS = "http://www.w3.org/2000/svg"  # a namespace name, never fetched

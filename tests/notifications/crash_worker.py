@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from api.alerts import store as alert_store
+from api.alerts import repository as alert_store
 from api.platform.database import create_pool
 from notifications.channels.fcm import FcmChannel
 from notifications.dispatcher import AlertHooks, Dispatcher, DispatcherConfig

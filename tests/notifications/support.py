@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from api.alerts import store as alert_store
+from api.alerts import repository as alert_store
 from api.platform.database import create_pool
 from notifications import outbox
 from notifications.channels import Channel

@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import pytest
 
-from api.alerts import store as alert_store
+from api.alerts import repository as alert_store
 from api.auth.principals import sign
 from tests.helpers import staff_headers
 from tests.notifications.fakes import FakeServer

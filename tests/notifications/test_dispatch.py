@@ -48,7 +48,7 @@ def test_violation_reaches_fake_fcm_with_the_right_request(database_url: str) ->
                 assert apns["payload"]["aps"]["interruption-level"] == "time-sensitive"
                 assert row["status"] == "sent" and row["attempts"] == 1
                 assert "notified" in await s.changes(pool, alert_id)
-                from api.alerts.store import fetch_alert
+                from api.alerts.repository import fetch_alert
                 alert = await fetch_alert(pool, alert_id)
                 assert alert is not None
                 [delivery] = [x for x in alert["deliveries"] if x["channel"] == "push"]
@@ -167,7 +167,7 @@ def test_unregistered_token_is_disabled_operator_alerted_and_sms_sent(database_u
             assert body["reference"] == str(push_row["message_key"])
             hist = await s.changes(e.pool, alert_id)
             assert "delivery_failed" in hist and "notified" in hist
-            from api.alerts.store import fetch_alert
+            from api.alerts.repository import fetch_alert
             deliveries = (await fetch_alert(e.pool, alert_id))["deliveries"]  # type: ignore[index]
             by_channel = {d["channel"]: d for d in deliveries}
             assert by_channel["push"]["status"] == "failed" and by_channel["push"]["reason"] == "unregistered"
@@ -322,7 +322,7 @@ def test_an_alert_change_rolled_back_enqueues_nothing(database_url: str) -> None
     async def main() -> None:
         import uuid
 
-        from api.alerts import store as alert_store
+        from api.alerts import repository as alert_store
 
         async with Env(database_url) as e:
             case_id = await e.case()

@@ -8,7 +8,7 @@ import uuid
 
 import asyncpg
 
-from api.alerts.store import apply_engine_changes, fetch_alert
+from api.alerts.repository import apply_engine_changes, fetch_alert
 from api.platform.database import _init_connection
 from geofence import CaseConfig, Engine, ProximityRule
 

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from api.alerts import store as alert_store
+from api.alerts import repository as alert_store
 from api.platform.secrets import token_hash
 from tests.api.factories import (
     ago, bearer, db, db_val, enroll, fix, new_case, new_code, now, world,

@@ -1,4 +1,4 @@
-"""Writing and reading alerts and their history: the one place that touches ``alerts`` and ``alert_changes``.
+"""All SQL of the alerts domain: the ONLY module that writes ``alerts`` and ``alert_changes``.
 
 Every writer (the engine, panic, device events, operator actions) goes through :func:`append_change`, which
 takes a transaction-scoped advisory lock before it assigns ``seq``. Transactions that write alert changes
@@ -14,14 +14,13 @@ from typing import Any, Iterable
 
 import asyncpg
 
+from api.alerts import sources
 from api.platform import metrics
 from api.platform import pg_channels
 from geofence.model import AlertChange
 from notifications import outbox
 
 ALERT_LOG_LOCK = 0x616C_7274  # "alrt"
-
-_LEVEL_RANK = {"none": 0, "warning": 1, "violation": 2}
 
 
 async def lock_alert_log(conn: asyncpg.Connection) -> None:
@@ -83,6 +82,7 @@ async def open_alert(
     actor: str | None = None,
 ) -> bool:
     """Create an alert with its ``opened`` change; False if it existed already (idempotent)."""
+    sources.check_kind(kind)
     inserted = await conn.fetchval(
         "INSERT INTO alerts (id, case_id, kind, subject_id, zone_id, device_id, level, max_level, confidence,"
         " opened_at, late, detail) VALUES ($1,$2,$3,$4,$5,$6,$7,$7,$8,$9,$10,$11)"
@@ -162,6 +162,62 @@ async def apply_engine_changes(conn: asyncpg.Connection, changes: Iterable[Alert
                 c.max_level_possible.label, late_found, c.fix_at,
             )
     return stored
+
+
+async def lock_for_action(conn: asyncpg.Connection, alert_id: uuid.UUID) -> asyncpg.Record | None:
+    """The alert-log lock, then the alert's row (status, level, confidence, case_id) locked for an operator
+    action; None when there is no such alert."""
+    await lock_alert_log(conn)
+    return await conn.fetchrow(
+        "SELECT status, level, confidence, case_id FROM alerts WHERE id = $1 FOR UPDATE", alert_id)
+
+
+async def set_status(conn: asyncpg.Connection, alert_id: uuid.UUID, status: str, outcome: str | None) -> None:
+    await conn.execute("UPDATE alerts SET status = $2, outcome = COALESCE($3, outcome) WHERE id = $1",
+                       alert_id, status, outcome)
+
+
+async def raise_level(conn: asyncpg.Connection, alert_id: uuid.UUID, level: str) -> None:
+    """A device event escalated an open alert of its family (the caller holds the alert-log lock)."""
+    await conn.execute("UPDATE alerts SET level = $2, max_level = $2 WHERE id = $1", alert_id, level)
+
+
+async def mark_cleared(conn: asyncpg.Connection, alert_id: uuid.UUID, at: datetime, reason: str) -> None:
+    """The condition behind an adapter's alert is over (the caller holds the alert-log lock)."""
+    await conn.execute("UPDATE alerts SET cleared_at = $2, clear_reason = $3 WHERE id = $1", alert_id, at, reason)
+
+
+async def has_change(conn: asyncpg.Connection, alert_id: uuid.UUID, change: str) -> bool:
+    return await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM alert_changes WHERE alert_id = $1 AND change = $2)", alert_id, change)
+
+
+async def case_has_victim(conn: asyncpg.Connection, case_id: uuid.UUID) -> bool:
+    return await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM parties WHERE case_id = $1 AND role = 'victim')", case_id)
+
+
+async def case_exists(conn: asyncpg.Connection | asyncpg.Pool, case_id: uuid.UUID) -> bool:
+    return await conn.fetchval("SELECT EXISTS (SELECT 1 FROM cases WHERE id = $1)", case_id)
+
+
+async def notification_policy(conn: asyncpg.Connection | asyncpg.Pool,
+                              case_id: uuid.UUID) -> tuple[asyncpg.Record | None, asyncpg.Record | None]:
+    """The case's stored overrides and SMS number, and the victim's own preferences (either may be absent)."""
+    row = await conn.fetchrow("SELECT victim_phone, policy FROM notification_policies WHERE case_id = $1", case_id)
+    prefs = await conn.fetchrow("SELECT channel, quiet_start, quiet_end, update_frequency"
+                                " FROM victim_preferences WHERE case_id = $1", case_id)
+    return row, prefs
+
+
+async def put_notification_policy(conn: asyncpg.Connection, case_id: uuid.UUID, victim_phone: str | None,
+                                  policy: dict[str, Any], actor: str) -> None:
+    await conn.execute(
+        "INSERT INTO notification_policies (case_id, victim_phone, policy, updated_by) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT (case_id) DO UPDATE SET victim_phone = EXCLUDED.victim_phone, policy = EXCLUDED.policy,"
+        " updated_at = now(), updated_by = EXCLUDED.updated_by",
+        case_id, victim_phone, policy, actor,
+    )
 
 
 _ALERT_COLUMNS = (

@@ -1,0 +1,107 @@
+"""All SQL of the monitoring domain: the fix log it reads, its progress marker and snapshot, the configuration
+version and change log, and the rows a case's engine configuration is built from."""
+
+from __future__ import annotations
+
+import uuid
+from typing import NamedTuple
+
+import asyncpg
+
+Db = asyncpg.Connection | asyncpg.Pool
+
+
+class CaseRows(NamedTuple):
+    """What the engine must know of some cases, as stored (api/monitoring/config.py builds the configuration)."""
+
+    cases: list[asyncpg.Record]
+    orders: list[asyncpg.Record]
+    zones: list[asyncpg.Record]
+    devices: list[asyncpg.Record]
+
+
+async def case_rows(conn: Db, case_ids: list[uuid.UUID] | None) -> CaseRows:
+    """The active cases among ``case_ids`` (``None``: all), with their orders, zones and devices."""
+    cases = await conn.fetch(
+        "SELECT id, warn_m, alert_m FROM cases WHERE status = 'active' AND ($1::uuid[] IS NULL OR id = ANY($1))",
+        case_ids,
+    )
+    ids = [c["id"] for c in cases]
+    orders = await conn.fetch(
+        "SELECT id, case_id, kind, valid_from, valid_until FROM orders WHERE case_id = ANY($1) ORDER BY created_at", ids
+    )
+    zones = await conn.fetch(
+        "SELECT id, case_id, order_id, kind, geometry, buffer_m, schedule FROM zones WHERE case_id = ANY($1)"
+        " ORDER BY created_at",
+        ids,
+    )
+    devices = await conn.fetch(
+        "SELECT id, case_id, role FROM devices WHERE case_id = ANY($1) AND revoked_at IS NULL", ids
+    )
+    return CaseRows(cases, orders, zones, devices)
+
+
+async def inactive_case_ids(conn: Db) -> set[str]:
+    return {str(r["id"]) for r in await conn.fetch("SELECT id FROM cases WHERE status <> 'active'")}
+
+
+async def config_version(conn: Db) -> int:
+    return await conn.fetchval("SELECT version FROM config_version")
+
+
+async def config_changes_after(conn: Db, version: int) -> list[asyncpg.Record]:
+    """Rows ``(head, version, case_id, age_s)``: the head version, and each change after ``version`` (none: one
+    row with ``version`` NULL). One statement, one snapshot: the head and the changes below it are consistent
+    (versions commit in order)."""
+    return await conn.fetch(
+        "SELECT v.version AS head, c.version, c.case_id,"
+        " extract(epoch FROM clock_timestamp() - c.changed_at)::float8 AS age_s"
+        " FROM config_version v LEFT JOIN config_changes c ON c.version > $1 ORDER BY c.version",
+        version,
+    )
+
+
+async def prune_config_changes(conn: Db, kept: str) -> None:
+    await conn.execute(f"DELETE FROM config_changes WHERE changed_at < now() - interval '{kept}'")
+
+
+async def positions_after(conn: Db, seq: int, limit: int) -> list[asyncpg.Record]:
+    """The next fixes of the log, in log order (api/intake writes it)."""
+    return await conn.fetch(
+        "SELECT seq, device_id, case_id, party, recorded_at, received_at, lat, lon, accuracy_m, source,"
+        " speed_mps FROM positions WHERE seq > $1 ORDER BY seq LIMIT $2",
+        seq, limit,
+    )
+
+
+async def log_lag(conn: Db, seq: int) -> asyncpg.Record:
+    """``head``: the newest seq of the log; ``age_s``: how long the oldest fix after ``seq`` has waited."""
+    return await conn.fetchrow(
+        "SELECT coalesce(max(seq), 0) AS head, extract(epoch FROM clock_timestamp() - (SELECT received_at"
+        " FROM positions WHERE seq > $1 ORDER BY seq LIMIT 1))::float8 AS age_s FROM positions", seq)
+
+
+async def progress_marker(conn: Db, engine_id: str) -> int | None:
+    return await conn.fetchval("SELECT last_seq FROM engine_progress WHERE engine_id = $1", engine_id)
+
+
+async def advance_progress(conn: asyncpg.Connection, engine_id: str, last_seq: int) -> None:
+    await conn.execute(
+        "INSERT INTO engine_progress (engine_id, last_seq) VALUES ($1, $2) ON CONFLICT (engine_id)"
+        " DO UPDATE SET last_seq = GREATEST(engine_progress.last_seq, $2), updated_at = now()",
+        engine_id, last_seq,
+    )
+
+
+async def read_snapshot(conn: Db, engine_id: str) -> tuple[int, bytes] | None:
+    """The stored snapshot as ``(last_seq, encoded state)`` (api/monitoring/snapshot.py), if there is one."""
+    row = await conn.fetchrow("SELECT last_seq, state FROM engine_snapshots WHERE engine_id = $1", engine_id)
+    return None if row is None else (row["last_seq"], bytes(row["state"]))
+
+
+async def save_snapshot(conn: asyncpg.Connection, engine_id: str, last_seq: int, state: bytes) -> None:
+    await conn.execute(
+        "INSERT INTO engine_snapshots (engine_id, last_seq, state) VALUES ($1, $2, $3)"
+        " ON CONFLICT (engine_id) DO UPDATE SET last_seq = $2, state = $3, taken_at = now()",
+        engine_id, last_seq, state,
+    )

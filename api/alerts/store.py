@@ -99,6 +99,16 @@ async def open_alert(
     return True
 
 
+async def raise_level(conn: asyncpg.Connection, alert_id: uuid.UUID, level: str) -> None:
+    """A device event escalates its open alert (the caller holds the alert-log lock)."""
+    await conn.execute("UPDATE alerts SET level = $2, max_level = $2 WHERE id = $1", alert_id, level)
+
+
+async def mark_restored(conn: asyncpg.Connection, alert_id: uuid.UUID, at: datetime) -> None:
+    """A restoring device event clears its open alert (the caller holds the alert-log lock)."""
+    await conn.execute("UPDATE alerts SET cleared_at = $2, clear_reason = 'restored' WHERE id = $1", alert_id, at)
+
+
 def _as_uuid(value: str | None) -> uuid.UUID | None:
     if value is None:
         return None

@@ -34,6 +34,7 @@ from typing import Callable
 
 import asyncpg
 
+from api.intake import repository as positions  # the one writer of positions and rejections
 from api.platform import background
 from api.privacy import audit
 from api.platform.settings import Settings
@@ -44,20 +45,6 @@ Clock = Callable[[], datetime]
 ACTOR = "system:retention"
 BATCH = 5000
 _LOCK = 0x7265_7465  # "rete"
-
-# A position of case $1 is evidence while some alert of that case names it or covers its time.
-_HELD = """
-EXISTS (
-    SELECT 1 FROM alerts a
-    WHERE a.case_id = p.case_id
-      AND (a.evidence ? p.seq::text
-           OR a.detail->>'fix_seq' = p.seq::text
-           OR p.recorded_at BETWEEN a.opened_at - $5::interval
-               AND coalesce(a.cleared_at,
-                            (SELECT max(ch.at) FROM alert_changes ch WHERE ch.alert_id = a.id AND ch.change = 'resolved'),
-                            $6::timestamptz) + $5::interval))
-"""
-
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
@@ -103,8 +90,7 @@ async def purge(pool: asyncpg.Pool, settings: Settings, now: datetime) -> Report
                                        case_id=case["id"], reason="retention period ended",
                                        detail={"positions_purged": purged, "positions_kept_as_evidence": kept,
                                                "cutoff": cutoff.isoformat(), "evidence_expired": expired})
-            report.rejections_purged = _count(await pool.execute(
-                "DELETE FROM ingest_rejections WHERE received_at < $1", cutoff))
+            report.rejections_purged = await positions.purge_rejections(pool, cutoff)
             await audit.record(pool, actor=ACTOR, role="system", action="retention.purge",
                                reason="retention period ended", detail={
                                    "cutoff": cutoff.isoformat(), "evidence_cutoff": evidence_cutoff.isoformat(),
@@ -123,26 +109,15 @@ async def purge(pool: asyncpg.Pool, settings: Settings, now: datetime) -> Report
 
 async def _purge_case(pool: asyncpg.Pool, case_id: uuid.UUID, cutoff: datetime, max_seq: int,
                       margin: timedelta, now: datetime, evidence_expired: bool) -> int:
-    held = "false" if evidence_expired else _HELD
-    sql = (
-        "DELETE FROM positions WHERE seq IN (SELECT p.seq FROM positions p"
-        " WHERE p.case_id = $1 AND p.recorded_at < $2 AND p.seq <= $3"
-        f" AND NOT ({held}) ORDER BY p.seq LIMIT $4)"
-    )
     total = 0
     while True:
         async with pool.acquire() as conn, conn.transaction():
-            args: list[object] = [case_id, cutoff, max_seq, BATCH]
-            if not evidence_expired:
-                args += [margin, now]
-            n = _count(await conn.execute(sql, *args))
+            n = await positions.purge_positions(
+                conn, case_id, recorded_before=cutoff, max_seq=max_seq, limit=BATCH,
+                evidence_margin=None if evidence_expired else margin, now=now)
         total += n
         if n < BATCH:
             return total
-
-
-def _count(status: str) -> int:
-    return int(status.rsplit(" ", 1)[-1])
 
 
 class RetentionJob:

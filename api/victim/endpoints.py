@@ -23,9 +23,10 @@ from api.platform import metrics
 from api.auth.principals import VictimDep, mint_device_token, victim_actor
 from api.platform.context import Context, get_context
 from api.platform.problems import Problem, field_error, not_found
-from api.intake.endpoints import body_doc, read_batch
 from api.platform.staff_common import decode_cursor, encode_cursor
-from api.intake.schemas import APP_POSITION, AppPositionBatch, BatchResult, RawPositionBatch
+from api.intake.model import storable
+from api.intake.protocols import json_contract
+from api.intake.schemas import APP_POSITION, AppPositionBatch, BatchResult, body_doc
 from api.victim.schemas import (
     AckOut, Enroll, Panic, PanicOut, PushToken, Refresh, TokenPair, VictimAlert, VictimAlertPage,
 )
@@ -187,10 +188,10 @@ async def _revoke_family_on_reuse(conn, presented: str) -> None:  # type: ignore
 async def post_positions(request: Request, device: VictimDep) -> BatchResult:
     """The victim's own positions; the same per-item results as the supplier API."""
     ctx: Context = request.app.state.ctx
-    items = await read_batch(request, RawPositionBatch, "positions", ctx.settings.ingest_max_items)
+    decoded = json_contract.decode_app_positions(await request.body(), ctx.settings.ingest_max_items)
     sender = ingestion.Sender.app(device.device_id, device.case_id)
     return BatchResult(results=await ingestion.ingest_positions(
-        ctx.pool, sender, items, ingestion.PlausibleTimes.from_settings(ctx.settings)))
+        ctx.pool, sender, decoded, ingestion.PlausibleTimes.from_settings(ctx.settings)))
 
 
 @router.post("/panic", status_code=201, response_model=PanicOut)
@@ -213,7 +214,7 @@ async def panic(body: Panic, ctx: Ctx, device: VictimDep) -> PanicOut:
     fix = None
     if given:
         raw = {"recorded_at": body.recorded_at, **given}
-        model, error = ingestion.validate(APP_POSITION, raw)
+        model, error = json_contract.validate(APP_POSITION, raw)
         error = error or suspicion  # a fix needs a real time; the alert does not
         if error is not None:
             outcome.reject(0, raw, error)
@@ -256,7 +257,7 @@ def _claimed_text(value: Any, parsed: datetime | None) -> str:
     if parsed is not None:
         return parsed.isoformat()
     text = value if isinstance(value, str) else json.dumps(value)
-    return ingestion.storable(text[:64])
+    return storable(text[:64])
 
 
 async def _recent_suspect_panic(conn, device_id: uuid.UUID, claim: str) -> uuid.UUID | None:  # type: ignore[no-untyped-def]

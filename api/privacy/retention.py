@@ -36,7 +36,7 @@ import asyncpg
 
 from api.intake import repository as positions  # the one writer of positions and rejections
 from api.platform import background
-from api.privacy import audit
+from api.privacy import audit, repository
 from api.platform.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 ACTOR = "system:retention"
 BATCH = 5000
-_LOCK = 0x7265_7465  # "rete"
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
@@ -69,19 +68,17 @@ async def purge(pool: asyncpg.Pool, settings: Settings, now: datetime) -> Report
     margin = timedelta(seconds=settings.retention_evidence_margin_s)
     report = Report(cutoff=cutoff, evidence_cutoff=evidence_cutoff)
     async with pool.acquire() as lock_conn:
-        if not await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)", _LOCK):
+        if not await repository.try_retention_lock(lock_conn):
             return Report(ran=False)
         try:
-            max_seq = await pool.fetchval("SELECT coalesce(min(last_seq), 0) FROM engine_progress")
+            max_seq = await repository.engine_processed_up_to(pool)
             report.engine_last_seq = max_seq
-            cases = await pool.fetch("SELECT id, status, closed_at FROM cases ORDER BY id")
+            cases = await repository.cases_for_retention(pool)
             for case in cases:
                 expired = case["status"] == "closed" and case["closed_at"] is not None \
                     and case["closed_at"] < evidence_cutoff
                 purged = await _purge_case(pool, case["id"], cutoff, max_seq, margin, now, expired)
-                kept = await pool.fetchval(
-                    "SELECT count(*) FROM positions WHERE case_id = $1 AND recorded_at < $2 AND seq <= $3",
-                    case["id"], cutoff, max_seq)
+                kept = await repository.count_old_positions(pool, case["id"], cutoff, max_seq)
                 report.positions_kept_as_evidence += kept
                 if purged:
                     report.positions_purged += purged
@@ -100,7 +97,7 @@ async def purge(pool: asyncpg.Pool, settings: Settings, now: datetime) -> Report
                                    "cases_purged": len(report.cases),
                                })
         finally:
-            await lock_conn.execute("SELECT pg_advisory_unlock($1)", _LOCK)
+            await repository.release_retention_lock(lock_conn)
     log.info("retention purge", extra={"positions_purged": report.positions_purged,
                                        "positions_kept": report.positions_kept_as_evidence,
                                        "rejections_purged": report.rejections_purged})

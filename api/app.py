@@ -35,7 +35,7 @@ from api.cases import order_terms
 from api.cases import risk
 from api.cases import timeline
 from api.privacy import endpoints as privacy
-from api.auth import endpoints as access_routes# need-to-know grants, watch lists, supplier keys (issue 6)
+from api.auth import endpoints as access_routes  # need-to-know grants, watch lists, supplier keys
 from api.platform.secrets import server_key
 from api.platform.security_headers import SecurityHeaders
 from api.platform.settings import Settings

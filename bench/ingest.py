@@ -1,5 +1,4 @@
-"""Ingestion benchmark: ``python -m bench.ingest [--cases N] [--seconds S]`` (needs the ``bench`` extra:
-``pip install -e '.[bench]'`` for psutil, which measures the server's memory).
+"""Ingestion benchmark: ``python -m bench.ingest [--cases N] [--seconds S]``.
 
 Starts ``afstand serve`` on a fresh embedded database, creates the cases over the staff API, enrolls a victim
 app per case, then drives simulated suppliers (batches of 100 fixes) and victim apps at a rising rate. One in

@@ -1,4 +1,4 @@
-"""Shared fixtures: real PostgreSQL servers (embedded PostgreSQL, plus TEST_DATABASE_URL when set) and apps."""
+"""Shared fixtures: real PostgreSQL servers (embedded pgserver, plus TEST_DATABASE_URL when set) and apps."""
 
 from __future__ import annotations
 

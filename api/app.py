@@ -34,10 +34,8 @@ from api.cases.feasibility import endpoints as feasibility
 from api.cases.orders import endpoints as orders
 from api.cases.risk import endpoints as risk
 from api.cases.timeline import endpoints as timeline
-from api.privacy import audit_endpoints as audit_routes
-from api.privacy import evidence_endpoints as evidence_routes
-from api.privacy import track# privacy (issue 6)
-from api.auth import endpoints as access_routes# need-to-know grants, watch lists, supplier keys (issue 6)
+from api.privacy import endpoints as privacy
+from api.auth import endpoints as access_routes  # need-to-know grants, watch lists, supplier keys
 from api.platform.secrets import server_key
 from api.platform.security_headers import SecurityHeaders
 from api.platform.settings import Settings
@@ -81,7 +79,7 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
 
         ctx.extras["order_scheduler"] = scheduler = OrderScheduler(pool, settings, clock=ctx.clock)
         await scheduler.start()
-        from api.privacy.retention import RetentionJob  # the scheduled purge of old positions (issue 6)
+        from api.privacy.retention import RetentionJob  # the scheduled purge of old positions
 
         ctx.extras["retention"] = retention = RetentionJob(pool, settings)
         await retention.start()
@@ -164,7 +162,7 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
                    ingest.router, me.router, thread.staff_router, contacts.router, timeline.router,
                    orders.terms_router, risk.router, feasibility.router):
         app.include_router(router)
-    for router in (track.router, audit_routes.router, evidence_routes.router, access_routes.router):
+    for router in (privacy.track_router, privacy.audit_router, privacy.evidence_router, access_routes.router):
         app.include_router(router)
     from api.console import router as console_router  # the monitoring-room console page (issue 7)
 

@@ -6,10 +6,8 @@ import argparse
 import asyncio
 import getpass
 import json
-import secrets
 import signal
 import sys
-import uuid
 from pathlib import Path
 
 from api.platform.settings import Settings, load_settings
@@ -57,25 +55,15 @@ def cmd_dev_token(args: argparse.Namespace) -> int:
 
 
 async def create_supplier(settings: Settings, name: str) -> dict[str, str]:
+    from api.auth.service import register_supplier
     from api.platform.database import connect, resolve_url
     from api.platform.migrate import apply_migrations
-    from api.platform.secrets import encrypt, server_key
+    from api.platform.secrets import server_key
 
     conn = await connect(resolve_url(settings.database_url, settings.data_dir))
     try:
         await apply_migrations(conn)
-        key_id = "sk_" + secrets.token_hex(8)
-        secret = secrets.token_urlsafe(32)
-        async with conn.transaction():
-            supplier_id = await conn.fetchval(
-                "INSERT INTO suppliers (id, name) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET name = $2 RETURNING id",
-                uuid.uuid4(), name,
-            )
-            await conn.execute(
-                "INSERT INTO supplier_keys (key_id, supplier_id, secret_enc) VALUES ($1, $2, $3)",
-                key_id, supplier_id, encrypt(server_key(settings), secret),
-            )
-        return {"key_id": key_id, "secret": secret}
+        return await register_supplier(conn, server_key(settings), name)
     finally:
         await conn.close()
 
@@ -96,7 +84,7 @@ async def _supplier_key_command(settings: Settings, action: str, key_id: str) ->
     from api.platform.database import connect, resolve_url
     from api.platform.migrate import apply_migrations
     from api.platform.secrets import server_key
-    from api.auth.supplier_keys import revoke_key, rotate_key
+    from api.auth.service import revoke_key, rotate_key
 
     actor = f"cli:{_os_user()}"  # the audit log names who ran the command, in the KIND:NAME form of every actor
     conn = await connect(resolve_url(settings.database_url, settings.data_dir))

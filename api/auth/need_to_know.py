@@ -23,13 +23,13 @@ import anyio
 import asyncpg
 from starlette.requests import HTTPConnection
 
+from api.auth import repository
 from api.privacy import audit
 from api.auth.principals import Staff, decode_staff_token, staff_principal
 from api.platform.context import Context
 from api.platform.problems import Problem, not_found
 
 RELATIONS = ("case_director", "contact_person", "prosecutor_coordinator")
-_REACH = "staff_may_reach($1::uuid, $2::text, $3::text, $4::float8)"
 _staff_routes: dict[int, bool] = {}
 
 
@@ -81,7 +81,7 @@ def _uuid(value: Any) -> uuid.UUID | None:
 
 
 async def may_reach(db: asyncpg.Connection | asyncpg.Pool, ctx: Context, staff: Staff, case_id: uuid.UUID) -> bool:
-    return bool(await db.fetchval(f"SELECT {_REACH}", case_id, staff.sub, staff.role, ctx.settings.operator_grace_s))
+    return await repository.may_reach(db, case_id, staff.sub, staff.role, ctx.settings.operator_grace_s)
 
 
 async def need_to_know(conn: HTTPConnection) -> None:
@@ -99,13 +99,7 @@ async def need_to_know(conn: HTTPConnection) -> None:
     if target is None:
         return  # a malformed id names nothing: the handler answers 404 itself
     async with ctx.pool.acquire() as db:
-        row = await db.fetchrow(
-            "WITH target AS ("
-            " SELECT id AS case_id FROM cases WHERE $5 = 'case' AND id = $1"
-            " UNION ALL SELECT case_id FROM alerts WHERE $5 = 'alert' AND id = $1)"
-            " SELECT case_id, staff_may_reach(case_id, $2, $3, $4::float8) AS ok FROM target",
-            target, staff.sub, staff.role, ctx.settings.operator_grace_s, what,
-        )
+        row = await repository.reach_of_target(db, what, target, staff.sub, staff.role, ctx.settings.operator_grace_s)
         if row is None or row["ok"]:
             return  # unknown: the handler's own 404; reachable: go on
         await audit.record(db, actor=staff.actor, role=staff.role, action="access.denied", case_id=row["case_id"],
@@ -117,11 +111,7 @@ async def visible_case_ids(db: asyncpg.Connection | asyncpg.Pool, ctx: Context, 
     """The cases ``staff`` may reach; None means every case (admin)."""
     if staff.role == "admin":
         return None
-    rows = await db.fetch(
-        "SELECT id FROM cases WHERE staff_may_reach(id, $1, $2, $3::float8)",
-        staff.sub, staff.role, ctx.settings.operator_grace_s,
-    )
-    return [r["id"] for r in rows]
+    return await repository.reachable_cases(db, staff.sub, staff.role, ctx.settings.operator_grace_s)
 
 
 async def reach_filter(db: asyncpg.Connection | asyncpg.Pool, ctx: Context, staff: Staff,
@@ -129,11 +119,7 @@ async def reach_filter(db: asyncpg.Connection | asyncpg.Pool, ctx: Context, staf
     """Of ``case_ids``, those ``staff`` may reach (for streams that see many cases at once)."""
     if staff.role == "admin" or not case_ids:
         return set(case_ids)
-    rows = await db.fetch(
-        "SELECT id FROM unnest($1::uuid[]) AS id WHERE staff_may_reach(id, $2, $3, $4::float8)",
-        list(case_ids), staff.sub, staff.role, ctx.settings.operator_grace_s,
-    )
-    return {r["id"] for r in rows}
+    return await repository.reachable_among(db, case_ids, staff.sub, staff.role, ctx.settings.operator_grace_s)
 
 
 async def grant(conn: asyncpg.Connection, case_id: uuid.UUID, staff_sub: str, relation: str, *, by: str,
@@ -142,16 +128,12 @@ async def grant(conn: asyncpg.Connection, case_id: uuid.UUID, staff_sub: str, re
     Returns (grant id, whether anything changed)."""
     if relation not in RELATIONS:
         raise ValueError(f"relation must be one of {RELATIONS}")
-    current = await conn.fetchrow(
-        "SELECT id, relation FROM case_access WHERE case_id = $1 AND staff_sub = $2 AND ended_at IS NULL FOR UPDATE",
-        case_id, staff_sub)
+    current = await repository.current_grant(conn, case_id, staff_sub)
     if current is not None:
         if current["relation"] == relation:
             return current["id"], False
-        await conn.execute("UPDATE case_access SET relation = $2 WHERE id = $1", current["id"], relation)
+        await repository.change_relation(conn, current["id"], relation)
         return current["id"], True
     gid = uuid.uuid4()
-    await conn.execute(
-        "INSERT INTO case_access (id, case_id, staff_sub, relation, granted_by, reason) VALUES ($1, $2, $3, $4, $5, $6)",
-        gid, case_id, staff_sub, relation, by, reason)
+    await repository.insert_grant(conn, gid, case_id, staff_sub, relation, by, reason)
     return gid, True

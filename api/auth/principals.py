@@ -18,6 +18,7 @@ import jwt
 from fastapi import Depends, Request
 
 from api.platform.context import Context, get_context
+from api.auth import repository
 from api.auth.oidc import NoRole, OIDCVerifier, TokenRejected
 from api.platform.problems import Problem
 from api.platform.secrets import decrypt, derive
@@ -161,14 +162,10 @@ async def victim_device(request: Request, ctx: Annotated[Context, Depends(get_co
         raise _unauthorized(f"device token rejected: {e}") from None
     device_id = uuid.UUID(claims["sub"])
     # Checked on every request so that revoking a device, or its token family, kills its tokens at once.
-    row = await ctx.pool.fetchrow(
-        "SELECT case_id FROM devices WHERE id = $1 AND role = 'victim_app' AND revoked_at IS NULL"
-        " AND (tokens_revoked_at IS NULL OR tokens_revoked_at < to_timestamp($2))",
-        device_id, float(claims.get("iat", 0)),
-    )
-    if row is None:
+    case_id = await repository.victim_device_case(ctx.pool, device_id, float(claims.get("iat", 0)))
+    if case_id is None:
         raise _unauthorized("this device has been revoked")
-    return VictimDevice(device_id=device_id, case_id=row["case_id"])
+    return VictimDevice(device_id=device_id, case_id=case_id)
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -193,9 +190,7 @@ async def supplier_principal(request: Request, ctx: Annotated[Context, Depends(g
         raise Problem(401, "Unauthorized", "X-Afstand-Signature must be 64 hexadecimal characters")
     if abs(time.time() - int(ts)) > ctx.settings.hmac_window_s:
         raise Problem(401, "Unauthorized", f"X-Afstand-Timestamp is more than {ctx.settings.hmac_window_s} s from server time")
-    row = await ctx.pool.fetchrow(
-        "SELECT supplier_id, secret_enc FROM supplier_keys WHERE key_id = $1 AND revoked_at IS NULL", key_id
-    )
+    row = await repository.active_key(ctx.pool, key_id)
     body = await request.body()
     # Compare against a computed signature even for unknown keys, so timing does not reveal which keys exist.
     secret = decrypt(ctx.key, row["secret_enc"]) if row else "unknown-key"
@@ -204,11 +199,7 @@ async def supplier_principal(request: Request, ctx: Annotated[Context, Depends(g
         raise Problem(401, "Unauthorized", "unknown key or bad signature")
     await _prune_seen(ctx)
     # Claimed before the handler runs: of two identical requests, however close, exactly one gets past here.
-    first = await ctx.pool.fetchval(
-        "INSERT INTO hmac_seen (signature, key_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING true",
-        signature, key_id,
-    )
-    if not first:
+    if not await repository.claim_signature(ctx.pool, signature, key_id):
         raise Problem(401, "Unauthorized", "this signature was used already (a replayed request); sign each request anew")
     try:
         yield Supplier(supplier_id=row["supplier_id"], key_id=key_id)
@@ -216,7 +207,7 @@ async def supplier_principal(request: Request, ctx: Annotated[Context, Depends(g
         raise  # the client's mistake: the signature stays used
     except Exception:
         # The server failed before answering: free the signature so the supplier's identical retry is served.
-        await ctx.pool.execute("DELETE FROM hmac_seen WHERE signature = $1", signature)
+        await repository.release_signature(ctx.pool, signature)
         raise
 
 
@@ -226,9 +217,7 @@ async def _prune_seen(ctx: Context) -> None:
     if now - ctx.extras.get("hmac_pruned_at", float("-inf")) < ctx.settings.hmac_seen_prune_s:
         return
     ctx.extras["hmac_pruned_at"] = now
-    await ctx.pool.execute(
-        "DELETE FROM hmac_seen WHERE seen_at < now() - make_interval(secs => $1::float8)", 2.0 * ctx.settings.hmac_window_s
-    )
+    await repository.forget_signatures_older_than(ctx.pool, 2.0 * ctx.settings.hmac_window_s)
 
 
 StaffDep = Annotated[Staff, Depends(staff_principal)]

@@ -35,6 +35,7 @@ from typing import Literal
 import asyncpg
 
 from api.alerts import repository as alert_store
+from api.intake import repository
 
 ALERT_NAMESPACE = uuid.UUID("6b1f0c3e-9a53-4f0e-8f0d-1d3e5a7c2b90")
 LATE_AFTER = timedelta(seconds=300)  # an event this old when it arrives raises a ``late`` alert
@@ -119,12 +120,7 @@ class _Current:
 
 async def _open_in_family(conn: asyncpg.Connection, device_id: uuid.UUID, family: str) -> _Current | None:
     # The caller holds the device's row lock, so no other writer opens or clears one of these meanwhile.
-    row = await conn.fetchrow(
-        "SELECT id, level, confidence, opened_at FROM alerts WHERE kind = 'device_event' AND device_id = $1"
-        " AND detail->>'family' = $2 AND cleared_at IS NULL AND status <> 'resolved'"
-        " ORDER BY opened_at DESC LIMIT 1",
-        device_id, family,
-    )
+    row = await repository.open_device_alert(conn, device_id, family)
     return _Current(row["id"], row["level"], row["confidence"], row["opened_at"]) if row else None
 
 
@@ -156,21 +152,10 @@ async def _restored_since(conn: asyncpg.Connection, device_id: uuid.UUID, family
     arrives late may already be over."""
     if family in NEVER_CLEARS:
         return None
-    types = list(RESTORING_TYPES.get(family, ()))
     if family == "offline":
-        row = await conn.fetchrow(
-            "SELECT min(t) AS at FROM ("
-            " SELECT min(recorded_at) AS t FROM device_events WHERE device_id = $1 AND recorded_at > $2"
-            "  AND type <> 'device_offline'"
-            " UNION ALL SELECT min(recorded_at) FROM positions WHERE device_id = $1 AND recorded_at > $2) s",
-            device_id, after,
-        )
-        return (row["at"], "contact") if row and row["at"] else None
-    row = await conn.fetchrow(
-        "SELECT recorded_at, type FROM device_events WHERE device_id = $1 AND recorded_at > $2"
-        " AND type = ANY($3::text[]) ORDER BY recorded_at LIMIT 1",
-        device_id, after, types,
-    )
+        at = await repository.first_contact_after(conn, device_id, after)
+        return (at, "contact") if at else None
+    row = await repository.first_event_after(conn, device_id, after, list(RESTORING_TYPES.get(family, ())))
     return (row["recorded_at"], row["type"]) if row else None
 
 
@@ -213,16 +198,3 @@ async def restore_on_contact(conn: asyncpg.Connection, device_id: uuid.UUID, at:
     if current is None or at < current.opened_at:
         return
     await _attach(conn, current, Attach("note", current.level, clears=True), event_type=via, recorded_at=at, via=via)
-
-
-async def offline_devices(conn: asyncpg.Connection, device_ids: set[uuid.UUID], case_ids: set[uuid.UUID]) -> set[uuid.UUID]:
-    """Which of ``device_ids`` have an open ``device_offline`` alert: one query per batch of fixes."""
-    if not device_ids:
-        return set()
-    rows = await conn.fetch(
-        "SELECT DISTINCT device_id FROM alerts WHERE status IN ('open', 'acknowledged') AND case_id = ANY($1::uuid[])"
-        " AND kind = 'device_event' AND device_id = ANY($2::uuid[]) AND detail->>'family' = 'offline'"
-        " AND cleared_at IS NULL",
-        list(case_ids), list(device_ids),
-    )
-    return {r["device_id"] for r in rows}

@@ -106,3 +106,27 @@ class ItemResult(BaseModel):
 class BatchResult(BaseModel):
     results: list[ItemResult]
 
+
+
+# ---------------------------------------------------------------- OpenAPI
+
+def _inline(schema: dict[str, Any]) -> dict[str, Any]:
+    """The model's JSON schema with its ``$defs`` inlined, for ``openapi_extra``."""
+    defs = schema.pop("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return walk(defs[ref.split("/")[-1]])
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(schema)
+
+
+def body_doc(model: type[BaseModel]) -> dict[str, Any]:
+    """The request body a route documents when it reads the body itself (after checking its signature)."""
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": _inline(model.model_json_schema())}}}}

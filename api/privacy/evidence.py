@@ -29,7 +29,7 @@ import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, AsyncIterator
 
 import asyncpg
 from cryptography.exceptions import InvalidSignature
@@ -37,7 +37,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from api.auth.principals import STAFF_ROLES
-from api.privacy.track import FIX_COLUMNS, feature
+from api.privacy import repository
+from api.privacy.schemas import feature, iso
 from api.platform.secrets import derive
 
 FORMAT = "afstand-evidence/1"
@@ -92,10 +93,6 @@ def public_key_info(server_key: bytes) -> dict[str, str]:
 
 # ------------------------------------------------------------------ writing
 
-def _iso(value: datetime | None) -> str | None:
-    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") if value else None
-
-
 def _json_bytes(obj: Any) -> bytes:
     return (json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n").encode()
 
@@ -115,8 +112,7 @@ class PackageWriter:
     def add_json(self, name: str, obj: Any) -> None:
         self.add(name, _json_bytes(obj))
 
-    async def add_fixes(self, name: str, conn: asyncpg.Connection, where: str, *args: Any,
-                        evidence: set[int] | None = None) -> int:
+    async def add_fixes(self, name: str, rows: AsyncIterator[asyncpg.Record], evidence: set[int] | None = None) -> int:
         """Stream fixes from the database into a GeoJSON file without holding them all as objects."""
         digest, size, count = hashlib.sha256(), 0, 0
         with self._zip.open(name, "w") as out:
@@ -127,8 +123,7 @@ class PackageWriter:
                 size += len(chunk)
 
             write(b'{"type": "FeatureCollection", "features": [')
-            async for row in conn.cursor(f"SELECT {FIX_COLUMNS} FROM positions WHERE {where}"
-                                         " ORDER BY recorded_at, seq", *args):
+            async for row in rows:
                 extra = {"evidence": row["seq"] in evidence} if evidence is not None else {}
                 write((b",\n" if count else b"\n") + json.dumps(feature(row, **extra)).encode())
                 count += 1
@@ -143,7 +138,7 @@ class PackageWriter:
         manifest = {
             "format": FORMAT,
             "subject": subject,
-            "issued_at": _iso(datetime.now(timezone.utc)),
+            "issued_at": iso(datetime.now(timezone.utc)),
             "issued_by": issued_by,
             "signature": {"algorithm": "Ed25519", "file": SIGNATURE, "key_fingerprint": fingerprint(public)},
             "files": dict(sorted(self.files.items())),
@@ -159,7 +154,7 @@ class PackageWriter:
 
 def _change(ch: asyncpg.Record) -> dict[str, Any]:
     return {"seq": ch["seq"], "alert_id": str(ch["alert_id"]), "n": ch["n"], "change": ch["change"],
-            "level": ch["level"], "confidence": ch["confidence"], "at": _iso(ch["at"]), "fix_at": _iso(ch["fix_at"]),
+            "level": ch["level"], "confidence": ch["confidence"], "at": iso(ch["at"]), "fix_at": iso(ch["fix_at"]),
             "actor": ch["actor"], "detail": ch["detail"]}
 
 
@@ -171,16 +166,14 @@ def _alert(row: asyncpg.Record) -> dict[str, Any]:
     out = {k: row[k] for k in row.keys()}
     for k, v in out.items():
         if isinstance(v, datetime):
-            out[k] = _iso(v)
+            out[k] = iso(v)
         elif isinstance(v, uuid.UUID):
             out[k] = str(v)
     return out
 
 
 async def _history(conn: asyncpg.Connection, alert_ids: list[uuid.UUID]) -> tuple[list[dict], list[dict]]:
-    rows = await conn.fetch(
-        "SELECT seq, alert_id, n, change, level, confidence, at, fix_at, actor, detail FROM alert_changes"
-        " WHERE alert_id = ANY($1) ORDER BY seq", alert_ids)
+    rows = await repository.alert_changes(conn, alert_ids)
     decisions = [_change(r) for r in rows if not _is_staff(r["actor"])]
     actions = [_change(r) for r in rows if _is_staff(r["actor"])]
     return decisions, actions
@@ -189,36 +182,21 @@ async def _history(conn: asyncpg.Connection, alert_ids: list[uuid.UUID]) -> tupl
 async def _notifications(conn: asyncpg.Connection, alert_ids: list[uuid.UUID]) -> list[dict[str, Any]]:
     """Messages and their delivery attempts. The payload (message text, tokens) stays out: what matters to a
     court is who was told what kind of thing, through which channel, when, and whether it arrived."""
-    messages = await conn.fetch(
-        "SELECT id, alert_id, change_seq, recipient, channel, purpose, safety, status, attempts, enqueued_at,"
-        " deadline, last_error, provider_id, sent_at, message_key FROM outbox WHERE alert_id = ANY($1) ORDER BY id",
-        alert_ids)
-    attempts = await conn.fetch(
-        "SELECT outbox_id, attempt, started_at, finished_at, outcome, reason, provider_id, retry_after_s"
-        " FROM delivery_attempts WHERE outbox_id = ANY($1) ORDER BY outbox_id, attempt",
-        [m["id"] for m in messages])
+    messages = await repository.messages(conn, alert_ids)
+    attempts = await repository.delivery_attempts(conn, [m["id"] for m in messages])
     by_message: dict[int, list[dict[str, Any]]] = {}
     for a in attempts:
         by_message.setdefault(a["outbox_id"], []).append({
-            "attempt": a["attempt"], "started_at": _iso(a["started_at"]), "finished_at": _iso(a["finished_at"]),
+            "attempt": a["attempt"], "started_at": iso(a["started_at"]), "finished_at": iso(a["finished_at"]),
             "outcome": a["outcome"], "reason": a["reason"], "provider_id": a["provider_id"],
             "retry_after_s": a["retry_after_s"]})
     return [{
         "id": m["id"], "alert_id": str(m["alert_id"]), "change_seq": m["change_seq"], "recipient": m["recipient"],
         "channel": m["channel"], "purpose": m["purpose"], "safety": m["safety"], "status": m["status"],
-        "attempts": m["attempts"], "enqueued_at": _iso(m["enqueued_at"]), "deadline": _iso(m["deadline"]),
-        "last_error": m["last_error"], "provider_id": m["provider_id"], "sent_at": _iso(m["sent_at"]),
+        "attempts": m["attempts"], "enqueued_at": iso(m["enqueued_at"]), "deadline": iso(m["deadline"]),
+        "last_error": m["last_error"], "provider_id": m["provider_id"], "sent_at": iso(m["sent_at"]),
         "message_key": str(m["message_key"]), "delivery_attempts": by_message.get(m["id"], []),
     } for m in messages]
-
-
-_ALERT_SQL = (
-    "SELECT a.id, a.case_id, c.reference AS case_reference, a.kind, a.subject_id, a.zone_id, a.device_id, a.level,"
-    " a.max_level, a.confidence, a.status, a.opened_at, a.cleared_at, a.clear_reason, a.raised_at,"
-    " a.min_distance_m, a.late, a.evidence, a.detail, a.outcome, a.seq,"
-    " (SELECT max(ch.at) FROM alert_changes ch WHERE ch.alert_id = a.id AND ch.change = 'resolved') AS resolved_at"
-    " FROM alerts a JOIN cases c ON c.id = a.case_id"
-)
 
 
 def evidence_seqs(alert: asyncpg.Record) -> set[int]:
@@ -241,11 +219,12 @@ class Package:
     manifest_sha256: str
     files: list[str]
     fixes: int
+    case_id: uuid.UUID
 
 
 async def alert_package(conn: asyncpg.Connection, server_key: bytes, alert_id: uuid.UUID, *,
                         margin: timedelta, issued_by: dict[str, Any]) -> Package | None:
-    alert = await conn.fetchrow(_ALERT_SQL + " WHERE a.id = $1", alert_id)
+    alert = await repository.alert(conn, alert_id)
     if alert is None:
         return None
     now = datetime.now(timezone.utc)
@@ -253,62 +232,49 @@ async def alert_package(conn: asyncpg.Connection, server_key: bytes, alert_id: u
     seqs = evidence_seqs(alert)
     w = PackageWriter()
     alert_doc = _alert(alert)
-    alert_doc["evidence_window"] = {"from": _iso(start), "to": _iso(end)}
+    alert_doc["evidence_window"] = {"from": iso(start), "to": iso(end)}
     w.add_json("alert.json", alert_doc)
     fixes = await w.add_fixes(
-        "fixes.geojson", conn, "case_id = $1 AND (seq = ANY($2) OR (recorded_at >= $3 AND recorded_at <= $4))",
-        alert["case_id"], list(seqs), start, end, evidence=seqs)
+        "fixes.geojson", repository.alert_fixes(conn, alert["case_id"], list(seqs), start, end), evidence=seqs)
     decisions, actions = await _history(conn, [alert_id])
     w.add_json("decisions.json", decisions)
     w.add_json("operator_actions.json", actions)
     w.add_json("notifications.json", await _notifications(conn, [alert_id]))
     subject = {"kind": "alert", "alert_id": str(alert_id), "case_id": str(alert["case_id"]),
                "case_reference": alert["case_reference"], "fixes": fixes,
-               "period": {"from": _iso(start), "to": _iso(end)}}
+               "period": {"from": iso(start), "to": iso(end)}}
     data, digest = w.finish(signing_key(server_key), subject, issued_by)
-    return Package(data, digest, sorted(w.files), fixes)
+    return Package(data, digest, sorted(w.files), fixes, alert["case_id"])
 
 
 async def case_package(conn: asyncpg.Connection, server_key: bytes, case_id: uuid.UUID, *,
                        start: datetime | None, end: datetime | None, issued_by: dict[str, Any]) -> Package:
-    case = await conn.fetchrow("SELECT id, reference, status, warn_m, alert_m, created_at, created_by, closed_at"
-                               " FROM cases WHERE id = $1", case_id)
-    assert case is not None
-    parties = await conn.fetch("SELECT role, display_name, language FROM parties WHERE case_id = $1 ORDER BY role",
-                               case_id)
-    orders = await conn.fetch("SELECT id, kind, reference, valid_from, valid_until, legal_basis, extension_count,"
-                              " let_go_at, let_go_reason, created_at, created_by FROM orders WHERE case_id = $1"
-                              " ORDER BY created_at, id", case_id)
-    zones = await conn.fetch("SELECT id, order_id, name, kind, geometry, buffer_m, schedule, created_at, created_by"
-                             " FROM zones WHERE case_id = $1 ORDER BY created_at, id", case_id)
-    devices = await conn.fetch("SELECT id, role, serial, platform, created_at, revoked_at FROM devices"
-                               " WHERE case_id = $1 ORDER BY created_at, id", case_id)
+    held = await repository.case_file(conn, case_id)
+    assert held is not None
+    case = held["case"]
     w = PackageWriter()
     w.add_json("case.json", {
         **_alert(case),
-        "parties": [dict(p) for p in parties],
-        "orders": [_alert(o) for o in orders],
-        "zones": [_alert(z) for z in zones],
-        "devices": [_alert(d) for d in devices],
+        "parties": [dict(p) for p in held["parties"]],
+        "orders": [_alert(o) for o in held["orders"]],
+        "zones": [_alert(z) for z in held["zones"]],
+        "devices": [_alert(d) for d in held["devices"]],
     })
-    alerts = await conn.fetch(_ALERT_SQL + " WHERE a.case_id = $1 ORDER BY a.opened_at, a.id", case_id)
+    alerts = await repository.case_alerts(conn, case_id)
     alert_ids = [a["id"] for a in alerts]
     w.add_json("alerts.json", [_alert(a) for a in alerts])
     seqs: set[int] = set().union(*(evidence_seqs(a) for a in alerts)) if alerts else set()
-    fixes = await w.add_fixes(
-        "fixes.geojson", conn, "case_id = $1 AND ($2::timestamptz IS NULL OR recorded_at >= $2)"
-        " AND ($3::timestamptz IS NULL OR recorded_at < $3)", case_id, start, end, evidence=seqs)
-    events = await conn.fetch("SELECT id, device_id, recorded_at, received_at, type, detail FROM device_events"
-                              " WHERE case_id = $1 ORDER BY recorded_at, id", case_id)
+    fixes = await w.add_fixes("fixes.geojson", repository.case_fixes(conn, case_id, start, end), evidence=seqs)
+    events = await repository.device_events(conn, case_id)
     w.add_json("device_events.json", [_alert(e) for e in events])
     decisions, actions = await _history(conn, alert_ids)
     w.add_json("decisions.json", decisions)
     w.add_json("operator_actions.json", actions)
     w.add_json("notifications.json", await _notifications(conn, alert_ids))
     subject = {"kind": "case", "case_id": str(case_id), "case_reference": case["reference"], "fixes": fixes,
-               "alerts": len(alerts), "period": {"from": _iso(start), "to": _iso(end)}}
+               "alerts": len(alerts), "period": {"from": iso(start), "to": iso(end)}}
     data, digest = w.finish(signing_key(server_key), subject, issued_by)
-    return Package(data, digest, sorted(w.files), fixes)
+    return Package(data, digest, sorted(w.files), fixes, case_id)
 
 
 # ------------------------------------------------------------------ checking

@@ -34,8 +34,9 @@ from typing import Callable
 
 import asyncpg
 
+from api.intake import repository as positions  # the one writer of positions and rejections
 from api.platform import background
-from api.privacy import audit
+from api.privacy import audit, repository
 from api.platform.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -43,21 +44,6 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 ACTOR = "system:retention"
 BATCH = 5000
-_LOCK = 0x7265_7465  # "rete"
-
-# A position of case $1 is evidence while some alert of that case names it or covers its time.
-_HELD = """
-EXISTS (
-    SELECT 1 FROM alerts a
-    WHERE a.case_id = p.case_id
-      AND (a.evidence ? p.seq::text
-           OR a.detail->>'fix_seq' = p.seq::text
-           OR p.recorded_at BETWEEN a.opened_at - $5::interval
-               AND coalesce(a.cleared_at,
-                            (SELECT max(ch.at) FROM alert_changes ch WHERE ch.alert_id = a.id AND ch.change = 'resolved'),
-                            $6::timestamptz) + $5::interval))
-"""
-
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
@@ -82,19 +68,17 @@ async def purge(pool: asyncpg.Pool, settings: Settings, now: datetime) -> Report
     margin = timedelta(seconds=settings.retention_evidence_margin_s)
     report = Report(cutoff=cutoff, evidence_cutoff=evidence_cutoff)
     async with pool.acquire() as lock_conn:
-        if not await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)", _LOCK):
+        if not await repository.try_retention_lock(lock_conn):
             return Report(ran=False)
         try:
-            max_seq = await pool.fetchval("SELECT coalesce(min(last_seq), 0) FROM engine_progress")
+            max_seq = await repository.engine_processed_up_to(pool)
             report.engine_last_seq = max_seq
-            cases = await pool.fetch("SELECT id, status, closed_at FROM cases ORDER BY id")
+            cases = await repository.cases_for_retention(pool)
             for case in cases:
                 expired = case["status"] == "closed" and case["closed_at"] is not None \
                     and case["closed_at"] < evidence_cutoff
                 purged = await _purge_case(pool, case["id"], cutoff, max_seq, margin, now, expired)
-                kept = await pool.fetchval(
-                    "SELECT count(*) FROM positions WHERE case_id = $1 AND recorded_at < $2 AND seq <= $3",
-                    case["id"], cutoff, max_seq)
+                kept = await repository.count_old_positions(pool, case["id"], cutoff, max_seq)
                 report.positions_kept_as_evidence += kept
                 if purged:
                     report.positions_purged += purged
@@ -103,8 +87,7 @@ async def purge(pool: asyncpg.Pool, settings: Settings, now: datetime) -> Report
                                        case_id=case["id"], reason="retention period ended",
                                        detail={"positions_purged": purged, "positions_kept_as_evidence": kept,
                                                "cutoff": cutoff.isoformat(), "evidence_expired": expired})
-            report.rejections_purged = _count(await pool.execute(
-                "DELETE FROM ingest_rejections WHERE received_at < $1", cutoff))
+            report.rejections_purged = await positions.purge_rejections(pool, cutoff)
             await audit.record(pool, actor=ACTOR, role="system", action="retention.purge",
                                reason="retention period ended", detail={
                                    "cutoff": cutoff.isoformat(), "evidence_cutoff": evidence_cutoff.isoformat(),
@@ -114,7 +97,7 @@ async def purge(pool: asyncpg.Pool, settings: Settings, now: datetime) -> Report
                                    "cases_purged": len(report.cases),
                                })
         finally:
-            await lock_conn.execute("SELECT pg_advisory_unlock($1)", _LOCK)
+            await repository.release_retention_lock(lock_conn)
     log.info("retention purge", extra={"positions_purged": report.positions_purged,
                                        "positions_kept": report.positions_kept_as_evidence,
                                        "rejections_purged": report.rejections_purged})
@@ -123,26 +106,15 @@ async def purge(pool: asyncpg.Pool, settings: Settings, now: datetime) -> Report
 
 async def _purge_case(pool: asyncpg.Pool, case_id: uuid.UUID, cutoff: datetime, max_seq: int,
                       margin: timedelta, now: datetime, evidence_expired: bool) -> int:
-    held = "false" if evidence_expired else _HELD
-    sql = (
-        "DELETE FROM positions WHERE seq IN (SELECT p.seq FROM positions p"
-        " WHERE p.case_id = $1 AND p.recorded_at < $2 AND p.seq <= $3"
-        f" AND NOT ({held}) ORDER BY p.seq LIMIT $4)"
-    )
     total = 0
     while True:
         async with pool.acquire() as conn, conn.transaction():
-            args: list[object] = [case_id, cutoff, max_seq, BATCH]
-            if not evidence_expired:
-                args += [margin, now]
-            n = _count(await conn.execute(sql, *args))
+            n = await positions.purge_positions(
+                conn, case_id, recorded_before=cutoff, max_seq=max_seq, limit=BATCH,
+                evidence_margin=None if evidence_expired else margin, now=now)
         total += n
         if n < BATCH:
             return total
-
-
-def _count(status: str) -> int:
-    return int(status.rsplit(" ", 1)[-1])
 
 
 class RetentionJob:

@@ -14,8 +14,8 @@ from fastapi import APIRouter, Query, Request, Response
 from api.auth.principals import VictimDep
 from api.contacts.thread import service as thread
 from api.contacts.thread.schemas import MessageIn, MessageOut, MessagePage
-from api.intake.endpoints import body_doc, read_batch
-from api.intake.schemas import AppPositionBatch, BatchResult, RawPositionBatch
+from api.intake.protocols import json_contract
+from api.intake.schemas import AppPositionBatch, BatchResult, body_doc
 from api.platform.context import Context
 from api.platform.staff_common import Ctx, Limit
 from api.victim import service
@@ -54,8 +54,8 @@ async def refresh_token(body: Refresh, ctx: Ctx) -> TokenPair:
 async def post_positions(request: Request, device: VictimDep) -> BatchResult:
     """The victim's own positions; the same per-item results as the supplier API."""
     ctx: Context = request.app.state.ctx
-    items = await read_batch(request, RawPositionBatch, "positions", ctx.settings.ingest_max_items)
-    return BatchResult(results=await service.post_positions(ctx, device, items))
+    decoded = json_contract.decode_app_positions(await request.body(), ctx.settings.ingest_max_items)
+    return BatchResult(results=await service.post_positions(ctx, device, decoded))
 
 
 @router.post("/panic", status_code=201, response_model=PanicOut)

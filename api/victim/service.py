@@ -27,6 +27,8 @@ from api.contacts import repository as contact_store
 from api.contacts.notices import service as notices
 from api.contacts.schemas import STAGE_EVENTS, VICTIM_AGENCIES
 from api.intake import service as ingestion
+from api.intake.model import storable
+from api.intake.protocols import json_contract
 from api.intake.schemas import APP_POSITION
 from api.platform import metrics
 from api.platform.context import Context
@@ -155,10 +157,10 @@ async def set_push_token(pool: asyncpg.Pool, device: VictimDevice, push_token: s
 
 # ---------------------------------------------------------------- positions and the panic button
 
-async def post_positions(ctx: Context, device: VictimDevice, items: list[Any]) -> list[dict[str, Any]]:
+async def post_positions(ctx: Context, device: VictimDevice, decoded: list[Any]) -> list[dict[str, Any]]:
     """Her own positions, through the same intake as the supplier's."""
     sender = ingestion.Sender.app(device.device_id, device.case_id)
-    return await ingestion.ingest_positions(ctx.pool, sender, items,
+    return await ingestion.ingest_positions(ctx.pool, sender, decoded,
                                             ingestion.PlausibleTimes.from_settings(ctx.settings))
 
 
@@ -176,7 +178,7 @@ async def panic(ctx: Context, device: VictimDevice, body: Panic) -> PanicOut:
     fix = None
     if given:
         raw = {"recorded_at": body.recorded_at, **given}
-        model, error = ingestion.validate(APP_POSITION, raw)
+        model, error = json_contract.validate(APP_POSITION, raw)
         error = error or suspicion  # a fix needs a real time; the alert does not
         if error is not None:
             outcome.reject(0, raw, error)
@@ -216,7 +218,7 @@ def _claimed_text(value: Any, parsed: datetime | None) -> str:
     if parsed is not None:
         return parsed.isoformat()
     text = value if isinstance(value, str) else json.dumps(value)
-    return ingestion.storable(text[:64])
+    return storable(text[:64])
 
 
 # ---------------------------------------------------------------- her alerts

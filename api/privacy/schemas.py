@@ -1,0 +1,84 @@
+"""Bodies of the privacy routes: GeoJSON tracks, audit log pages, the evidence signing key."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Literal, Mapping
+
+from pydantic import BaseModel
+
+
+class PointGeometry(BaseModel):
+    type: Literal["Point"] = "Point"
+    coordinates: list[float]  # [lon, lat]
+
+
+class FixProperties(BaseModel):
+    seq: int
+    party: Literal["offender", "victim"]
+    device_id: str
+    recorded_at: datetime
+    received_at: datetime
+    accuracy_m: float
+    source: str
+    speed_mps: float | None = None
+    heading_deg: float | None = None
+    battery_pct: float | None = None
+
+
+class FixFeature(BaseModel):
+    type: Literal["Feature"] = "Feature"
+    geometry: PointGeometry
+    properties: FixProperties
+
+
+class Track(BaseModel):
+    """A GeoJSON FeatureCollection: one Point per fix, both parties, oldest first."""
+
+    type: Literal["FeatureCollection"] = "FeatureCollection"
+    features: list[FixFeature]
+    properties: dict[str, Any]
+
+
+class AuditRecord(BaseModel):
+    chain_seq: int
+    at: datetime
+    actor: str
+    role: str
+    action: str
+    case_id: str | None
+    reason: str | None
+    detail: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+class AuditPage(BaseModel):
+    items: list[AuditRecord]
+    next_cursor: str | None
+
+
+class PublicKey(BaseModel):
+    algorithm: str
+    format: str
+    public_key_pem: str
+    public_key: str
+    fingerprint: str
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") if value else None
+
+
+def feature(row: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
+    """One fix as a GeoJSON Feature ([lon, lat], as GeoJSON and CONTRACT.md require)."""
+    return {
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [row["lon"], row["lat"]]},
+        "properties": {
+            "seq": row["seq"], "party": row["party"], "device_id": str(row["device_id"]),
+            "recorded_at": iso(row["recorded_at"]), "received_at": iso(row["received_at"]),
+            "accuracy_m": row["accuracy_m"], "source": row["source"], "speed_mps": row["speed_mps"],
+            "heading_deg": row["heading_deg"], "battery_pct": row["battery_pct"], **extra,
+        },
+    }

@@ -84,7 +84,8 @@ async def _act(ctx: Context, alert_id: uuid.UUID, staff: Staff, change: str, det
             if not has_victim:
                 raise conflict("this case has no victim to message")
         seq = await alert_store.append_change(
-            conn, alert_id, change, level=row["level"], confidence=row["confidence"], actor=staff.actor, detail=detail)
+            conn, alert_id, change, outbox=ctx.outbox, level=row["level"], confidence=row["confidence"],
+            actor=staff.actor, detail=detail)
         if then is not None:
             await then(conn, row, seq)
         await audit.record(conn, actor=staff.actor, role=staff.role, action=f"alert.{change}", case_id=row["case_id"],
@@ -143,7 +144,7 @@ async def get_policy(case_id: str, ctx: Ctx, staff: ReadPolicy) -> dict[str, Any
     prefs_row = await ctx.pool.fetchrow("SELECT channel, quiet_start, quiet_end, update_frequency"
                                         " FROM victim_preferences WHERE case_id = $1", cid)
     stored = row["policy"] if row else {}
-    case = outbox.case_policy(stored)
+    case = ctx.outbox.case_policy(stored)
     prefs = outbox.victim_preferences(prefs_row)
     quiet = policy.effective_quiet_hours(case, prefs)
     # What is applied: the case's settings with the victim's own preferences where staff did not override them.
@@ -174,7 +175,7 @@ async def put_policy(case_id: str, body: NotificationPolicyBody, ctx: Ctx, staff
     if body.victim_phone is not None and not _PHONE.fullmatch(body.victim_phone):
         raise field_error(["victim_phone"], "an international number in E.164 form, e.g. +31612345678")
     try:
-        outbox.current_config().defaults.with_overrides(body.policy)
+        ctx.outbox.defaults.with_overrides(body.policy)
     except ValueError as e:
         raise field_error(["policy"], str(e)) from None
     async with ctx.pool.acquire() as conn, conn.transaction():

@@ -97,7 +97,8 @@ async def _operator_action(ctx: Context, alert_id: uuid.UUID, staff: Staff, chan
                 alert_id, new_status, detail.get("outcome"),
             )
         await alert_store.append_change(
-            conn, alert_id, change, level=row["level"], confidence=row["confidence"], actor=staff.actor, detail=detail
+            conn, alert_id, change, outbox=ctx.outbox, level=row["level"], confidence=row["confidence"],
+            actor=staff.actor, detail=detail,
         )
         await audit.record(conn, actor=staff.actor, role=staff.role, action=f"alert.{change}",
                            case_id=row["case_id"], detail={"alert_id": str(alert_id)})

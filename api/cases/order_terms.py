@@ -26,6 +26,7 @@ from api.platform.staff_common import Ctx, ReadStaff, WriteStaff, case_or_404, c
 from api.cases.timeline import add_event
 from api.contacts.schemas import ExtensionIn, ExtensionList, ExtensionOut, LetGoIn
 from api.cases.schemas import BEHAVIOURAL_ORDER_MAX, OrderOut
+from notifications.outbox import Outbox
 
 router = APIRouter(prefix="/v1/cases", tags=["orders"])
 
@@ -50,10 +51,11 @@ async def _order(conn: asyncpg.Connection, case_id: str, order_id: str) -> tuple
     return cid, row
 
 
-async def _tell_victim(conn: asyncpg.Connection, order: Any, kind: str, key: str, urgency: str) -> None:
+async def _tell_victim(conn: asyncpg.Connection, outbox: Outbox, order: Any, kind: str, key: str,
+                       urgency: str) -> None:
     if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM parties WHERE case_id = $1 AND role = 'victim')",
                            order["case_id"]):
-        await tell_victim_about_order(conn, order, kind, key, urgency)
+        await tell_victim_about_order(conn, outbox, order, kind, key, urgency)
 
 
 def _days(delta: timedelta) -> str:
@@ -93,8 +95,8 @@ async def extend_order(case_id: str, order_id: str, body: ExtensionIn, ctx: Ctx,
                            " let_go_by = NULL, let_go_reason = NULL WHERE id = $1", order["id"], new_until, n)
         await add_event(conn, cid, "order_extended", visibility="victim", actor=staff.actor, detail={
             "order_id": str(order["id"]), "order_kind": kind, "until": new_until.isoformat()})
-        await _tell_victim(conn, {**dict(order), "valid_until": new_until}, "order_extended", f"ext:{ext['id']}",
-                           "update")
+        await _tell_victim(conn, ctx.outbox, {**dict(order), "valid_until": new_until}, "order_extended",
+                           f"ext:{ext['id']}", "update")
         # The engine enforces by valid_until: reload the case so the new end takes effect at once.
         await changed(conn, staff, "order.extend", cid, {
             "order_id": str(order["id"]), "n": n, "previous_until": current.isoformat(),
@@ -131,7 +133,7 @@ async def let_go(case_id: str, order_id: str, body: LetGoIn, ctx: Ctx, staff: Wr
         # and in the audit log).
         await add_event(conn, cid, "order_let_go", visibility="victim", actor=staff.actor, detail={
             "order_id": str(order["id"]), "order_kind": order["kind"], "until": order["valid_until"].isoformat()})
-        await _tell_victim(conn, order, "order_will_lapse", f"let_go:{order['id']}:{order['valid_until'].isoformat()}",
-                           "important")
+        await _tell_victim(conn, ctx.outbox, order, "order_will_lapse",
+                           f"let_go:{order['id']}:{order['valid_until'].isoformat()}", "important")
         await changed(conn, staff, "order.let_go", cid, {"order_id": str(order["id"])}, reason=body.reason)
     return order_out(row)

@@ -26,6 +26,7 @@ from api.platform.staff_common import Ctx, Limit, ReadStaff, case_or_404, decode
 from api.victim.case_endpoints import fetch_notices
 from api.contacts.schemas import MessageIn, MessageOut, MessagePage, StaffVictimNotice, StaffVictimNoticePage
 from notifications import outbox
+from notifications.outbox import Outbox
 
 victim_router = APIRouter(prefix="/v1/me", tags=["victim app"])
 staff_router = APIRouter(prefix="/v1/cases", tags=["messages"])
@@ -59,12 +60,13 @@ async def _page(conn: asyncpg.Connection | asyncpg.Pool, case_id: uuid.UUID, lim
                               for r in shown], next_cursor=next_cursor(rows, limit))
 
 
-async def _push_message(conn: asyncpg.Connection, case_id: uuid.UUID, message_id: uuid.UUID, agency: str) -> None:
+async def _push_message(conn: asyncpg.Connection, outbox: Outbox, case_id: uuid.UUID, message_id: uuid.UUID,
+                        agency: str) -> None:
     """Push a stored staff message as her preferences allow, and record on it what happened."""
     language = messages.resolve(await notices.victim_language(conn, case_id))
     sender = messages.text(language, f"agency.{agency}")
     status, why = await notices.push_to_victim(
-        conn, case_id, message_key=message_id, purpose="message", urgency="important",
+        conn, outbox, case_id, message_key=message_id, purpose="message", urgency="important",
         title=messages.text(language, "notice.new_message.title"),
         body=messages.text(language, "notice.new_message.body", agency=sender), language=language,
         data={"message_id": str(message_id), "kind": "message"})
@@ -105,7 +107,7 @@ async def send_message(body: MessageIn, ctx: Ctx, dev: VictimDep) -> MessageOut:
             "INSERT INTO case_messages (id, case_id, sender, author, body) VALUES ($1, $2, 'victim', 'victim', $3)"
             " RETURNING id", uuid.uuid4(), dev.case_id, body.body)
         for staff_id, agency in await notices.recipients(conn, dev.case_id, "contact_person"):
-            await notices.tell_staff(conn, staff_id, dev.case_id, "victim_message", f"msg:{row['id']}",
+            await notices.tell_staff(conn, ctx.outbox, staff_id, dev.case_id, "victim_message", f"msg:{row['id']}",
                                      {"message_id": str(row["id"])}, agency=agency)
         await audit.record(conn, actor=dev.actor, role="victim_app", action="message.victim", case_id=dev.case_id,
                            detail={"message_id": str(row["id"])})
@@ -145,7 +147,7 @@ async def post_message(case_id: str, body: MessageIn, ctx: Ctx, staff: InformSta
             "INSERT INTO case_messages (id, case_id, sender, staff_id, author, body, push_status, message_key)"
             " VALUES ($1, $2, 'staff', $3, $4, $5, 'pending', $1) RETURNING id",
             mid, cid, me["id"], me["display_name"], body.body)
-        await _push_message(conn, cid, mid, me["agency"])
+        await _push_message(conn, ctx.outbox, cid, mid, me["agency"])
         await audit.record(conn, actor=staff.actor, role=staff.role, action="message.staff", case_id=cid,
                            detail={"message_id": str(row["id"]), "staff_id": str(me["id"])})
         out = await conn.fetchrow(_SELECT + " WHERE m.id = $1", row["id"])

@@ -86,7 +86,8 @@ async def post_positions(request: Request, supplier: SupplierDep) -> BatchResult
     ctx = _ctx(request)
     items = await read_batch(request, RawPositionBatch, "positions", ctx.settings.ingest_max_items)
     sender = ingestion.Sender.supplier(supplier.supplier_id, supplier.key_id)
-    return BatchResult(results=await ingestion.ingest_positions(ctx.pool, sender, items, _plausible(ctx)))
+    return BatchResult(results=await ingestion.ingest_positions(ctx.pool, sender, items, _plausible(ctx),
+                                                                     ctx.outbox))
 
 
 @router.post(
@@ -99,4 +100,5 @@ async def post_events(request: Request, supplier: SupplierDep) -> BatchResult:
     ctx = _ctx(request)
     items = await read_batch(request, RawEventBatch, "events", ctx.settings.ingest_max_items)
     sender = ingestion.Sender.supplier(supplier.supplier_id, supplier.key_id)
-    return BatchResult(results=await ingestion.ingest_events(ctx.pool, sender, items, _plausible(ctx)))
+    return BatchResult(results=await ingestion.ingest_events(ctx.pool, sender, items, _plausible(ctx),
+                                                                  ctx.outbox))

@@ -33,6 +33,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from api.intake import device_events
 from api.platform import metrics
 from api.platform import pg_channels
+from notifications.outbox import Outbox
 from api.intake.schemas import (
     APP_POSITION, SUPPLIER_EVENT, SUPPLIER_POSITION, AppPosition, SupplierEvent, SupplierPosition,
 )
@@ -283,7 +284,8 @@ async def mark_seen(conn: asyncpg.Connection, stored: list[Fix]) -> None:
     )
 
 
-async def store_fixes(conn: asyncpg.Connection, fixes: list[Fix], outcome: Outcome, received_at: datetime) -> dict[int, int]:
+async def store_fixes(conn: asyncpg.Connection, fixes: list[Fix], outcome: Outcome, received_at: datetime, *,
+                      outbox: Outbox) -> dict[int, int]:
     """Insert the candidates, mark each ``accepted`` or ``duplicate`` (also a repeat inside the batch), update the
     devices, and let a fresh fix clear an open ``device_offline`` alert. Returns ``{item index: seq}``."""
     first: dict[tuple, Fix] = {}
@@ -313,7 +315,7 @@ async def store_fixes(conn: asyncpg.Connection, fixes: list[Fix], outcome: Outco
         if f.device.id in offline:
             contact[f.device.id] = max(contact.get(f.device.id, f.recorded_at), f.recorded_at)
     for device_id, at in contact.items():
-        await device_events.restore_on_contact(conn, device_id, at, via="position")
+        await device_events.restore_on_contact(conn, device_id, at, via="position", outbox=outbox)
     return seqs
 
 
@@ -336,7 +338,7 @@ def _count(source: str, outcome: Outcome) -> None:
 
 
 async def ingest_positions(pool: asyncpg.Pool, sender: Sender, items: list[Any],
-                           plausible: PlausibleTimes) -> list[dict[str, Any]]:
+                           plausible: PlausibleTimes, outbox: Outbox) -> list[dict[str, Any]]:
     """Validate, store and report one batch of positions; see the module doc for the guarantees."""
     outcome = Outcome(len(items))
     now = datetime.now(timezone.utc)
@@ -364,7 +366,7 @@ async def ingest_positions(pool: asyncpg.Pool, sender: Sender, items: list[Any],
             else:
                 fixes.append(to_fix(i, model, device, sender.party))
         await keep_rejections(conn, sender, "positions", outcome)
-        await store_fixes(conn, fixes, outcome, now)
+        await store_fixes(conn, fixes, outcome, now, outbox=outbox)
     _count(sender.channel, outcome)
     log.info("positions received", extra={
         "channel": sender.channel, "sender": sender.sender, "items": len(items),
@@ -375,7 +377,7 @@ async def ingest_positions(pool: asyncpg.Pool, sender: Sender, items: list[Any],
 
 
 async def ingest_events(pool: asyncpg.Pool, sender: Sender, items: list[Any],
-                        plausible: PlausibleTimes) -> list[dict[str, Any]]:
+                        plausible: PlausibleTimes, outbox: Outbox) -> list[dict[str, Any]]:
     """Validate and store one batch of supplier device events; each new one goes through the alert policy."""
     outcome = Outcome(len(items))
     now = datetime.now(timezone.utc)
@@ -417,7 +419,7 @@ async def ingest_events(pool: asyncpg.Pool, sender: Sender, items: list[Any],
             seen[device.id] = max(seen.get(device.id, at), at)
             await device_events.apply_event(
                 conn, device_id=device.id, case_id=device.case_id, serial=device.serial, event_type=model.type,
-                recorded_at=at, event_id=event_id, received_at=now,
+                recorded_at=at, event_id=event_id, received_at=now, outbox=outbox,
             )
         if seen:
             ids = list(seen)

@@ -188,7 +188,7 @@ async def post_positions(request: Request, device: VictimDep) -> BatchResult:
     items = await read_batch(request, RawPositionBatch, "positions", ctx.settings.ingest_max_items)
     sender = ingestion.Sender.app(device.device_id, device.case_id)
     return BatchResult(results=await ingestion.ingest_positions(
-        ctx.pool, sender, items, ingestion.PlausibleTimes.from_settings(ctx.settings)))
+        ctx.pool, sender, items, ingestion.PlausibleTimes.from_settings(ctx.settings), ctx.outbox))
 
 
 @router.post("/panic", status_code=201, response_model=PanicOut)
@@ -228,12 +228,13 @@ async def panic(body: Panic, ctx: Ctx, device: VictimDep) -> PanicOut:
         alert_id = (uuid.uuid5(PANIC_NAMESPACE, f"{device.device_id}/{claim}") if suspicion is None
                     else await _recent_suspect_panic(conn, locked.id, claim) or uuid.uuid4())
         await ingestion.keep_rejections(conn, sender, "panic", outcome)
-        seqs = await ingestion.store_fixes(conn, [ingestion.to_fix(0, fix, locked, "victim")], outcome, now) if fix else {}
+        seqs = (await ingestion.store_fixes(conn, [ingestion.to_fix(0, fix, locked, "victim")], outcome, now,
+                                            outbox=ctx.outbox) if fix else {})
         if 0 in seqs:
             detail["fix_seq"] = seqs[0]  # the victim's position is the fix with this seq; no coordinates here
         await alert_store.open_alert(
-            conn, alert_id=alert_id, case_id=locked.case_id, kind="panic", level="violation", confidence="confirmed",
-            opened_at=opened_at, subject_id=str(locked.id), device_id=locked.id,
+            conn, outbox=ctx.outbox, alert_id=alert_id, case_id=locked.case_id, kind="panic", level="violation",
+            confidence="confirmed", opened_at=opened_at, subject_id=str(locked.id), device_id=locked.id,
             late=now - opened_at > timedelta(seconds=ctx.settings.future_tolerance_s), detail=detail,
             actor=device.actor,
         )
@@ -315,7 +316,7 @@ async def ack_alert(alert_id: str, ctx: Ctx, device: VictimDep) -> AckOut:
             aid, ACK_CHANGE, actor,
         )
         if at is None:
-            seq = await alert_store.append_change(conn, aid, ACK_CHANGE, level=row["level"],
+            seq = await alert_store.append_change(conn, aid, ACK_CHANGE, outbox=ctx.outbox, level=row["level"],
                                                   confidence=row["confidence"], actor=actor)
             at = await conn.fetchval("SELECT at FROM alert_changes WHERE seq = $1", seq)
     return AckOut(alert_id=aid, acknowledged_at=at)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 import uuid
-from typing import Any, Literal, Mapping, Protocol, Sequence
+from typing import Any, Callable, Literal, Mapping, Protocol, Sequence
 
 import asyncpg
 
@@ -62,6 +62,12 @@ class Channel(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+def address_each(rows: Sequence[Mapping[str, Any]], by: str, found: Mapping[Any, Any], missing: str,
+                 deliver: Callable[[Mapping[str, Any], Any], Delivery]) -> list[Delivery | str]:
+    """Per row: ``deliver(row, found[row[by]])``, or ``missing`` when nothing was found for it."""
+    return [missing if found.get(r[by]) is None else deliver(r, found[r[by]]) for r in rows]
 
 
 def victim_message(row: Mapping[str, Any]) -> tuple[str, str, str, dict[str, str]]:

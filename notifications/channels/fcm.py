@@ -29,7 +29,7 @@ import google.auth.credentials
 import requests
 from firebase_admin import credentials, exceptions, messaging
 
-from notifications.channels import Delivery, Outcome, retry_after, victim_message
+from notifications.channels import Delivery, Outcome, address_each, retry_after, victim_message
 from notifications.config import NotificationConfig
 
 log = logging.getLogger(__name__)
@@ -100,16 +100,13 @@ class FcmChannel:
             " WHERE case_id = ANY($1) AND role = 'victim_app' AND revoked_at IS NULL"
             " AND push_token IS NOT NULL ORDER BY case_id, created_at DESC",
             list({r["case_id"] for r in rows}))}
-        out: list[Delivery | str] = []
-        for r in rows:
-            tok = tokens.get(r["case_id"])
-            if tok is None:
-                out.append("no_push_token")
-                continue
+
+        def deliver(r: Mapping[str, Any], tok: asyncpg.Record) -> Delivery:
             _, title, body, data = victim_message(r)
-            out.append(Delivery(str(r["message_key"]), tok["push_token"], title, body, data, bool(r["safety"]),
-                                platform=tok["platform"], address_id=tok["id"]))
-        return out
+            return Delivery(str(r["message_key"]), tok["push_token"], title, body, data, bool(r["safety"]),
+                            platform=tok["platform"], address_id=tok["id"])
+
+        return address_each(rows, "case_id", tokens, "no_push_token", deliver)
 
     async def forget_address(self, conn: asyncpg.Connection, delivery: Delivery, reason: str | None,
                              now: datetime) -> None:

@@ -6,38 +6,31 @@ from typing import Any, Callable, Mapping, Sequence
 
 import asyncpg
 
-from notifications.channels import Delivery
-from notifications.channels.webhook import SignedWebhook
+from notifications.channels import Delivery, address_each
+from notifications.channels.webhook import ConfiguredWebhook
 from notifications.clock import iso
-from notifications.config import NotificationConfig, WebhookTarget
+from notifications.config import NotificationConfig
 
 
-class PoliceWebhook(SignedWebhook):
+class PoliceWebhook(ConfiguredWebhook):
     name = "police_webhook"
-
-    def __init__(self, target: WebhookTarget, timeout_s: float = 10.0) -> None:
-        super().__init__(timeout_s)
-        self._target = target
 
     async def address(self, conn: asyncpg.Connection, rows: Sequence[Mapping[str, Any]]) -> list[Delivery | str]:
         alerts = {r["id"]: r for r in await conn.fetch(
             "SELECT a.id, a.kind, a.level, a.confidence, a.status, a.opened_at, c.reference"
             " FROM alerts a JOIN cases c ON c.id = a.case_id WHERE a.id = ANY($1)",
             list({r["alert_id"] for r in rows if r["alert_id"] is not None}))}
-        out: list[Delivery | str] = []
-        for r in rows:
-            a = alerts.get(r["alert_id"])
-            if a is None:
-                out.append("not_configured")
-                continue
+
+        def deliver(r: Mapping[str, Any], a: asyncpg.Record) -> Delivery:
             mkey, p = str(r["message_key"]), r["payload"]
-            out.append(Delivery(mkey, self._target.url, json_body={
+            return self.signed(mkey, {
                 "type": "escalation", "idempotency_key": mkey, "alert_id": str(a["id"]),
                 "case_reference": a["reference"], "kind": a["kind"], "level": a["level"],
                 "confidence": a["confidence"], "status": a["status"], "opened_at": iso(a["opened_at"]),
                 "escalated_by": p.get("actor"), "reason": p.get("reason") or None,
-            }, signing_key_id=self._target.key_id, signing_secret=self._target.secret))
-        return out
+            })
+
+        return address_each(rows, "alert_id", alerts, "not_configured", deliver)
 
 
 def build(config: NotificationConfig, decrypt: Callable[[bytes], str]) -> PoliceWebhook | None:  # noqa: ARG001

@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping, Sequence
 import asyncpg
 
 from notifications import catalogue
-from notifications.channels import Delivery, Outcome, victim_message
+from notifications.channels import Delivery, Outcome, address_each, victim_message
 from notifications.channels.webhook import HttpChannel
 from notifications.config import NotificationConfig
 
@@ -31,17 +31,14 @@ class SmsGatewayChannel(HttpChannel):
     async def address(self, conn: asyncpg.Connection, rows: Sequence[Mapping[str, Any]]) -> list[Delivery | str]:
         phones = {r["case_id"]: r["victim_phone"] for r in await conn.fetch(
             "SELECT case_id, victim_phone FROM notification_policies WHERE case_id = ANY($1)"
-            " AND victim_phone IS NOT NULL", list({r["case_id"] for r in rows}))}
-        out: list[Delivery | str] = []
-        for r in rows:
-            phone = phones.get(r["case_id"])
-            if not phone:
-                out.append("no_phone_number")
-                continue
+            " AND victim_phone <> ''", list({r["case_id"] for r in rows}))}
+
+        def deliver(r: Mapping[str, Any], phone: str) -> Delivery:
             language, title, body, data = victim_message(r)
-            out.append(Delivery(str(r["message_key"]), phone, title, catalogue.sms_text(language, title, body), data,
-                                bool(r["safety"])))
-        return out
+            return Delivery(str(r["message_key"]), phone, title, catalogue.sms_text(language, title, body), data,
+                            bool(r["safety"]))
+
+        return address_each(rows, "case_id", phones, "no_phone_number", deliver)
 
     async def send(self, d: Delivery) -> Outcome:
         body = json.dumps({"to": d.address, "from": self._sender, "text": d.body, "reference": d.idempotency_key},

@@ -13,11 +13,13 @@ import hmac
 import json
 import time
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 import httpx
 
 from notifications.channels import Delivery, Outcome, retry_after
+from notifications.config import WebhookTarget
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -80,3 +82,15 @@ class SignedWebhook(HttpChannel):
                 "X-Afstand-Signature": sign(d.signing_secret, ts, body),
             })
         return await self._post(d.address, body, headers)
+
+
+class ConfiguredWebhook(SignedWebhook):
+    """A webhook whose receiver is configured (police, staff): one URL and our key for it."""
+
+    def __init__(self, target: WebhookTarget, timeout_s: float = 10.0) -> None:
+        super().__init__(timeout_s)
+        self._target = target
+
+    def signed(self, idempotency_key: str, body: dict[str, Any]) -> Delivery:
+        return Delivery(idempotency_key, self._target.url, json_body=body, signing_key_id=self._target.key_id,
+                        signing_secret=self._target.secret)

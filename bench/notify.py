@@ -118,7 +118,7 @@ async def _run(args: argparse.Namespace, url: str, fcm_port: int) -> dict[str, A
                 await alert_store.open_alert(conn, outbox=outbox, alert_id=alert_id,
                                              case_id=cases[(sent + k) % len(cases)],
                                              kind="proximity", level="violation", confidence="confirmed",
-                                             opened_at=now, actor="bench")
+                                             opened_at=now, actor="system:bench")
         t = time.time()
         for alert_id in ids:
             committed[str(alert_id)] = t

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import hmac
 import asyncio
+import functools
+import hmac
 import logging
 import time
 from contextlib import asynccontextmanager
@@ -36,12 +37,17 @@ from api.cases.risk import endpoints as risk
 from api.cases.timeline import endpoints as timeline
 from api.privacy import endpoints as privacy
 from api.auth import endpoints as access_routes  # need-to-know grants, watch lists, supplier keys
+from api.auth.oidc import OIDCVerifier
+from api.auth.principals import STAFF_ROLES
 from api.platform.secrets import server_key
 from api.platform.security_headers import SecurityHeaders
 from api.platform.settings import Settings
 from api.alerts.stream import AlertHub
 from api.platform.body_limit import BodyLimit
 from api.platform.clock import OffsetClock
+from notifications import policy
+from notifications.config import NotificationConfig, PushConfig, SmsConfig, WebhookTarget
+from notifications.service import NotificationService, outbox_for
 
 log = logging.getLogger("afstand")
 
@@ -56,8 +62,14 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
         finally:
             await conn.close()
         pool = await create_pool(url, settings.db_pool_min, settings.db_pool_max, settings.db_connect_timeout_s)
-        ctx = Context(settings=settings, pool=pool, key=server_key(settings),
-                      clock=OffsetClock(settings.dev_clock_offset_s))
+        clock = OffsetClock(settings.dev_clock_offset_s)
+        notify = notification_config(settings)
+        ctx = Context(
+            settings=settings, pool=pool, key=server_key(settings), clock=clock, outbox=outbox_for(notify, clock),
+            rate_limits=abuse.TokenBuckets(settings.rate_limit_per_min, settings.rate_limit_burst,
+                                           settings.rate_limit_max_keys),
+            oidc=_oidc_verifier(settings),
+        )
         ctx.hub = AlertHub(url)
         await ctx.hub.start()
         ctx.listeners.append(ctx.hub.listener)
@@ -67,7 +79,7 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
             ctx.engine = EngineRunner(ctx, url)
             await ctx.engine.start()
             ctx.listeners.append(ctx.engine.listener)
-        notifier = _notifications(settings, ctx)
+        ctx.notifications = notifier = _notifications(notify, ctx)
         await notifier.start()
         dispatch_listener = None
         if settings.notify_enabled:
@@ -77,11 +89,11 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
             await dispatch_listener.start()
         from api.contacts.reminders import OrderScheduler  # order reminders, expiry, daily digest
 
-        ctx.extras["order_scheduler"] = scheduler = OrderScheduler(pool, settings, clock=ctx.clock)
+        ctx.order_scheduler = scheduler = OrderScheduler(pool, settings, ctx.outbox, clock=ctx.clock)
         await scheduler.start()
         from api.privacy.retention import RetentionJob  # the scheduled purge of old positions
 
-        ctx.extras["retention"] = retention = RetentionJob(pool, settings)
+        ctx.retention = retention = RetentionJob(pool, settings)
         await retention.start()
         app.state.ctx = ctx
         metrics_listener = _metrics_listener(settings)
@@ -116,7 +128,7 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
     )
     problems.install(app)
     db_outage.install(app)  # 503 with Retry-After while the database is unreachable
-    openapi_doc.install(app)  # errors documented as problem documents (issue 6)
+    openapi_doc.install(app)  # errors documented as problem documents
     # Added first, so the security headers and the request log wrap its 413; it still runs before routing,
     # authentication and parsing, which are all inside it.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
@@ -164,7 +176,7 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
         app.include_router(router)
     for router in (privacy.track_router, privacy.audit_router, privacy.evidence_router, access_routes.router):
         app.include_router(router)
-    from api.console import router as console_router  # the monitoring-room console page (issue 7)
+    from api.console import router as console_router  # the monitoring-room console page
 
     app.include_router(console_router)
     return app
@@ -179,20 +191,54 @@ def _metrics_listener(settings: Settings):  # type: ignore[no-untyped-def]
     return server
 
 
-def _notifications(settings: Settings, ctx: Context):  # type: ignore[no-untyped-def]
+def notification_config(settings: Settings) -> NotificationConfig:
+    """The notification layer's settings, from ours (notifications/ never reads api's Settings)."""
+    def webhook(url: str | None, key_id: str, secret: str | None) -> WebhookTarget | None:
+        return WebhookTarget(url, key_id, secret) if url else None
+
+    return NotificationConfig(
+        defaults=policy.CasePolicy(
+            victim_ack_deadline_s=float(settings.victim_ack_deadline_s),
+            auto_escalate_after_s=float(settings.auto_escalate_after_s),
+            pursuit_interval_s=int(settings.pursuit_interval_s),
+        ),
+        deadline_s=float(settings.notify_deadline_s), dispatch=settings.notify_enabled,
+        workers=settings.notify_workers, batch=settings.notify_batch, concurrency=settings.notify_concurrency,
+        poll_s=settings.notify_poll_s, lease_s=settings.notify_lease_s,
+        backoff_base_s=settings.notify_backoff_base_s, backoff_max_s=settings.notify_backoff_max_s,
+        push=PushConfig(
+            project_id=settings.fcm_project_id, url=settings.fcm_url, credentials_file=settings.fcm_credentials_file,
+            timeout_s=settings.fcm_timeout_s, ttl_s=settings.fcm_ttl_s, critical=settings.fcm_critical_alerts,
+        ) if settings.fcm_project_id else None,
+        sms=SmsConfig(settings.sms_url, settings.sms_api_key, settings.sms_sender) if settings.sms_url else None,
+        police=webhook(settings.police_webhook_url, settings.police_webhook_key_id, settings.police_webhook_secret),
+        staff=webhook(settings.staff_webhook_url, settings.staff_webhook_key_id, settings.staff_webhook_secret),
+        webhook_timeout_s=settings.webhook_timeout_s,
+    )
+
+
+def _oidc_verifier(settings: Settings) -> OIDCVerifier | None:
+    s = settings
+    if not s.oidc_issuer:
+        return None
+    return OIDCVerifier(
+        s.oidc_issuer, s.oidc_audience, s.oidc_roles_claim, STAFF_ROLES, cache_s=s.oidc_jwks_cache_s,
+        min_refresh_s=s.oidc_jwks_min_refresh_s, leeway_s=s.oidc_leeway_s, timeout_s=s.oidc_http_timeout_s,
+    )
+
+
+def _notifications(config: NotificationConfig, ctx: Context) -> NotificationService:
     """The outbox dispatcher (notifications/), given the alert writers so that package never imports api."""
     from api.alerts import repository as alert_store
     from api.platform import metrics
     from api.platform.secrets import decrypt
-    from notifications.service import NotificationService
+    from notifications.dispatcher import AlertHooks
 
-    service = NotificationService.from_settings(
-        settings, pool=ctx.pool, append_change=alert_store.append_change, open_alert=alert_store.open_alert,
+    hooks = AlertHooks(
+        append_change=functools.partial(alert_store.append_change, outbox=ctx.outbox),
+        open_alert=functools.partial(alert_store.open_alert, outbox=ctx.outbox),
         decrypt=lambda blob: decrypt(ctx.key, blob),
         on_failure=lambda channel, reason: metrics.DELIVERY_FAILURES.labels(channel, reason).inc(),
-        on_depth=metrics.OUTBOX_DEPTH.set, alert_log_lock=alert_store.ALERT_LOG_LOCK, clock=ctx.clock,
+        on_depth=metrics.OUTBOX_DEPTH.set, alert_log_lock=alert_store.ALERT_LOG_LOCK,
     )
-    ctx.extras["notifications"] = service
-    if not settings.notify_enabled:
-        service.dispatcher.config.workers = 0
-    return service
+    return NotificationService.build(config, pool=ctx.pool, outbox=ctx.outbox, hooks=hooks)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import multiprocessing
 import statistics
@@ -71,8 +72,10 @@ async def _run(args: argparse.Namespace, url: str, fcm_port: int) -> dict[str, A
     from api.platform.database import create_pool
     from api.platform.migrate import apply_migrations
     from api.platform.pg_listener import Listener
+    from api.app import notification_config
     from api.platform.settings import Settings
-    from notifications.service import NotificationService
+    from notifications.dispatcher import AlertHooks
+    from notifications.service import NotificationService, outbox_for
 
     settings = Settings(database_url=url, fcm_project_id="bench",
                         fcm_url=f"http://127.0.0.1:{fcm_port}/v1/projects/{{0}}/messages:send")
@@ -91,9 +94,12 @@ async def _run(args: argparse.Namespace, url: str, fcm_port: int) -> dict[str, A
         await conn.executemany("INSERT INTO notification_policies (case_id, policy, updated_by) VALUES ($1, $2, 'b')",
                                [(c, {"auto_escalate": False, "pursuit": False, "victim_ack_deadline_s": 3600})
                                 for c in cases])
-    service = NotificationService.from_settings(
-        settings, pool=pool, append_change=alert_store.append_change,
-        open_alert=alert_store.open_alert, decrypt=lambda b: "", alert_log_lock=alert_store.ALERT_LOG_LOCK)
+    config = notification_config(settings)
+    outbox = outbox_for(config)
+    hooks = AlertHooks(append_change=functools.partial(alert_store.append_change, outbox=outbox),
+                       open_alert=functools.partial(alert_store.open_alert, outbox=outbox), decrypt=lambda b: "",
+                       alert_log_lock=alert_store.ALERT_LOG_LOCK)
+    service = NotificationService.build(config, pool=pool, outbox=outbox, hooks=hooks)
     await service.start()
     wake = service.dispatcher.wake
     listener = Listener(url, "dispatcher", {pg_channels.OUTBOX: wake}, wake)  # as the app wakes it
@@ -109,9 +115,10 @@ async def _run(args: argparse.Namespace, url: str, fcm_port: int) -> dict[str, A
         ids = [uuid.uuid4() for _ in range(n)]
         async with pool.acquire() as conn, conn.transaction():
             for k, alert_id in enumerate(ids):
-                await alert_store.open_alert(conn, alert_id=alert_id, case_id=cases[(sent + k) % len(cases)],
+                await alert_store.open_alert(conn, outbox=outbox, alert_id=alert_id,
+                                             case_id=cases[(sent + k) % len(cases)],
                                              kind="proximity", level="violation", confidence="confirmed",
-                                             opened_at=now, actor="bench")
+                                             opened_at=now, actor="system:bench")
         t = time.time()
         for alert_id in ids:
             committed[str(alert_id)] = t

@@ -27,3 +27,8 @@ class ManualClock:
     def advance(self, seconds: float) -> datetime:
         self._now += timedelta(seconds=seconds)
         return self._now
+
+
+def iso(value: datetime | None) -> str | None:
+    """RFC 3339 in UTC with ``Z``, as the API writes every time."""
+    return value.isoformat().replace("+00:00", "Z") if value else None

@@ -3,6 +3,7 @@
 * **Claim** (one short transaction): due rows ``FOR UPDATE SKIP LOCKED``, at most the oldest pending row per
   ``ordering_key`` (so one victim's messages on one channel go strictly in order), marked ``sending`` with a
   lease (``next_attempt_at = now + lease``). Several dispatchers (or workers) never take the same row.
+* **Address**: each channel finds its recipients' addresses itself (``notifications/channels``).
 * **Send** outside any transaction, concurrently, through the channels.
 * **Record** (one transaction per batch): an attempt row for every attempt, then the row's new state and its
   effects on the alert's history (``notified``, ``delivery_failed``, …) through the app's ``append_change``.
@@ -21,38 +22,22 @@ import logging
 import random
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any, Awaitable, Callable, Sequence
 
 import asyncpg
 
-from notifications import catalogue, outbox
+from notifications import outbox, policy
 from notifications.channels import Channel, Delivery, Outcome
-from notifications.clock import Clock, SystemClock
+from notifications.config import NotificationConfig
+from notifications.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
 SYSTEM_ACTOR = "system:notifications"
 AUTO_ESCALATION_ACTOR = "system:auto-escalation"
 _NS = uuid.UUID("0b6c8f7e-8f7a-4c55-93f3-0d3f5a0e2b77")
-
-
-@dataclass
-class DispatcherConfig:
-    batch: int = 100
-    workers: int = 2
-    poll_s: float = 1.0
-    lease_s: float = 60.0
-    backoff_base_s: float = 1.0
-    backoff_max_s: float = 60.0
-    retry_after_max_s: float = 3600.0
-    police_url: str | None = None
-    police_key_id: str = "afstand"
-    police_secret: str | None = None
-    staff_url: str | None = None
-    staff_key_id: str = "afstand"
-    staff_secret: str | None = None
 
 
 @dataclass
@@ -75,43 +60,27 @@ class _Job:
     started: datetime
     delivery: Delivery | None = None
     outcome: Outcome | None = None
-    device_id: uuid.UUID | None = None
-    token: str | None = None
     no_address: str | None = None  # why there is no address (not configured, no token, no phone, …)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-_CLAIM = """
-WITH due AS (
-    SELECT o.id, o.status AS prev_status FROM outbox o
-    WHERE o.status IN ('queued', 'sending') AND o.next_attempt_at <= $1
-      AND (o.ordering_key IS NULL OR NOT EXISTS (
-            SELECT 1 FROM outbox p WHERE p.ordering_key = o.ordering_key AND p.id < o.id
-              AND p.status IN ('queued', 'sending')))
-    ORDER BY o.next_attempt_at, o.id
-    LIMIT $2
-    FOR UPDATE OF o SKIP LOCKED
-)
-UPDATE outbox o SET status = 'sending', attempts = o.attempts + 1, next_attempt_at = $3
-FROM due WHERE o.id = due.id
-RETURNING o.*, due.prev_status
-"""
+    # With no address here: why the fallback channel cannot reach her either (None: it can).
+    fallback_blocked: str | None = None
 
 
 class Dispatcher:
     def __init__(
         self,
         pool: asyncpg.Pool,
-        channels: Mapping[str, Channel],
+        outbox: Outbox,
+        channels: Sequence[Channel],
         hooks: AlertHooks,
-        config: DispatcherConfig | None = None,
-        clock: Clock | None = None,
+        config: NotificationConfig | None = None,
     ) -> None:
         self.pool = pool
-        self.channels = dict(channels)
+        self.outbox = outbox
+        self.clock = outbox.clock
+        # The outbox names a row's channel; this is the one place that name is looked up.
+        self.channels: dict[str, Channel] = {c.name: c for c in channels}
         self.hooks = hooks
-        self.config = config or DispatcherConfig()
-        self.clock = clock or SystemClock()
+        self.config = config or NotificationConfig()
         self._wake = asyncio.Event()
         # time.monotonic() when a worker last finished a round (claimed and handled, or found nothing due).
         self.last_round: float | None = None
@@ -128,7 +97,8 @@ class Dispatcher:
 
     async def start(self) -> None:
         self._stopping = False
-        self._tasks = [asyncio.create_task(self._loop(i), name=f"notify-{i}") for i in range(self.config.workers)]
+        workers = self.config.workers if self.config.dispatch else 0  # off: another process delivers
+        self._tasks = [asyncio.create_task(self._loop(i), name=f"notify-{i}") for i in range(workers)]
 
     async def stop(self) -> None:
         self._stopping = True
@@ -164,8 +134,7 @@ class Dispatcher:
 
     async def _report_depth(self) -> None:
         try:
-            depth = await self.pool.fetchval("SELECT count(*) FROM outbox WHERE status IN ('queued', 'sending')")
-            self.hooks.on_depth(int(depth))
+            self.hooks.on_depth(await outbox.depth(self.pool))
         except Exception:  # metrics never break delivery
             pass
 
@@ -174,7 +143,7 @@ class Dispatcher:
         """Claim, deliver and record one batch of due rows; returns how many were claimed."""
         now = self.clock.now()
         async with self.pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(_CLAIM, now, self.config.batch, now + timedelta(seconds=self.config.lease_s))
+            rows = await outbox.claim(conn, now, self.config.batch, now + timedelta(seconds=self.config.lease_s))
         if not rows:
             return 0
         jobs = [_Job(row=r, prev_status=r["prev_status"], started=now) for r in rows]
@@ -202,104 +171,32 @@ class Dispatcher:
 
     # ------------------------------------------------------------------ addressing
     async def _address(self, jobs: list[_Job]) -> None:
-        case_ids = list({j.row["case_id"] for j in jobs})
-        alert_ids = list({j.row["alert_id"] for j in jobs if j.row["alert_id"] is not None})
-        async with self.pool.acquire() as conn:
-            tokens = {
-                r["case_id"]: r for r in await conn.fetch(
-                    "SELECT DISTINCT ON (case_id) case_id, id, push_token, platform FROM devices"
-                    " WHERE case_id = ANY($1) AND role = 'victim_app' AND revoked_at IS NULL"
-                    " AND push_token IS NOT NULL ORDER BY case_id, created_at DESC",
-                    case_ids,
-                )
-            } if any(j.row["channel"] == "push" for j in jobs) else {}
-            phones = {
-                r["case_id"]: r["victim_phone"] for r in await conn.fetch(
-                    "SELECT case_id, victim_phone FROM notification_policies WHERE case_id = ANY($1)"
-                    " AND victim_phone IS NOT NULL", case_ids,
-                )
-            } if any(j.row["channel"] in ("sms", "push") for j in jobs) else {}
-            alerts = {
-                r["id"]: r for r in await conn.fetch(
-                    "SELECT a.id, a.kind, a.level, a.confidence, a.status, a.opened_at, a.raised_at, c.reference"
-                    " FROM alerts a JOIN cases c ON c.id = a.case_id WHERE a.id = ANY($1)", alert_ids,
-                )
-            } if any(j.row["channel"] == "police_webhook" for j in jobs) else {}
-            tags: dict[uuid.UUID, list[asyncpg.Record]] = {}
-            if any(j.row["channel"] == "supplier_webhook" for j in jobs):
-                for r in await conn.fetch(
-                    "SELECT d.case_id, d.serial, s.webhook_url, k.key_id, k.secret_enc FROM devices d"
-                    " JOIN suppliers s ON s.id = d.supplier_id"
-                    " LEFT JOIN LATERAL (SELECT key_id, secret_enc FROM supplier_keys WHERE supplier_id = s.id"
-                    "   AND revoked_at IS NULL ORDER BY created_at DESC LIMIT 1) k ON true"
-                    " WHERE d.case_id = ANY($1) AND d.role = 'offender_tag' AND d.revoked_at IS NULL",
-                    case_ids,
-                ):
-                    tags.setdefault(r["case_id"], []).append(r)
+        by_channel: dict[str, list[_Job]] = {}
         for j in jobs:
-            r = j.row
-            p = r["payload"]
-            ch = r["channel"]
-            if ch == "push":
-                j.extra["sms_possible"] = "sms" in self.channels and bool(phones.get(r["case_id"]))
-            if ch not in self.channels:
-                j.no_address = "not_configured"
-                continue
-            mkey = str(r["message_key"])
-            if ch in ("push", "sms"):
-                lang = p.get("language") or "nl"
-                if "title" in p:  # a notice or a thread message: its text was rendered when it was stored
-                    title, body = p["title"], p["body"]
-                else:
-                    title, body = catalogue.render(lang, p.get("template") or "violation.default", p.get("text"))
-                data = {k: p[k] for k in ("alert_id", "kind", "level", "notice_id", "message_id") if p.get(k)}
-                data.update(purpose=p["purpose"], idempotency_key=mkey)
-                if ch == "push":
-                    tok = tokens.get(r["case_id"])
-                    if tok is None:
-                        j.no_address = "no_push_token"
-                        continue
-                    j.device_id, j.token = tok["id"], tok["push_token"]
-                    j.delivery = Delivery(mkey, tok["push_token"], title, body, data, bool(r["safety"]),
-                                          platform=tok["platform"])
-                else:
-                    phone = phones.get(r["case_id"])
-                    if not phone:
-                        j.no_address = "no_phone_number"
-                        continue
-                    j.delivery = Delivery(mkey, phone, title, catalogue.sms_text(lang, title, body), data,
-                                          bool(r["safety"]))
-            elif ch == "police_webhook":
-                a = alerts.get(r["alert_id"])
-                if not self.config.police_url or a is None:
-                    j.no_address = "not_configured"
-                    continue
-                j.delivery = Delivery(mkey, self.config.police_url, json_body={
-                    "type": "escalation", "idempotency_key": mkey, "alert_id": str(a["id"]),
-                    "case_reference": a["reference"], "kind": a["kind"], "level": a["level"],
-                    "confidence": a["confidence"], "status": a["status"], "opened_at": _iso(a["opened_at"]),
-                    "escalated_by": p.get("actor"), "reason": p.get("reason") or None,
-                }, signing_key_id=self.config.police_key_id, signing_secret=self.config.police_secret)
-            elif ch == "staff_webhook":
-                if not self.config.staff_url:
-                    j.no_address = "not_configured"
-                    continue
-                j.delivery = Delivery(mkey, self.config.staff_url, json_body={
-                    "type": "staff_notice", "idempotency_key": mkey, **p,
-                }, signing_key_id=self.config.staff_key_id, signing_secret=self.config.staff_secret)
-            elif ch == "supplier_webhook":
-                candidates = [t for t in tags.get(r["case_id"], []) if t["webhook_url"] and t["key_id"]]
-                if not candidates:
-                    j.no_address = "no_supplier_webhook"
-                    continue
-                t = candidates[0]
-                pursuit = r["purpose"] == "pursuit_on"
-                j.delivery = Delivery(mkey, t["webhook_url"], json_body={
-                    "type": "reporting_rate", "idempotency_key": mkey, "alert_id": p["alert_id"],
-                    "serials": sorted(x["serial"] for x in candidates if x["webhook_url"] == t["webhook_url"]),
-                    "mode": "pursuit" if pursuit else "normal",
-                    "interval_s": int(p.get("interval_s") or 15) if pursuit else None,
-                }, signing_key_id=t["key_id"], signing_secret=self.hooks.decrypt(t["secret_enc"]))
+            by_channel.setdefault(j.row["channel"], []).append(j)
+        async with self.pool.acquire() as conn:
+            for name, group in by_channel.items():
+                channel = self.channels.get(name)
+                found: list[Delivery | str] = (await channel.address(conn, [j.row for j in group]) if channel
+                                               else ["not_configured"] * len(group))
+                for j, f in zip(group, found):
+                    if isinstance(f, Delivery):
+                        j.delivery = f
+                    else:
+                        j.no_address = f
+                        await self._fallback_reach(conn, j)
+
+    async def _fallback_reach(self, conn: asyncpg.Connection, j: _Job) -> None:
+        """A victim message with no address on its channel: can the fallback channel reach her?"""
+        fallback = policy.FALLBACK.get(j.row["channel"])
+        if fallback is None or j.row["recipient"] != "victim":
+            return
+        channel = self.channels.get(fallback)
+        if channel is None:
+            j.fallback_blocked = f"{fallback}_not_configured"
+            return
+        found = (await channel.address(conn, [j.row]))[0]
+        j.fallback_blocked = None if isinstance(found, Delivery) else found
 
     async def _send(self, j: _Job) -> None:
         if j.delivery is None:
@@ -361,22 +258,13 @@ class Dispatcher:
         """The common case in three statements plus one ``notified`` change per delivery."""
         if not jobs:
             return
-        ours = {r["id"] for r in await conn.fetch(
-            "UPDATE outbox o SET status = 'sent', sent_at = $4, provider_id = x.pid, last_error = NULL"
-            " FROM unnest($1::bigint[], $2::int[], $3::text[]) AS x(id, attempts, pid)"
-            " WHERE o.id = x.id AND o.attempts = x.attempts AND o.status = 'sending' RETURNING o.id",
-            [j.row["id"] for j in jobs], [j.row["attempts"] for j in jobs],
-            [j.outcome.provider_id if j.outcome else None for j in jobs], now,
-        )}
+        ours = await outbox.mark_sent(conn, [(j.row["id"], j.row["attempts"],
+                                              j.outcome.provider_id if j.outcome else None) for j in jobs], now)
         mine = [j for j in jobs if j.row["id"] in ours]
-        lost = [j for j in mine if j.prev_status == "sending"]
-        rows = [(j.row["id"], j.row["attempts"] - 1, j.started, j.started, "unknown",
-                 "lease expired: the dispatcher stopped before recording", None) for j in lost]
+        rows = [outbox.lost_attempt(j.row, j.started) for j in mine if j.prev_status == "sending"]
         rows += [(j.row["id"], j.row["attempts"], j.started, now, "sent", None,
-                  j.outcome.provider_id if j.outcome else None) for j in mine]
-        await conn.executemany(
-            "INSERT INTO delivery_attempts (outbox_id, attempt, started_at, finished_at, outcome, reason, provider_id)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7)", rows)
+                  j.outcome.provider_id if j.outcome else None, None) for j in mine]
+        await outbox.record_attempts(conn, rows)
         for j in mine:
             r = j.row
             await self._change(conn, j, state.get(r["alert_id"]), "notified", {
@@ -386,26 +274,12 @@ class Dispatcher:
     async def _attempt(self, conn: asyncpg.Connection, j: _Job, now: datetime, outcome: str, reason: str | None,
                        provider_id: str | None = None, retry_after_s: float | None = None) -> None:
         r = j.row
-        if j.prev_status == "sending":
-            await conn.execute(
-                "INSERT INTO delivery_attempts (outbox_id, attempt, started_at, finished_at, outcome, reason)"
-                " VALUES ($1, $2, $3, $3, 'unknown', 'lease expired: the dispatcher stopped before recording')",
-                r["id"], r["attempts"] - 1, j.started,
-            )
-        await conn.execute(
-            "INSERT INTO delivery_attempts (outbox_id, attempt, started_at, finished_at, outcome, reason,"
-            " provider_id, retry_after_s) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            r["id"], r["attempts"], j.started, now, outcome, reason, provider_id, retry_after_s,
-        )
+        lost = [outbox.lost_attempt(r, j.started)] if j.prev_status == "sending" else []
+        await outbox.record_attempts(conn, lost + [
+            (r["id"], r["attempts"], j.started, now, outcome, reason, provider_id, retry_after_s)])
 
     async def _set(self, conn: asyncpg.Connection, j: _Job, status: str, **cols: Any) -> bool:
-        sets = ["status = $3"] + [f"{k} = ${i}" for i, k in enumerate(cols, start=4)]
-        done = await conn.fetchval(
-            f"UPDATE outbox SET {', '.join(sets)} WHERE id = $1 AND attempts = $2 AND status = 'sending'"
-            " RETURNING true",
-            j.row["id"], j.row["attempts"], status, *cols.values(),
-        )
-        return bool(done)
+        return await outbox.set_status(conn, j.row, status, **cols)
 
     async def _change(self, conn: asyncpg.Connection, j: _Job, alert: asyncpg.Record | None, change: str,
                       detail: dict[str, Any], actor: str = SYSTEM_ACTOR) -> None:
@@ -426,13 +300,14 @@ class Dispatcher:
             if not await self._set(conn, j, status, last_error=j.no_address):
                 return
             await self._attempt(conn, j, now, "failed", j.no_address)
-            if recipient == "victim" and ch == "push" and j.extra.get("sms_possible"):
-                await outbox.insert_rows(conn, [outbox.fallback_row(r, "sms", now)])
-            elif recipient == "victim" and ch == "push":
-                # No SMS either (no gateway or no number): say so now rather than after another round.
-                why = "no_phone_number" if "sms" in self.channels else "sms_not_configured"
+            fallback = policy.FALLBACK.get(ch) if recipient == "victim" else None
+            if fallback and j.fallback_blocked is None:
+                await outbox.insert_rows(conn, [self.outbox.fallback_row(r, fallback, now)])
+            elif fallback:
+                # The fallback cannot reach her either (no gateway or no number): say so now rather than after
+                # another round.
                 await self._change(conn, j, alert, "delivery_failed",
-                                   {**base, "reason": f"{j.no_address}; {why}", "final": True})
+                                   {**base, "reason": f"{j.no_address}; {j.fallback_blocked}", "final": True})
             elif recipient != "supplier":
                 await self._change(conn, j, alert, "delivery_failed", {**base, "reason": j.no_address, "final": True})
             return
@@ -457,20 +332,19 @@ class Dispatcher:
                                                              f" {o.reason}")
             return
 
-        # Permanent failure.
-        if ch == "push" and o.invalid_address:
+        # Permanent failure. A dead address on a channel with a fallback (a push token FCM no longer knows) is
+        # forgotten, and the message goes by the fallback; anything else is dead-lettered.
+        fallback = policy.FALLBACK.get(ch)
+        if fallback and o.invalid_address and j.delivery is not None:
             if not await self._set(conn, j, "failed", last_error=o.reason):
                 return
             await self._attempt(conn, j, now, "failed", o.reason)
-            await conn.execute(
-                "UPDATE devices SET push_token = NULL, push_token_disabled_at = $3, push_token_disabled_reason = $4"
-                " WHERE id = $1 AND push_token = $2", j.device_id, j.token, now, o.reason,
-            )
+            await self.channels[ch].forget_address(conn, j.delivery, o.reason, now)
             await self._change(conn, j, alert, "delivery_failed", {**base, "reason": o.reason, "final": False,
                                                                    "token_disabled": True})
-            await self._operator_alert(conn, j, now, f"the victim cannot be reached by push ({o.reason}); "
+            await self._operator_alert(conn, j, now, f"the victim cannot be reached by {ch} ({o.reason}); "
                                                      "the app must register again", reason=o.reason or "")
-            await outbox.insert_rows(conn, [outbox.fallback_row(r, "sms", now)])
+            await outbox.insert_rows(conn, [self.outbox.fallback_row(r, fallback, now)])
             return
         await self._dead_letter(conn, j, now, alert, base, o.reason or "failed")
 
@@ -484,8 +358,9 @@ class Dispatcher:
         who = {"victim": "the victim", "police": "the police control room", "supplier": "the tag supplier"}
         await self._operator_alert(conn, j, now, f"{who.get(r['recipient'], r['recipient'])} could not be reached"
                                                  f" by {r['channel']}: {reason}", reason=reason)
-        if r["recipient"] == "victim" and r["channel"] == "push":
-            await outbox.insert_rows(conn, [outbox.fallback_row(r, "sms", now)])
+        fallback = policy.FALLBACK.get(r["channel"])
+        if r["recipient"] == "victim" and fallback:
+            await outbox.insert_rows(conn, [self.outbox.fallback_row(r, fallback, now)])
 
     async def _operator_alert(self, conn: asyncpg.Connection, j: _Job, now: datetime, text: str, reason: str) -> None:
         r = j.row
@@ -517,13 +392,13 @@ class Dispatcher:
                     " AND seq > $2)", alert["id"], r["change_seq"] or 0)
                 if not acked:
                     of = r["payload"].get("of") or "violation"
+                    fallback = policy.FALLBACK["push"]  # the safety message went by push (policy.decide)
                     await self._change(conn, j, alert, "victim_not_confirmed", {
                         "message": of, "idempotency_key": str(outbox.message_key(alert["id"], of)),
-                        "fallback": "sms"})
-                    push = await conn.fetchrow("SELECT * FROM outbox WHERE idempotency_key = $1",
-                                               f"{outbox.message_key(alert['id'], of)}:push")
+                        "fallback": fallback})
+                    push = await outbox.find(conn, f"{outbox.message_key(alert['id'], of)}:push")
                     if push is not None:
-                        await outbox.insert_rows(conn, [outbox.fallback_row(push, "sms", now)])
+                        await outbox.insert_rows(conn, [self.outbox.fallback_row(push, fallback, now)])
                     action = "victim_not_confirmed"
             elif alert is not None and r["purpose"] == "escalation_check":
                 escalated = await conn.fetchval(
@@ -536,6 +411,3 @@ class Dispatcher:
             if await self._set(conn, j, "done", last_error=None, sent_at=now):
                 await self._attempt(conn, j, now, "sent", action)
 
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None

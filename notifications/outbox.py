@@ -1,9 +1,10 @@
 """The transactional outbox: notification rows written in the transaction of the alert change that causes them.
 
-``api.alerts.repository.append_change`` calls :func:`enqueue_for_change` after it stored a change, on the same
-connection and inside the same transaction: the change and its notifications commit together or not at all.
-Rows carry a deterministic ``idempotency_key`` (UNIQUE, inserted with ON CONFLICT DO NOTHING), so a replayed
-or repeated decision never enqueues twice. The ``message_key`` (a UUID derived from the alert and the message)
+The only writer of ``outbox`` (and its ``delivery_attempts``): enqueueing here, and the dispatcher's claim and
+record through the functions below. ``api.alerts.repository.append_change`` calls :meth:`Outbox.enqueue_for_change` after it stored a
+change, on the same connection and inside the same transaction: the change and its notifications commit
+together or not at all. Rows carry a deterministic ``idempotency_key`` (UNIQUE, inserted with ON CONFLICT DO
+NOTHING), so a replayed or repeated decision never enqueues twice. The ``message_key`` (a UUID derived from the alert and the message)
 travels in every payload so the victim's app can drop a resend after a crash between send and record.
 
 This module never imports ``api``: ``api`` imports it.
@@ -12,47 +13,17 @@ This module never imports ``api``: ``api`` imports it.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import asyncpg
 
 from notifications import policy
-from notifications.clock import Clock, SystemClock
+from notifications.clock import Clock, SystemClock, iso
 
 NOTIFY_CHANNEL = "afstand_outbox"
 _NS = uuid.UUID("5d1f6a3e-3c0b-4bb7-9a59-2f8e7e0d9a11")
-
-
-@dataclass(frozen=True)
-class OutboxConfig:
-    """Process-wide settings for enqueueing (set once at startup by the app from its Settings)."""
-
-    defaults: policy.CasePolicy = policy.DEFAULT_POLICY
-    deadline_s: float = 900.0  # retry until this long after enqueueing, then dead-letter
-    enabled: bool = True
-    staff_webhook: bool = False  # staff notices are posted to a configured webhook
-
-
-_config = OutboxConfig()
-_clock: Clock = SystemClock()
-
-
-def configure(config: OutboxConfig | None = None, clock: Clock | None = None) -> None:
-    global _config, _clock
-    if config is not None:
-        _config = config
-    if clock is not None:
-        _clock = clock
-
-
-def current_config() -> OutboxConfig:
-    return _config
-
-
-def clock() -> Clock:
-    return _clock
 
 
 def message_key(alert_id: uuid.UUID | str, key: str) -> uuid.UUID:
@@ -102,67 +73,94 @@ def victim_preferences(row: Mapping[str, Any] | None) -> policy.VictimPreference
     return policy.VictimPreferences(row["channel"], quiet, row["update_frequency"] or "on_change")
 
 
-def case_policy(stored: Mapping[str, Any] | None) -> policy.CasePolicy:
-    """The defaults with a case's stored overrides; overrides that no longer validate are ignored field by
-    field rather than silencing every notification of the case."""
-    try:
-        return _config.defaults.with_overrides(stored)
-    except ValueError:
-        p = _config.defaults
-        for k, v in (stored or {}).items():
-            try:
-                p = p.with_overrides({k: v})
-            except ValueError:
-                continue
-        return p
+@dataclass(frozen=True)
+class Outbox:
+    """Enqueueing with this process's settings: the case policy's defaults, how long a message is retried, and
+    the clock (a test's manual one, or the app's, which the demo may shift). Built once by the app and passed to
+    whoever enqueues; it holds no connection and no state that changes."""
 
+    defaults: policy.CasePolicy = policy.DEFAULT_POLICY
+    deadline_s: float = 900.0  # retry until this long after enqueueing, then dead-letter
+    staff_webhook: bool = False  # staff notices are posted to a configured webhook
+    clock: Clock = field(default_factory=SystemClock)
 
-async def enqueue_for_change(
-    conn: asyncpg.Connection,
-    *,
-    alert_id: uuid.UUID,
-    seq: int,
-    change: str,
-    level: str,
-    confidence: str,
-    actor: str | None = None,
-    detail: Mapping[str, Any] | None = None,
-) -> int:
-    """Decide and enqueue the notifications of one stored change. Returns rows inserted. Call in its transaction."""
-    if not _config.enabled or not policy.may_notify(change, level):
-        return 0
-    a = await conn.fetchrow(_LOOKUP, alert_id)
-    if a is None:
-        return 0
-    # Her own quiet hours hold for every non-safety message, unless staff set the case's.
-    p = policy.with_preferences(case_policy(a["policy"]), victim_preferences(a))
-    facts = policy.ChangeFacts(
-        alert_id=str(alert_id), case_id=str(a["case_id"]), kind=a["kind"], change=change, level=level,
-        confidence=confidence, max_level=_max_level(a["max_level"], level), status=a["status"], seq=seq,
-        actor=actor, detail=detail or {}, has_victim=a["has_victim"],
-    )
-    intents = [i for i in policy.decide(facts, p) if i.channel != "stream"]
-    if not intents:
-        return 0
-    now = _clock.now()
-    rows: list[Row] = []
-    for it in intents:
-        at = now + timedelta(seconds=it.delay_s)
-        if it.recipient == "victim" and not it.safety:
-            at = policy.release_time(at, p, await recent_non_safety(conn, a["case_id"], now))
-        mkey = message_key(alert_id, it.key)
-        payload = {
-            "alert_id": str(alert_id), "kind": a["kind"], "level": level, "confidence": confidence,
-            "purpose": it.purpose, "template": it.template, "language": a["language"], "change_seq": seq,
-            **{k: v for k, v in it.params.items()},
-        }
-        rows.append(Row(
-            idempotency_key=f"{mkey}:{it.channel}", message_key=mkey, alert_id=alert_id, case_id=a["case_id"],
-            change_seq=seq, recipient=it.recipient, channel=it.channel, purpose=it.purpose, safety=it.safety,
-            payload=payload, next_attempt_at=at, deadline=at + timedelta(seconds=_config.deadline_s),
-            enqueued_at=now,
-        ))
-    return await insert_rows(conn, rows)
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def deadline(self, at: datetime) -> datetime:
+        return at + timedelta(seconds=self.deadline_s)
+
+    def case_policy(self, stored: Mapping[str, Any] | None) -> policy.CasePolicy:
+        """The defaults with a case's stored overrides; overrides that no longer validate are ignored field by
+        field rather than silencing every notification of the case."""
+        try:
+            return self.defaults.with_overrides(stored)
+        except ValueError:
+            p = self.defaults
+            for k, v in (stored or {}).items():
+                try:
+                    p = p.with_overrides({k: v})
+                except ValueError:
+                    continue
+            return p
+
+    async def enqueue_for_change(
+        self,
+        conn: asyncpg.Connection,
+        *,
+        alert_id: uuid.UUID,
+        seq: int,
+        change: str,
+        level: str,
+        confidence: str,
+        actor: str | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Decide and enqueue the notifications of one stored change. Returns rows inserted. Call in its
+        transaction."""
+        if not policy.may_notify(change, level):
+            return 0
+        a = await conn.fetchrow(_LOOKUP, alert_id)
+        if a is None:
+            return 0
+        # Her own quiet hours hold for every non-safety message, unless staff set the case's.
+        p = policy.with_preferences(self.case_policy(a["policy"]), victim_preferences(a))
+        facts = policy.ChangeFacts(
+            alert_id=str(alert_id), case_id=str(a["case_id"]), kind=a["kind"], change=change, level=level,
+            confidence=confidence, max_level=_max_level(a["max_level"], level), status=a["status"], seq=seq,
+            actor=actor, detail=detail or {}, has_victim=a["has_victim"],
+        )
+        intents = [i for i in policy.decide(facts, p) if i.channel != "stream"]
+        if not intents:
+            return 0
+        now = self.now()
+        rows: list[Row] = []
+        for it in intents:
+            at = now + timedelta(seconds=it.delay_s)
+            if it.recipient == "victim" and not it.safety:
+                at = policy.release_time(at, p, await recent_non_safety(conn, a["case_id"], now))
+            mkey = message_key(alert_id, it.key)
+            payload = {
+                "alert_id": str(alert_id), "kind": a["kind"], "level": level, "confidence": confidence,
+                "purpose": it.purpose, "template": it.template, "language": a["language"], "change_seq": seq,
+                **{k: v for k, v in it.params.items()},
+            }
+            rows.append(Row(
+                idempotency_key=f"{mkey}:{it.channel}", message_key=mkey, alert_id=alert_id, case_id=a["case_id"],
+                change_seq=seq, recipient=it.recipient, channel=it.channel, purpose=it.purpose, safety=it.safety,
+                payload=payload, next_attempt_at=at, deadline=self.deadline(at), enqueued_at=now,
+            ))
+        return await insert_rows(conn, rows)
+
+    def fallback_row(self, original: Mapping[str, Any], channel: str, now: datetime) -> Row:
+        """The same message (same message key) on another channel, e.g. SMS after push failed."""
+        return Row(
+            idempotency_key=f"{original['message_key']}:{channel}", message_key=original["message_key"],
+            alert_id=original["alert_id"], case_id=original["case_id"], change_seq=original["change_seq"],
+            recipient=original["recipient"], channel=channel, purpose=original["purpose"],
+            safety=original["safety"], payload=dict(original["payload"]), next_attempt_at=now,
+            deadline=self.deadline(now), enqueued_at=now,
+        )
 
 
 def _max_level(stored: str, level: str) -> str:
@@ -191,17 +189,6 @@ async def insert_rows(conn: asyncpg.Connection, rows: list[Row]) -> int:
         [r.deadline for r in rows], NOTIFY_CHANNEL,
     )
     return int(inserted or 0)
-
-
-def fallback_row(original: Mapping[str, Any], channel: str, now: datetime) -> Row:
-    """The same message (same message key) on another channel, e.g. SMS after push failed."""
-    payload = dict(original["payload"])
-    return Row(
-        idempotency_key=f"{original['message_key']}:{channel}", message_key=original["message_key"],
-        alert_id=original["alert_id"], case_id=original["case_id"], change_seq=original["change_seq"],
-        recipient=original["recipient"], channel=channel, purpose=original["purpose"], safety=original["safety"],
-        payload=payload, next_attempt_at=now, deadline=now + timedelta(seconds=_config.deadline_s), enqueued_at=now,
-    )
 
 
 async def recent_non_safety(conn: asyncpg.Connection, case_id: uuid.UUID, now: datetime) -> list[datetime]:
@@ -248,14 +235,76 @@ def _delivery(r: asyncpg.Record) -> dict[str, Any]:
         "dead_lettered": r["status"] == "dead",
         "reason": r["last_error"],
         "attempts": r["attempts"],
-        "queued_at": _iso(r["enqueued_at"]),
-        "next_attempt_at": _iso(r["next_attempt_at"]) if r["status"] in ("queued", "sending") else None,
-        "sent_at": _iso(r["sent_at"]),
+        "queued_at": iso(r["enqueued_at"]),
+        "next_attempt_at": iso(r["next_attempt_at"]) if r["status"] in ("queued", "sending") else None,
+        "sent_at": iso(r["sent_at"]),
         "idempotency_key": str(r["message_key"]),
     }
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
+# ---------------------------------------------------------------- the dispatcher's claim and record
+
+_CLAIM = """
+WITH due AS (
+    SELECT o.id, o.status AS prev_status FROM outbox o
+    WHERE o.status IN ('queued', 'sending') AND o.next_attempt_at <= $1
+      AND (o.ordering_key IS NULL OR NOT EXISTS (
+            SELECT 1 FROM outbox p WHERE p.ordering_key = o.ordering_key AND p.id < o.id
+              AND p.status IN ('queued', 'sending')))
+    ORDER BY o.next_attempt_at, o.id
+    LIMIT $2
+    FOR UPDATE OF o SKIP LOCKED
+)
+UPDATE outbox o SET status = 'sending', attempts = o.attempts + 1, next_attempt_at = $3
+FROM due WHERE o.id = due.id
+RETURNING o.*, due.prev_status
+"""
+
+LOST_ATTEMPT = "lease expired: the dispatcher stopped before recording"
 
 
+async def claim(conn: asyncpg.Connection, now: datetime, batch: int, lease_until: datetime) -> list[asyncpg.Record]:
+    """Due rows, at most the oldest pending one per ordering key, marked ``sending`` until ``lease_until``."""
+    return await conn.fetch(_CLAIM, now, batch, lease_until)
+
+
+async def depth(pool: asyncpg.Pool) -> int:
+    return int(await pool.fetchval("SELECT count(*) FROM outbox WHERE status IN ('queued', 'sending')"))
+
+
+async def mark_sent(conn: asyncpg.Connection, rows: Sequence[tuple[int, int, str | None]],
+                    now: datetime) -> set[int]:
+    """(id, attempts, provider id) of rows sent; returns the ids still ours (same attempt, still sending)."""
+    return {r["id"] for r in await conn.fetch(
+        "UPDATE outbox o SET status = 'sent', sent_at = $4, provider_id = x.pid, last_error = NULL"
+        " FROM unnest($1::bigint[], $2::int[], $3::text[]) AS x(id, attempts, pid)"
+        " WHERE o.id = x.id AND o.attempts = x.attempts AND o.status = 'sending' RETURNING o.id",
+        [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], now,
+    )}
+
+
+async def set_status(conn: asyncpg.Connection, row: Mapping[str, Any], status: str, **cols: Any) -> bool:
+    """Move a claimed row on, if it is still ours (same attempt, still sending)."""
+    sets = ["status = $3"] + [f"{k} = ${i}" for i, k in enumerate(cols, start=4)]
+    done = await conn.fetchval(
+        f"UPDATE outbox SET {', '.join(sets)} WHERE id = $1 AND attempts = $2 AND status = 'sending'"
+        " RETURNING true",
+        row["id"], row["attempts"], status, *cols.values(),
+    )
+    return bool(done)
+
+
+async def record_attempts(conn: asyncpg.Connection, attempts: Sequence[tuple[Any, ...]]) -> None:
+    """Attempt rows: (outbox id, attempt, started, finished, outcome, reason, provider id, retry after)."""
+    await conn.executemany(
+        "INSERT INTO delivery_attempts (outbox_id, attempt, started_at, finished_at, outcome, reason,"
+        " provider_id, retry_after_s) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", attempts)
+
+
+def lost_attempt(row: Mapping[str, Any], started: datetime) -> tuple[Any, ...]:
+    """The attempt of a dispatcher that sent and stopped before recording (the row was claimed again)."""
+    return (row["id"], row["attempts"] - 1, started, started, "unknown", LOST_ATTEMPT, None, None)
+
+
+async def find(conn: asyncpg.Connection, idempotency_key: str) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM outbox WHERE idempotency_key = $1", idempotency_key)

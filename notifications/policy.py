@@ -32,11 +32,16 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
+from types import MappingProxyType
 from typing import Any, Mapping, Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 CONFIDENCE_RANK = {"possible": 0, "probable": 1, "confirmed": 2}
 LEVEL_RANK = {"none": 0, "warning": 1, "violation": 2}
+
+# A message to the victim that a channel cannot deliver (no address, a dead address, dead-lettered, or not
+# confirmed in time) goes again by the next channel: push falls back to SMS.
+FALLBACK: Mapping[str, str] = MappingProxyType({"push": "sms"})
 
 # Changes that can never notify anyone beyond the operators' stream: the fast path skips all lookups for them.
 _OPERATOR_ONLY = frozenset({

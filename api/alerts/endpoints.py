@@ -61,47 +61,47 @@ async def get_alert(alert_id: str, ctx: Ctx, staff: ReadAlerts) -> dict[str, Any
 
 @router.post("/{alert_id}/acknowledge")
 async def acknowledge(alert_id: str, ctx: Ctx, staff: ActOnAlerts) -> dict[str, Any]:
-    return await service.act(ctx.pool, _uuid(alert_id, "alert"), staff, Action.ACKNOWLEDGE, {})
+    return await service.act(ctx.pool, ctx.outbox, _uuid(alert_id, "alert"), staff, Action.ACKNOWLEDGE, {})
 
 
 @router.post("/{alert_id}/resolve")
 async def resolve(alert_id: str, body: Resolve, ctx: Ctx, staff: ActOnAlerts) -> dict[str, Any]:
     detail = {"outcome": body.outcome, "note": body.note}
-    return await service.act(ctx.pool, _uuid(alert_id, "alert"), staff, Action.RESOLVE, detail)
+    return await service.act(ctx.pool, ctx.outbox, _uuid(alert_id, "alert"), staff, Action.RESOLVE, detail)
 
 
 @router.post("/{alert_id}/notes")
 async def add_note(alert_id: str, body: Note, ctx: Ctx, staff: ActOnAlerts) -> dict[str, Any]:
     """A call-log note on the alert's history (who was called, what was said)."""
-    return await service.act(ctx.pool, _uuid(alert_id, "alert"), staff, Action.NOTE, {"note": body.note})
+    return await service.act(ctx.pool, ctx.outbox, _uuid(alert_id, "alert"), staff, Action.NOTE, {"note": body.note})
 
 
 @router.post("/{alert_id}/escalate")
 async def escalate(alert_id: str, ctx: Ctx, staff: ActOnAlerts, body: Escalate | None = None) -> dict[str, Any]:
     """Escalate to the police control room: a signed webhook, retried until delivered or dead-lettered."""
     detail = {"reason": (body.reason if body else None) or "operator", "automatic": False}
-    return await service.act(ctx.pool, _uuid(alert_id, "alert"), staff, Action.ESCALATE_TO_POLICE, detail)
+    return await service.act(ctx.pool, ctx.outbox, _uuid(alert_id, "alert"), staff, Action.ESCALATE_TO_POLICE, detail)
 
 
 @router.post("/{alert_id}/message-victim")
 async def message_victim(alert_id: str, body: MessageVictim, ctx: Ctx, staff: ActOnAlerts) -> dict[str, Any]:
     """Send the victim a message: free text or a template from the catalogues (``operator.<template>``)."""
     service.check_template(body.template)
-    return await service.message_victim(ctx.pool, _uuid(alert_id, "alert"), staff, text=body.text,
+    return await service.message_victim(ctx.pool, ctx.outbox, _uuid(alert_id, "alert"), staff, text=body.text,
                                         template=body.template, urgent=body.urgent)
 
 
 @policy_router.get("/{case_id}/notification-policy")
 async def get_policy(case_id: str, ctx: Ctx, staff: ReadPolicy) -> dict[str, Any]:
-    return await service.get_notification_policy(ctx.pool, _uuid(case_id, "case"))
+    return await service.get_notification_policy(ctx.pool, ctx.outbox, _uuid(case_id, "case"))
 
 
 @policy_router.put("/{case_id}/notification-policy")
 async def put_policy(case_id: str, body: NotificationPolicyBody, ctx: Ctx, staff: ManagePolicy) -> dict[str, Any]:
     """Replace the case's overrides (see notifications/policy.py ``CasePolicy``) and the victim's SMS number."""
     cid = _uuid(case_id, "case")
-    await service.put_notification_policy(ctx.pool, cid, staff, body.victim_phone, body.policy)
-    return await service.get_notification_policy(ctx.pool, cid)
+    await service.put_notification_policy(ctx.pool, ctx.outbox, cid, staff, body.victim_phone, body.policy)
+    return await service.get_notification_policy(ctx.pool, ctx.outbox, cid)
 
 
 @router.websocket("/stream")

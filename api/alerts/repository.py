@@ -18,7 +18,7 @@ from api.alerts import sources
 from api.platform import metrics
 from api.platform import pg_channels
 from geofence.model import AlertChange
-from notifications import outbox
+from notifications.outbox import Outbox, deliveries_for_alert
 
 ALERT_LOG_LOCK = 0x616C_7274  # "alrt"
 
@@ -34,6 +34,7 @@ async def append_change(
     alert_id: uuid.UUID,
     change: str,
     *,
+    outbox: Outbox,
     n: int | None = None,
     level: str,
     confidence: str,
@@ -47,7 +48,7 @@ async def append_change(
     """Record one change; returns its seq, or None when (alert_id, n) was already stored. Call in a transaction.
 
     ``late``, ``level_possible`` and ``max_level_possible`` are the engine's (geofence/RULES.md, R-CONF-2 and
-    R-LATE-2); other writers leave them unset."""
+    R-LATE-2); other writers leave them unset. ``outbox`` enqueues the notifications the change causes."""
     await lock_alert_log(conn)
     seq = await conn.fetchval(
         "INSERT INTO alert_changes (alert_id, n, change, level, confidence, fix_at, actor, detail, late,"
@@ -68,6 +69,7 @@ async def append_change(
 async def open_alert(
     conn: asyncpg.Connection,
     *,
+    outbox: Outbox,
     alert_id: uuid.UUID,
     case_id: uuid.UUID,
     kind: str,
@@ -92,8 +94,8 @@ async def open_alert(
     if not inserted:
         return False
     await append_change(
-        conn, alert_id, "opened", n=1 if actor is None else None, level=level, confidence=confidence,
-        fix_at=opened_at, actor=actor,
+        conn, alert_id, "opened", outbox=outbox, n=1 if actor is None else None, level=level,
+        confidence=confidence, fix_at=opened_at, actor=actor,
     )
     metrics.ALERTS.labels(kind, level, "opened").inc()
     return True
@@ -118,7 +120,7 @@ def _engine_detail(c: AlertChange) -> dict[str, Any]:
     return detail
 
 
-async def apply_engine_changes(conn: asyncpg.Connection, changes: Iterable[AlertChange]) -> int:
+async def apply_engine_changes(conn: asyncpg.Connection, changes: Iterable[AlertChange], *, outbox: Outbox) -> int:
     """Store the engine's decisions. Idempotent: replaying the same changes stores nothing new."""
     stored = 0
     for c in changes:
@@ -135,9 +137,9 @@ async def apply_engine_changes(conn: asyncpg.Connection, changes: Iterable[Alert
                 c.max_level_possible.label,
             )
         seq = await append_change(
-            conn, alert_id, c.change.value, n=c.n, level=c.level.label, confidence=c.confidence.label,
-            fix_at=c.fix_at, detail=_engine_detail(c), late=c.late, level_possible=c.level_possible.label,
-            max_level_possible=c.max_level_possible.label,
+            conn, alert_id, c.change.value, outbox=outbox, n=c.n, level=c.level.label,
+            confidence=c.confidence.label, fix_at=c.fix_at, detail=_engine_detail(c), late=c.late,
+            level_possible=c.level_possible.label, max_level_possible=c.max_level_possible.label,
         )
         if seq is None:
             continue
@@ -289,7 +291,7 @@ async def fetch_alert(conn: asyncpg.Connection | asyncpg.Pool, alert_id: uuid.UU
         alert_id,
     )
     out = alert_json(row, changes)
-    out["deliveries"] = await outbox.deliveries_for_alert(conn, alert_id)
+    out["deliveries"] = await deliveries_for_alert(conn, alert_id)
     return out
 
 

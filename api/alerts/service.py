@@ -23,7 +23,8 @@ from api.contacts.notices import service as notices
 from api.contacts.thread import service as thread
 from api.privacy import audit
 from api.platform.problems import conflict, field_error, not_found
-from notifications import catalogue, outbox, policy
+from notifications import catalogue, policy
+from notifications.outbox import Outbox, message_key, victim_preferences
 
 _PHONE = re.compile(r"\+[1-9]\d{6,14}")
 
@@ -40,8 +41,8 @@ async def read_alert(pool: asyncpg.Pool, alert_id: uuid.UUID, staff: Staff) -> d
     return alert
 
 
-async def act(pool: asyncpg.Pool, alert_id: uuid.UUID, staff: Staff, action: Action, detail: dict[str, Any],
-              then: AfterChange | None = None) -> dict[str, Any]:
+async def act(pool: asyncpg.Pool, outbox: Outbox, alert_id: uuid.UUID, staff: Staff, action: Action,
+              detail: dict[str, Any], then: AfterChange | None = None) -> dict[str, Any]:
     """Apply one operator action; returns the alert as it is afterwards."""
     async with pool.acquire() as conn, conn.transaction():
         row = await repository.lock_for_action(conn, alert_id)
@@ -57,7 +58,7 @@ async def act(pool: asyncpg.Pool, alert_id: uuid.UUID, staff: Staff, action: Act
             raise conflict("this case has no victim to message")
         if status.value != row["status"]:
             await repository.set_status(conn, alert_id, status.value, detail.get("outcome"))
-        seq = await repository.append_change(conn, alert_id, action.value, level=row["level"],
+        seq = await repository.append_change(conn, alert_id, action.value, outbox=outbox, level=row["level"],
                                              confidence=row["confidence"], actor=staff.actor, detail=detail)
         if then is not None:
             await then(conn, row, seq)
@@ -73,7 +74,7 @@ def check_template(template: str | None) -> None:
         raise field_error(["template"], f"unknown template; one of {', '.join(catalogue.operator_templates())}")
 
 
-async def message_victim(pool: asyncpg.Pool, alert_id: uuid.UUID, staff: Staff, *, text: str | None,
+async def message_victim(pool: asyncpg.Pool, outbox: Outbox, alert_id: uuid.UUID, staff: Staff, *, text: str | None,
                          template: str | None, urgent: bool) -> dict[str, Any]:
     """Send the victim free text or a checked template (:func:`check_template`)."""
     detail: dict[str, Any] = {"urgent": urgent}
@@ -87,20 +88,20 @@ async def message_victim(pool: asyncpg.Pool, alert_id: uuid.UUID, staff: Staff, 
         and staff see how it was delivered."""
         language = messages.resolve(await notices.victim_language(conn, alert["case_id"]))
         body = text if template is None else catalogue.render(language, f"operator.{template}")[1]
-        key = outbox.message_key(alert_id, f"message:{seq}")
+        key = message_key(alert_id, f"message:{seq}")
         await thread.record_from_monitoring_room(conn, alert["case_id"], alert_id,
                                                  messages.text(language, "author.monitoring_room"), body, key)
 
-    return await act(pool, alert_id, staff, Action.MESSAGE_VICTIM, detail, then=into_thread)
+    return await act(pool, outbox, alert_id, staff, Action.MESSAGE_VICTIM, detail, then=into_thread)
 
 
-async def get_notification_policy(pool: asyncpg.Pool, case_id: uuid.UUID) -> dict[str, Any]:
+async def get_notification_policy(pool: asyncpg.Pool, outbox: Outbox, case_id: uuid.UUID) -> dict[str, Any]:
     if not await repository.case_exists(pool, case_id):
         raise not_found("case")
     row, prefs_row = await repository.notification_policy(pool, case_id)
     stored = row["policy"] if row else {}
     case = outbox.case_policy(stored)
-    prefs = outbox.victim_preferences(prefs_row)
+    prefs = victim_preferences(prefs_row)
     quiet = policy.effective_quiet_hours(case, prefs)
     # What is applied: the case's settings with the victim's own preferences where staff did not override them.
     effective = policy.with_preferences(case, prefs).as_dict()
@@ -123,13 +124,13 @@ async def get_notification_policy(pool: asyncpg.Pool, case_id: uuid.UUID) -> dic
     }
 
 
-async def put_notification_policy(pool: asyncpg.Pool, case_id: uuid.UUID, staff: Staff, victim_phone: str | None,
+async def put_notification_policy(pool: asyncpg.Pool, outbox: Outbox, case_id: uuid.UUID, staff: Staff, victim_phone: str | None,
                                   overrides: dict[str, Any]) -> None:
     """Replace the case's overrides (notifications/policy.py ``CasePolicy``) and the victim's SMS number."""
     if victim_phone is not None and not _PHONE.fullmatch(victim_phone):
         raise field_error(["victim_phone"], "an international number in E.164 form, e.g. +31612345678")
     try:
-        outbox.current_config().defaults.with_overrides(overrides)
+        outbox.defaults.with_overrides(overrides)
     except ValueError as e:
         raise field_error(["policy"], str(e)) from None
     async with pool.acquire() as conn, conn.transaction():

@@ -114,15 +114,8 @@ def decode_staff_token(ctx: Context, token: str) -> Staff:
 
 
 def oidc_verifier(ctx: Context) -> OIDCVerifier:
-    verifier = ctx.extras.get("oidc")
-    if verifier is None:
-        s = ctx.settings
-        assert s.oidc_issuer
-        verifier = ctx.extras.setdefault("oidc", OIDCVerifier(
-            s.oidc_issuer, s.oidc_audience, s.oidc_roles_claim, STAFF_ROLES, cache_s=s.oidc_jwks_cache_s,
-            min_refresh_s=s.oidc_jwks_min_refresh_s, leeway_s=s.oidc_leeway_s, timeout_s=s.oidc_http_timeout_s,
-        ))
-    return verifier
+    assert ctx.oidc is not None, "built by the app when AFSTAND_OIDC_ISSUER is set"
+    return ctx.oidc
 
 
 def _decode_oidc(ctx: Context, token: str) -> Staff:
@@ -214,9 +207,9 @@ async def supplier_principal(request: Request, ctx: Annotated[Context, Depends(g
 async def _prune_seen(ctx: Context) -> None:
     """Forget signatures older than the timestamp window (twice over): their timestamps are refused anyway."""
     now = time.monotonic()
-    if now - ctx.extras.get("hmac_pruned_at", float("-inf")) < ctx.settings.hmac_seen_prune_s:
+    if now - ctx.hmac_pruned_at < ctx.settings.hmac_seen_prune_s:
         return
-    ctx.extras["hmac_pruned_at"] = now
+    ctx.hmac_pruned_at = now
     await repository.forget_signatures_older_than(ctx.pool, 2.0 * ctx.settings.hmac_window_s)
 
 

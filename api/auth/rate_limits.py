@@ -55,15 +55,6 @@ class TokenBuckets:
         return wait
 
 
-def buckets(ctx: Context) -> TokenBuckets:
-    found = ctx.extras.get("rate_limits")
-    if found is None:
-        s = ctx.settings
-        found = ctx.extras.setdefault("rate_limits", TokenBuckets(s.rate_limit_per_min, s.rate_limit_burst,
-                                                                  s.rate_limit_max_keys))
-    return found
-
-
 async def rate_limit(conn: HTTPConnection) -> None:
     if conn.scope.get("type") != "http":
         return
@@ -75,7 +66,7 @@ async def rate_limit(conn: HTTPConnection) -> None:
     if not ctx.settings.rate_limit_enabled:
         return
     client = conn.client.host if conn.client else "unknown"
-    wait = buckets(ctx).take((client, method, path))
+    wait = ctx.rate_limits.take((client, method, path))
     if wait > 0:
         raise Problem(429, "Too many requests", f"too many requests to {path} from this address; retry later",
                       headers={"Retry-After": str(max(1, math.ceil(wait)))})

@@ -40,6 +40,7 @@ from api.contacts.notices import service as notices
 from api.contacts.service import fetch_overdue
 from api.cases.timeline.service import add_event
 from api.platform.settings import Settings
+from notifications.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ def _order_payload(o: asyncpg.Record) -> dict[str, Any]:
             "case_reference": o["case_reference"], "valid_until": o["valid_until"].isoformat()}
 
 
-async def send_reminders(pool: asyncpg.Pool, reminder_days: tuple[int, ...], now: datetime) -> int:
+async def send_reminders(pool: asyncpg.Pool, outbox: Outbox, reminder_days: tuple[int, ...], now: datetime) -> int:
     if not reminder_days:
         return 0
     horizon = now + timedelta(days=max(reminder_days))
@@ -82,12 +83,12 @@ async def send_reminders(pool: asyncpg.Pool, reminder_days: tuple[int, ...], now
             payload = {**_order_payload(o), "days_before": days, "days_left": round(left / timedelta(days=1), 2)}
             key = f"order_reminder:{o['id']}:{o['valid_until'].isoformat()}:{days}"
             for staff_id, agency in await notices.recipients(conn, o["case_id"], order_kind=o["kind"]):
-                sent += await notices.tell_staff(conn, staff_id, o["case_id"], "order_reminder", key, payload,
-                                                 agency=agency)
+                sent += await notices.tell_staff(conn, outbox, staff_id, o["case_id"], "order_reminder", key,
+                                                 payload, agency=agency)
     return sent
 
 
-async def warn_victims(pool: asyncpg.Pool, days: float, now: datetime) -> int:
+async def warn_victims(pool: asyncpg.Pool, outbox: Outbox, days: float, now: datetime) -> int:
     """Tell the victim, once per end date, that an order ends within ``days`` while no extension is decided
     (an extension moves the end date; a decision to let it go has told her already)."""
     if days <= 0:
@@ -96,22 +97,22 @@ async def warn_victims(pool: asyncpg.Pool, days: float, now: datetime) -> int:
     async with pool.acquire() as conn, conn.transaction():
         orders = await repository.orders_ending_with_victim(conn, now, now + timedelta(days=days))
         for o in orders:
-            sent += await tell_victim_about_order(conn, o, "order_ending",
+            sent += await tell_victim_about_order(conn, outbox, o, "order_ending",
                                                   f"order_ending:{o['id']}:{o['valid_until'].isoformat()}") is not None
     return sent
 
 
-async def tell_victim_about_order(conn: asyncpg.Connection, o: Any, kind: str, key: str,
+async def tell_victim_about_order(conn: asyncpg.Connection, outbox: Outbox, o: Any, kind: str, key: str,
                                   urgency: str = "important") -> uuid.UUID | None:
     """A notice about one order in her words: which protection, until when, and whom to contact."""
     lang = await notices.victim_language(conn, o["case_id"])
     params = {"order": messages.text(lang, f"order.{o['kind']}.title"), "date": messages.date(lang, o["valid_until"]),
               "contact": await notices.contact_text(conn, o["case_id"], lang,
                                                     notices.ORDER_AGENCY.get(o["kind"], notices.DEFAULT_AGENCY))}
-    return await notices.tell_victim(conn, o["case_id"], kind, key, urgency=urgency, params=params)
+    return await notices.tell_victim(conn, outbox, o["case_id"], kind, key, urgency=urgency, params=params)
 
 
-async def handle_expiries(pool: asyncpg.Pool, now: datetime) -> int:
+async def handle_expiries(pool: asyncpg.Pool, outbox: Outbox, now: datetime) -> int:
     """Each order past its end, not yet handled for that end, in its own transaction (SKIP LOCKED: another process
     handling the same order is left to it)."""
     handled = 0
@@ -120,11 +121,11 @@ async def handle_expiries(pool: asyncpg.Pool, now: datetime) -> int:
             o = await repository.claim_expired_order(conn, now)
             if o is None:
                 return handled
-            await _expire(conn, o)
+            await _expire(conn, outbox, o)
             handled += 1
 
 
-async def _expire(conn: asyncpg.Connection, o: asyncpg.Record) -> None:
+async def _expire(conn: asyncpg.Connection, outbox: Outbox, o: asyncpg.Record) -> None:
     until: datetime = o["valid_until"]
     case_id = o["case_id"]
     await repository.mark_expiry_handled(conn, o["id"])
@@ -136,21 +137,22 @@ async def _expire(conn: asyncpg.Connection, o: asyncpg.Record) -> None:
     alert_id = uuid.uuid5(_NS, f"{o['id']}/{until.isoformat()}")
     await alert_store.lock_alert_log(conn)  # the alert writers' common lock order (see alert_store)
     await alert_store.open_alert(
-        conn, alert_id=alert_id, case_id=case_id, kind=ORDER_ENDED_KIND, level="warning", confidence="confirmed",
-        opened_at=until, actor=SYSTEM_ACTOR,
+        conn, outbox=outbox, alert_id=alert_id, case_id=case_id, kind=ORDER_ENDED_KIND, level="warning",
+        confidence="confirmed", opened_at=until, actor=SYSTEM_ACTOR,
         detail={"reason": "order_expired", "order_id": str(o["id"]), "order_kind": o["kind"],
                 "reference": o["reference"], "let_go": let_go, "let_go_reason": o["let_go_reason"]})
     if await repository.has_victim(conn, case_id):
-        await tell_victim_about_order(conn, o, "order_expired", f"order_expired:{o['id']}:{until.isoformat()}")
+        await tell_victim_about_order(conn, outbox, o, "order_expired", f"order_expired:{o['id']}:{until.isoformat()}")
     for staff_id, agency in await notices.recipients(conn, case_id, order_kind=o["kind"]):
-        await notices.tell_staff(conn, staff_id, case_id, "order_expired", f"order_expired:{o['id']}:{until.isoformat()}",
+        await notices.tell_staff(conn, outbox, staff_id, case_id, "order_expired",
+                                 f"order_expired:{o['id']}:{until.isoformat()}",
                                  {**_order_payload(o), "let_go": let_go, "alert_id": str(alert_id)}, agency=agency)
     await audit.record(conn, actor=SYSTEM_ACTOR, role="system", action="order.expire", case_id=case_id,
                        detail={"order_id": str(o["id"]), "valid_until": until.isoformat(), "let_go": let_go,
                                "alert_id": str(alert_id)})
 
 
-async def send_daily_digest(pool: asyncpg.Pool, now: datetime, local_day: date) -> int:
+async def send_daily_digest(pool: asyncpg.Pool, outbox: Outbox, now: datetime, local_day: date) -> int:
     """One digest per contact person with overdue agreements per local day. Agreements nobody holds are not
     digested to anyone: they are on ``GET /v1/contact/overdue`` (staff_id null) and the orphaned list."""
     sent = 0
@@ -160,14 +162,15 @@ async def send_daily_digest(pool: asyncpg.Pool, now: datetime, local_day: date) 
             if group.staff_id is None:
                 continue
             payload = {"date": local_day.isoformat(), "items": [i.model_dump(mode="json") for i in group.items]}
-            sent += await notices.tell_staff(conn, group.staff_id, None, "contact_digest",
+            sent += await notices.tell_staff(conn, outbox, group.staff_id, None, "contact_digest",
                                              f"contact_digest:{local_day.isoformat()}", payload)
     return sent
 
 
 class OrderScheduler:
-    def __init__(self, pool: asyncpg.Pool, settings: Settings, clock: Clock = utcnow) -> None:
+    def __init__(self, pool: asyncpg.Pool, settings: Settings, outbox: Outbox, clock: Clock = utcnow) -> None:
         self.pool = pool
+        self.outbox = outbox
         self.settings = settings
         self.clock = clock
         self._task: asyncio.Task[None] | None = None
@@ -175,12 +178,12 @@ class OrderScheduler:
     async def run_once(self) -> Report:
         now = self.clock()
         report = Report()
-        report.reminders = await send_reminders(self.pool, tuple(self.settings.order_reminder_days), now)
-        report.victim_warnings = await warn_victims(self.pool, self.settings.victim_order_notice_days, now)
-        report.expired = await handle_expiries(self.pool, now)
+        report.reminders = await send_reminders(self.pool, self.outbox, tuple(self.settings.order_reminder_days), now)
+        report.victim_warnings = await warn_victims(self.pool, self.outbox, self.settings.victim_order_notice_days, now)
+        report.expired = await handle_expiries(self.pool, self.outbox, now)
         local = now.astimezone(messages.DISPLAY_TZ)
         if local.hour >= self.settings.digest_hour:
-            report.digests = await send_daily_digest(self.pool, now, local.date())
+            report.digests = await send_daily_digest(self.pool, self.outbox, now, local.date())
         return report
 
     async def start(self) -> None:

@@ -36,6 +36,7 @@ import asyncpg
 
 from api.alerts import repository as alert_store
 from api.intake import repository
+from notifications.outbox import Outbox
 
 ALERT_NAMESPACE = uuid.UUID("6b1f0c3e-9a53-4f0e-8f0d-1d3e5a7c2b90")
 LATE_AFTER = timedelta(seconds=300)  # an event this old when it arrives raises a ``late`` alert
@@ -125,7 +126,7 @@ async def _open_in_family(conn: asyncpg.Connection, device_id: uuid.UUID, family
 
 
 async def _attach(conn: asyncpg.Connection, current: _Current, decision: Attach, *, event_type: str,
-                  recorded_at: datetime, via: str) -> None:
+                  recorded_at: datetime, via: str, outbox: Outbox) -> None:
     # The alert-log lock before the alert's row, in the order append_change and the engine take them.
     await alert_store.lock_alert_log(conn)
     if decision.change == "escalated":
@@ -136,13 +137,13 @@ async def _attach(conn: asyncpg.Connection, current: _Current, decision: Attach,
     if decision.clears or (decision.change == "note" and POLICY.get(event_type, Rule("")).restores):
         detail["restores"] = True
     await alert_store.append_change(
-        conn, current.id, decision.change, level=decision.level, confidence=current.confidence,
+        conn, current.id, decision.change, outbox=outbox, level=decision.level, confidence=current.confidence,
         fix_at=recorded_at, detail=detail,
     )
     if decision.clears:
         await alert_store.append_change(
-            conn, current.id, "cleared", level=decision.level, confidence=current.confidence, fix_at=recorded_at,
-            detail={"reason": "restored"},
+            conn, current.id, "cleared", outbox=outbox, level=decision.level, confidence=current.confidence,
+            fix_at=recorded_at, detail={"reason": "restored"},
         )
 
 
@@ -160,10 +161,11 @@ async def _restored_since(conn: asyncpg.Connection, device_id: uuid.UUID, family
 
 
 async def apply_event(conn: asyncpg.Connection, *, device_id: uuid.UUID, case_id: uuid.UUID, serial: str | None,
-                      event_type: str, recorded_at: datetime, event_id: int, received_at: datetime) -> None:
+                      event_type: str, recorded_at: datetime, event_id: int, received_at: datetime,
+                      outbox: Outbox) -> None:
     """Apply the policy to one newly stored event (the caller stored it and holds the device's row lock)."""
     if event_type not in ("device_offline", "device_online"):
-        await restore_on_contact(conn, device_id, recorded_at, via=event_type)
+        await restore_on_contact(conn, device_id, recorded_at, via=event_type, outbox=outbox)
     rule = POLICY[event_type]
     current = await _open_in_family(conn, device_id, rule.family)
     decision = decide(event_type, current.level if current else None, current.opened_at if current else None,
@@ -172,11 +174,12 @@ async def apply_event(conn: asyncpg.Connection, *, device_id: uuid.UUID, case_id
         return
     if isinstance(decision, Attach):
         assert current is not None
-        await _attach(conn, current, decision, event_type=event_type, recorded_at=recorded_at, via=event_type)
+        await _attach(conn, current, decision, event_type=event_type, recorded_at=recorded_at, via=event_type,
+                      outbox=outbox)
         return
     alert_id = alert_id_for(device_id, event_type, recorded_at)
     opened = await alert_store.open_alert(
-        conn, alert_id=alert_id, case_id=case_id, kind="device_event", level=decision.level,
+        conn, outbox=outbox, alert_id=alert_id, case_id=case_id, kind="device_event", level=decision.level,
         confidence="confirmed", opened_at=recorded_at, subject_id=str(device_id), device_id=device_id,
         late=received_at - recorded_at > LATE_AFTER,
         detail={"family": rule.family, "event": event_type, "serial": serial, "event_id": event_id},
@@ -188,13 +191,15 @@ async def apply_event(conn: asyncpg.Connection, *, device_id: uuid.UUID, case_id
         at, via = over
         current = _Current(alert_id, decision.level, "confirmed", recorded_at)
         await _attach(conn, current, Attach("note", decision.level, clears=True), event_type=via,
-                      recorded_at=at, via=via)
+                      recorded_at=at, via=via, outbox=outbox)
 
 
-async def restore_on_contact(conn: asyncpg.Connection, device_id: uuid.UUID, at: datetime, *, via: str) -> None:
+async def restore_on_contact(conn: asyncpg.Connection, device_id: uuid.UUID, at: datetime, *, via: str,
+                             outbox: Outbox) -> None:
     """A position or any event from the tag shows it is online again: clear its open ``device_offline`` alert
     (only when the contact is newer than the alert). The caller holds the device's row lock."""
     current = await _open_in_family(conn, device_id, "offline")
     if current is None or at < current.opened_at:
         return
-    await _attach(conn, current, Attach("note", current.level, clears=True), event_type=via, recorded_at=at, via=via)
+    await _attach(conn, current, Attach("note", current.level, clears=True), event_type=via, recorded_at=at, via=via,
+                  outbox=outbox)

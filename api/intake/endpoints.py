@@ -39,7 +39,8 @@ async def post_positions(request: Request, supplier: SupplierDep) -> BatchResult
     ctx = _ctx(request)
     decoded = _protocol(request).decode_positions(await request.body(), ctx.settings.ingest_max_items)
     sender = ingestion.Sender.supplier(supplier.supplier_id, supplier.key_id)
-    return BatchResult(results=await ingestion.ingest_positions(ctx.pool, sender, decoded, _plausible(ctx)))
+    return BatchResult(results=await ingestion.ingest_positions(ctx.pool, sender, decoded, _plausible(ctx),
+                                                                     ctx.outbox))
 
 
 @router.post(
@@ -52,4 +53,5 @@ async def post_events(request: Request, supplier: SupplierDep) -> BatchResult:
     ctx = _ctx(request)
     decoded = _protocol(request).decode_events(await request.body(), ctx.settings.ingest_max_items)
     sender = ingestion.Sender.supplier(supplier.supplier_id, supplier.key_id)
-    return BatchResult(results=await ingestion.ingest_events(ctx.pool, sender, decoded, _plausible(ctx)))
+    return BatchResult(results=await ingestion.ingest_events(ctx.pool, sender, decoded, _plausible(ctx),
+                                                                  ctx.outbox))

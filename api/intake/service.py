@@ -34,6 +34,7 @@ from api.intake.model import Device, Fix, Outcome, Sender, Status
 from api.intake.protocols import Decoded
 from api.intake.schemas import AppPosition, SupplierEvent, SupplierPosition
 from api.platform import metrics
+from notifications.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,8 @@ async def keep_rejections(conn: asyncpg.Connection, sender: Sender, kind: str, o
     await repository.keep_rejections(conn, sender, kind, outcome)
 
 
-async def store_fixes(conn: asyncpg.Connection, fixes: list[Fix], outcome: Outcome, received_at: datetime) -> dict[int, int]:
+async def store_fixes(conn: asyncpg.Connection, fixes: list[Fix], outcome: Outcome, received_at: datetime, *,
+                      outbox: Outbox) -> dict[int, int]:
     """Insert the candidates, mark each ``accepted`` or ``duplicate`` (also a repeat inside the batch), update the
     devices, and let a fresh fix clear an open ``device_offline`` alert. Returns ``{item index: seq}``."""
     first: dict[tuple, Fix] = {}
@@ -118,7 +120,7 @@ async def store_fixes(conn: asyncpg.Connection, fixes: list[Fix], outcome: Outco
         if f.device.id in offline:
             contact[f.device.id] = max(contact.get(f.device.id, f.recorded_at), f.recorded_at)
     for device_id, at in contact.items():
-        await device_events.restore_on_contact(conn, device_id, at, via="position")
+        await device_events.restore_on_contact(conn, device_id, at, via="position", outbox=outbox)
     return seqs
 
 
@@ -144,7 +146,7 @@ def _statuses(outcome: Outcome) -> list[tuple[Status, int]]:
 
 
 async def ingest_positions(pool: asyncpg.Pool, sender: Sender, decoded: list[Decoded],
-                           plausible: PlausibleTimes) -> list[dict[str, Any]]:
+                           plausible: PlausibleTimes, outbox: Outbox) -> list[dict[str, Any]]:
     """Check, store and report one decoded batch of positions; see the module doc for the guarantees."""
     outcome = Outcome(len(decoded))
     now = datetime.now(timezone.utc)
@@ -165,7 +167,7 @@ async def ingest_positions(pool: asyncpg.Pool, sender: Sender, decoded: list[Dec
             else:
                 fixes.append(to_fix(i, model, device, sender.party))
         await repository.keep_rejections(conn, sender, "positions", outcome)
-        await store_fixes(conn, fixes, outcome, now)
+        await store_fixes(conn, fixes, outcome, now, outbox=outbox)
     for status, n in _statuses(outcome):
         metrics.FIXES.labels(source=sender.channel, outcome=status).inc(n)
     _log_counts("positions received", sender, len(decoded), outcome, channel=sender.channel)
@@ -173,7 +175,7 @@ async def ingest_positions(pool: asyncpg.Pool, sender: Sender, decoded: list[Dec
 
 
 async def ingest_events(pool: asyncpg.Pool, sender: Sender, decoded: list[Decoded],
-                        plausible: PlausibleTimes) -> list[dict[str, Any]]:
+                        plausible: PlausibleTimes, outbox: Outbox) -> list[dict[str, Any]]:
     """Check and store one decoded batch of supplier device events; each new one goes through the alert policy."""
     outcome = Outcome(len(decoded))
     now = datetime.now(timezone.utc)
@@ -203,7 +205,7 @@ async def ingest_events(pool: asyncpg.Pool, sender: Sender, decoded: list[Decode
             seen[device.id] = max(seen.get(device.id, at), at)
             await device_events.apply_event(
                 conn, device_id=device.id, case_id=device.case_id, serial=device.serial, event_type=model.type,
-                recorded_at=at, event_id=event_id, received_at=now,
+                recorded_at=at, event_id=event_id, received_at=now, outbox=outbox,
             )
         await repository.mark_event_seen(conn, seen)
     for status, n in _statuses(outcome):

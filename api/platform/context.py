@@ -1,20 +1,27 @@
-"""What a request handler may reach: settings, the pool, the server key and the live services."""
+"""What a request handler may reach: settings, the pool, the server key and the live services, each a typed
+field built by the app factory (api/app.py); nothing is looked up by name."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import asyncpg
 from fastapi import Request
 
 from api.platform.clock import OffsetClock
 from api.platform.settings import Settings
+from notifications.outbox import Outbox
 
 if TYPE_CHECKING:
+    from api.alerts.stream import AlertHub
+    from api.auth.oidc import OIDCVerifier
+    from api.auth.rate_limits import TokenBuckets
+    from api.contacts.reminders import OrderScheduler
     from api.monitoring.runner import EngineRunner
     from api.platform.pg_listener import Listener
-    from api.alerts.stream import AlertHub
+    from api.privacy.retention import RetentionJob
+    from notifications.service import NotificationService
 
 
 @dataclass
@@ -22,11 +29,18 @@ class Context:
     settings: Settings
     pool: asyncpg.Pool
     key: bytes
+    outbox: Outbox  # every writer of an alert change or a notice enqueues through it
+    rate_limits: "TokenBuckets"  # the login-like routes' buckets (api/auth/rate_limits.py)
+    oidc: "OIDCVerifier | None" = None  # with AFSTAND_OIDC_ISSUER: verifies staff tokens (api/auth/principals.py)
+    clock: OffsetClock = field(default_factory=OffsetClock)  # scheduler, engine and notifications (api/platform/clock.py)
     engine: "EngineRunner | None" = None
     hub: "AlertHub | None" = None
+    notifications: "NotificationService | None" = None
+    order_scheduler: "OrderScheduler | None" = None
+    retention: "RetentionJob | None" = None
     listeners: "list[Listener]" = field(default_factory=list)  # each reported by /readyz
-    extras: dict[str, Any] = field(default_factory=dict)
-    clock: OffsetClock = field(default_factory=OffsetClock)  # scheduler, engine and notifications (api/platform/clock.py)
+    # time.monotonic() of the last purge of seen supplier signatures (api/auth/principals.py).
+    hmac_pruned_at: float = float("-inf")
 
 
 def get_context(request: Request) -> Context:

@@ -70,7 +70,7 @@ async def readyz(request: Request) -> JSONResponse:
             checks["engine_log_lag"] = facts["log_lag_s"] <= s.ready_log_lag_s
         else:
             checks["engine_config"] = checks["engine_log_lag"] = False
-    service = ctx.extras.get("notifications")
+    service = ctx.notifications
     if s.notify_enabled and service is not None:
         last = service.dispatcher.last_round
         age = None if last is None else time.monotonic() - last

@@ -89,7 +89,7 @@ async def my_alerts(ctx: Ctx, device: VictimDep, limit: Annotated[int, Query(ge=
 async def ack_alert(alert_id: str, ctx: Ctx, device: VictimDep) -> AckOut:
     """The app showed this alert to the victim. Recorded once per device (``victim_acknowledged`` in the alert's
     history); repeating it returns the first acknowledgement."""
-    return await service.acknowledge(ctx.pool, device, alert_id)
+    return await service.acknowledge(ctx.pool, ctx.outbox, device, alert_id)
 
 
 # ---------------------------------------------------------------- her case
@@ -142,7 +142,7 @@ async def my_messages(ctx: Ctx, dev: VictimDep, limit: Limit = 100, cursor: str 
 
 @router.post("/messages", status_code=201, response_model=MessageOut)
 async def send_message(body: MessageIn, ctx: Ctx, dev: VictimDep) -> MessageOut:
-    return await thread.send_from_victim(ctx.pool, dev, body.body)
+    return await thread.send_from_victim(ctx.pool, ctx.outbox, dev, body.body)
 
 
 @router.post("/messages/{message_id}/read", response_model=MessagePage)

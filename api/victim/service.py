@@ -19,6 +19,7 @@ from typing import Any
 import asyncpg
 from pyproj import Geod
 
+from notifications.outbox import Outbox
 from api import messages
 from api.alerts import repository as alert_store
 from api.auth.principals import VictimDevice, mint_device_token, victim_actor
@@ -161,7 +162,7 @@ async def post_positions(ctx: Context, device: VictimDevice, decoded: list[Any])
     """Her own positions, through the same intake as the supplier's."""
     sender = ingestion.Sender.app(device.device_id, device.case_id)
     return await ingestion.ingest_positions(ctx.pool, sender, decoded,
-                                            ingestion.PlausibleTimes.from_settings(ctx.settings))
+                                            ingestion.PlausibleTimes.from_settings(ctx.settings), ctx.outbox)
 
 
 async def panic(ctx: Context, device: VictimDevice, body: Panic) -> PanicOut:
@@ -196,11 +197,12 @@ async def panic(ctx: Context, device: VictimDevice, body: Panic) -> PanicOut:
                     else await repository.recent_suspect_panic(conn, locked.id, claim, float(PANIC_RETRY_S))
                     or uuid.uuid4())
         await ingestion.keep_rejections(conn, sender, "panic", outcome)
-        seqs = await ingestion.store_fixes(conn, [ingestion.to_fix(0, fix, locked, "victim")], outcome, now) if fix else {}
+        seqs = await ingestion.store_fixes(conn, [ingestion.to_fix(0, fix, locked, "victim")], outcome, now,
+                                            outbox=ctx.outbox) if fix else {}
         if 0 in seqs:
             detail["fix_seq"] = seqs[0]  # the victim's position is the fix with this seq; no coordinates here
         await alert_store.open_alert(
-            conn, alert_id=alert_id, case_id=locked.case_id, kind="panic", level="violation", confidence="confirmed",
+            conn, outbox=ctx.outbox, alert_id=alert_id, case_id=locked.case_id, kind="panic", level="violation", confidence="confirmed",
             opened_at=opened_at, subject_id=str(locked.id), device_id=locked.id,
             late=now - opened_at > timedelta(seconds=ctx.settings.future_tolerance_s), detail=detail,
             actor=device.actor,
@@ -232,7 +234,7 @@ async def alerts(pool: asyncpg.Pool, device: VictimDevice, limit: int, cursor: s
     return VictimAlertPage(items=items, next_cursor=encode_cursor(last["opened_at"], last["id"]) if last else None)
 
 
-async def acknowledge(pool: asyncpg.Pool, device: VictimDevice, alert_id: str) -> AckOut:
+async def acknowledge(pool: asyncpg.Pool, outbox: Outbox, device: VictimDevice, alert_id: str) -> AckOut:
     """Recorded once per device; repeating it returns the first acknowledgement."""
     try:
         aid = uuid.UUID(alert_id)
@@ -247,7 +249,7 @@ async def acknowledge(pool: asyncpg.Pool, device: VictimDevice, alert_id: str) -
             raise not_found("alert")
         at = await repository.first_change_by(conn, aid, ACK_CHANGE, actor)
         if at is None:
-            seq = await alert_store.append_change(conn, aid, ACK_CHANGE, level=row["level"],
+            seq = await alert_store.append_change(conn, aid, ACK_CHANGE, outbox=outbox, level=row["level"],
                                                   confidence=row["confidence"], actor=actor)
             at = await repository.change_time(conn, seq)
     return AckOut(alert_id=aid, acknowledged_at=at)

@@ -1,4 +1,7 @@
-"""Push through firebase-admin (FCM HTTP v1), wrapped so nothing else in the codebase touches the SDK.
+"""Push to the victim's app through firebase-admin (FCM HTTP v1), wrapped so nothing else touches the SDK.
+
+* The address is the push token of the case's newest live victim app; a token FCM calls dead is cleared on
+  that device (the app registers again) and the message falls back to SMS.
 
 * The SDK is blocking (requests): every send runs in a bounded thread pool, off the event loop.
 * ``httpTimeout`` is set (default 10 s; the SDK's own default is 120 s).
@@ -17,15 +20,17 @@ import logging
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Callable, Mapping, Sequence
 
+import asyncpg
 import firebase_admin
 import google.auth.credentials
 import requests
 from firebase_admin import credentials, exceptions, messaging
 
-from notifications.channels import Delivery, Outcome, retry_after
+from notifications.channels import Delivery, Outcome, address_each, retry_after, victim_message
+from notifications.config import NotificationConfig
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +93,27 @@ class FcmChannel:
             self._service = self._create_service(url)
         self._no_sdk_retries(workers)
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fcm")
+
+    async def address(self, conn: asyncpg.Connection, rows: Sequence[Mapping[str, Any]]) -> list[Delivery | str]:
+        tokens = {r["case_id"]: r for r in await conn.fetch(
+            "SELECT DISTINCT ON (case_id) case_id, id, push_token, platform FROM devices"
+            " WHERE case_id = ANY($1) AND role = 'victim_app' AND revoked_at IS NULL"
+            " AND push_token IS NOT NULL ORDER BY case_id, created_at DESC",
+            list({r["case_id"] for r in rows}))}
+
+        def deliver(r: Mapping[str, Any], tok: asyncpg.Record) -> Delivery:
+            _, title, body, data = victim_message(r)
+            return Delivery(str(r["message_key"]), tok["push_token"], title, body, data, bool(r["safety"]),
+                            platform=tok["platform"], address_id=tok["id"])
+
+        return address_each(rows, "case_id", tokens, "no_push_token", deliver)
+
+    async def forget_address(self, conn: asyncpg.Connection, delivery: Delivery, reason: str | None,
+                             now: datetime) -> None:
+        await conn.execute(
+            "UPDATE devices SET push_token = NULL, push_token_disabled_at = $3, push_token_disabled_reason = $4"
+            " WHERE id = $1 AND push_token = $2", delivery.address_id, delivery.address, now, reason,
+        )
 
     def _create_service(self, url: str | None) -> Any:
         if url is None:
@@ -191,6 +217,14 @@ class FcmChannel:
                 firebase_admin.delete_app(self._app)
 
         await asyncio.to_thread(delete)
+
+
+def build(config: NotificationConfig, decrypt: Callable[[bytes], str]) -> FcmChannel | None:  # noqa: ARG001
+    push = config.push
+    if push is None:
+        return None
+    return FcmChannel(project_id=push.project_id, url=push.url, credentials_file=push.credentials_file,
+                      timeout_s=push.timeout_s, ttl_s=push.ttl_s, critical=push.critical, workers=config.concurrency)
 
 
 def _retry_after(e: exceptions.FirebaseError) -> float | None:

@@ -1,4 +1,5 @@
-"""Signed HTTP webhooks (police control room, supplier pursuit mode) and the generic HTTP SMS gateway.
+"""What the HTTP channels share: a client, classifying answers, and signed webhooks (police control room,
+supplier pursuit mode, staff notices).
 
 Webhooks are signed exactly as suppliers sign to us (CONTRACT.md, Supplier API): ``X-Afstand-Key``,
 ``X-Afstand-Timestamp`` and ``X-Afstand-Signature: hex(HMAC-SHA256(secret, TIMESTAMP + "." + RAW_BODY))``,
@@ -11,10 +12,14 @@ import hashlib
 import hmac
 import json
 import time
+from datetime import datetime
+from typing import Any
 
+import asyncpg
 import httpx
 
 from notifications.channels import Delivery, Outcome, retry_after
+from notifications.config import WebhookTarget
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -37,8 +42,8 @@ def classify(resp: httpx.Response) -> Outcome:
     return Outcome("failed", f"http_{resp.status_code}")
 
 
-class _HttpChannel:
-    name = "http"
+class HttpChannel:
+    """An HTTP client shared by the channels that POST (webhooks, the SMS gateway)."""
 
     def __init__(self, timeout_s: float = 10.0, max_connections: int = 32) -> None:
         self._http = httpx.AsyncClient(
@@ -54,16 +59,17 @@ class _HttpChannel:
             return Outcome("retry", type(e).__name__)
         return classify(resp)
 
+    async def forget_address(self, conn: asyncpg.Connection, delivery: Delivery, reason: str | None,
+                             now: datetime) -> None:
+        """A configured URL or a phone number is not ours to clear: the failure is dead-lettered and shown."""
+
     async def close(self) -> None:
         await self._http.aclose()
 
 
-class WebhookChannel(_HttpChannel):
-    """POST ``delivery.json_body`` to ``delivery.address``, HMAC-signed with the delivery's key."""
-
-    def __init__(self, name: str, timeout_s: float = 10.0) -> None:
-        super().__init__(timeout_s)
-        self.name = name
+class SignedWebhook(HttpChannel):
+    """POST ``delivery.json_body`` to ``delivery.address``, HMAC-signed with the delivery's key. Each receiver
+    (police, supplier, staff) is a subclass that knows its address and its body."""
 
     async def send(self, d: Delivery) -> Outcome:
         body = json.dumps(d.json_body or {}, separators=(",", ":"), sort_keys=True).encode()
@@ -78,27 +84,13 @@ class WebhookChannel(_HttpChannel):
         return await self._post(d.address, body, headers)
 
 
-class SmsGatewayChannel(_HttpChannel):
-    """A generic HTTP SMS gateway: ``POST {url}`` with ``{"to", "from", "text", "reference"}`` and a bearer key.
+class ConfiguredWebhook(SignedWebhook):
+    """A webhook whose receiver is configured (police, staff): one URL and our key for it."""
 
-    2xx is accepted (``id`` in the answer kept as provider id); 429/5xx/timeouts retry (``Retry-After``
-    honoured); any other 4xx is a permanent failure (e.g. an invalid number)."""
-
-    name = "sms"
-
-    def __init__(self, url: str, api_key: str | None, sender: str = "Afstand", timeout_s: float = 10.0) -> None:
+    def __init__(self, target: WebhookTarget, timeout_s: float = 10.0) -> None:
         super().__init__(timeout_s)
-        self._url = url
-        self._key = api_key
-        self._sender = sender
+        self._target = target
 
-    async def send(self, d: Delivery) -> Outcome:
-        body = json.dumps({"to": d.address, "from": self._sender, "text": d.body, "reference": d.idempotency_key},
-                          ensure_ascii=False).encode()
-        headers = {"Content-Type": "application/json", "Idempotency-Key": d.idempotency_key}
-        if self._key:
-            headers["Authorization"] = f"Bearer {self._key}"
-        outcome = await self._post(self._url, body, headers)
-        if outcome.result == "failed" and outcome.reason in ("http_400", "http_404", "http_422"):
-            return Outcome("failed", outcome.reason, invalid_address=True)
-        return outcome
+    def signed(self, idempotency_key: str, body: dict[str, Any]) -> Delivery:
+        return Delivery(idempotency_key, self._target.url, json_body=body, signing_key_id=self._target.key_id,
+                        signing_secret=self._target.secret)

@@ -5,18 +5,19 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from api.alerts import repository as alert_store
 from api.platform.database import create_pool
 from notifications.channels.fcm import FcmChannel
-from notifications.dispatcher import AlertHooks, Dispatcher, DispatcherConfig
+from notifications.clock import SystemClock
+from notifications.config import NotificationConfig
+from notifications.dispatcher import Dispatcher
+from tests.notifications import support as s
 
 
 async def main(url: str, fcm_url: str) -> None:
     pool = await create_pool(url, 1, 4)
     push = FcmChannel(project_id="afstand-test", url=fcm_url, timeout_s=30)
-    d = Dispatcher(pool, {"push": push}, AlertHooks(alert_store.append_change, alert_store.open_alert,
-                                                              alert_log_lock=alert_store.ALERT_LOG_LOCK),
-                   DispatcherConfig(lease_s=5, poll_s=0.1))
+    outbox = s.outbox_for(SystemClock())
+    d = Dispatcher(pool, outbox, [push], s.hooks(outbox), NotificationConfig(lease_s=5, poll_s=0.1))
     print("ready", flush=True)
     while True:
         if await d.run_once() == 0:

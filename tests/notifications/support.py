@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timezone
-from typing import Any
+import functools
+from typing import Any, Sequence
 
 import asyncpg
 
 from api.alerts import repository as alert_store
 from api.platform.database import create_pool
-from notifications import outbox
 from notifications.channels import Channel
 from notifications.clock import Clock, ManualClock
-from notifications.dispatcher import AlertHooks, Dispatcher, DispatcherConfig
+from notifications.config import NotificationConfig
+from notifications.dispatcher import AlertHooks, Dispatcher
+from notifications.outbox import Outbox
 from notifications.policy import DEFAULT_POLICY
 
 T0 = datetime(2025, 3, 3, 12, 0, tzinfo=timezone.utc)
@@ -58,16 +60,21 @@ async def make_case(
     return case_id
 
 
-async def open_alert(pool: asyncpg.Pool, case_id: uuid.UUID, *, kind: str = "proximity", level: str = "violation",
+def outbox_for(clock: Clock | None = None, deadline_s: float = 900.0) -> Outbox:
+    return Outbox(defaults=DEFAULT_POLICY, deadline_s=deadline_s, clock=clock or ManualClock(T0))
+
+
+async def open_alert(outbox: Outbox, pool: asyncpg.Pool, case_id: uuid.UUID, *, kind: str = "proximity",
+                     level: str = "violation",
                      confidence: str = "confirmed", opened_at: datetime = T0) -> uuid.UUID:
     alert_id = uuid.uuid4()
     async with pool.acquire() as conn, conn.transaction():
-        await alert_store.open_alert(conn, alert_id=alert_id, case_id=case_id, kind=kind, level=level,
+        await alert_store.open_alert(conn, outbox=outbox, alert_id=alert_id, case_id=case_id, kind=kind, level=level,
                                      confidence=confidence, opened_at=opened_at, actor="system:test")
     return alert_id
 
 
-async def change(pool: asyncpg.Pool, alert_id: uuid.UUID, name: str, *, level: str = "violation",
+async def change(outbox: Outbox, pool: asyncpg.Pool, alert_id: uuid.UUID, name: str, *, level: str = "violation",
                  confidence: str = "confirmed", actor: str | None = "system:test", detail: dict[str, Any] | None = None,
                  status: str | None = None) -> int | None:
     async with pool.acquire() as conn, conn.transaction():
@@ -76,19 +83,27 @@ async def change(pool: asyncpg.Pool, alert_id: uuid.UUID, name: str, *, level: s
         if name in ("escalated",):
             await conn.execute("UPDATE alerts SET level = $2, max_level = $2, confidence = $3 WHERE id = $1",
                                alert_id, level, confidence)
-        return await alert_store.append_change(conn, alert_id, name, level=level, confidence=confidence, actor=actor,
+        return await alert_store.append_change(conn, alert_id, name, outbox=outbox, level=level, confidence=confidence,
+                                               actor=actor,
                                                detail=detail)
 
 
-def dispatcher(pool: asyncpg.Pool, channels: dict[str, Channel], clock: Clock, **config: Any) -> Dispatcher:
-    hooks = AlertHooks(append_change=alert_store.append_change, open_alert=alert_store.open_alert,
-                       decrypt=lambda blob: blob.decode() if blob else "",
-                       alert_log_lock=alert_store.ALERT_LOG_LOCK)
-    return Dispatcher(pool, channels, hooks, DispatcherConfig(**config), clock)
+def decrypt(blob: bytes) -> str:
+    """Supplier keys in these tests are stored in the clear."""
+    return blob.decode() if blob else ""
 
 
-async def pool_for(url: str, clock: Clock | None = None, deadline_s: float = 900.0) -> asyncpg.Pool:
-    outbox.configure(outbox.OutboxConfig(defaults=DEFAULT_POLICY, deadline_s=deadline_s), clock=clock or ManualClock(T0))
+def hooks(outbox: Outbox) -> AlertHooks:
+    return AlertHooks(append_change=functools.partial(alert_store.append_change, outbox=outbox),
+                      open_alert=functools.partial(alert_store.open_alert, outbox=outbox), decrypt=decrypt,
+                      alert_log_lock=alert_store.ALERT_LOG_LOCK)
+
+
+def dispatcher(pool: asyncpg.Pool, outbox: Outbox, channels: Sequence[Channel], **config: Any) -> Dispatcher:
+    return Dispatcher(pool, outbox, channels, hooks(outbox), NotificationConfig(**config))
+
+
+async def pool_for(url: str) -> asyncpg.Pool:
     return await create_pool(url, 1, 8)
 
 

@@ -62,7 +62,8 @@ def open_alert(client, case_id: str, kind: str = "proximity") -> str:  # type: i
         from datetime import datetime, timezone
 
         async with pool.acquire() as conn, conn.transaction():
-            await alert_store.open_alert(conn, alert_id=alert_id, case_id=uuid.UUID(case_id), kind=kind,
+            await alert_store.open_alert(conn, outbox=client.app.state.ctx.outbox, alert_id=alert_id,
+                                         case_id=uuid.UUID(case_id), kind=kind,
                                          level="violation", confidence="confirmed",
                                          opened_at=datetime.now(timezone.utc))
 

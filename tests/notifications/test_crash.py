@@ -30,12 +30,13 @@ def test_kill_between_send_and_record_loses_nothing_and_duplicates_nothing(datab
         fcm.on_request = lambda rec: arrived.set()
 
         async def enqueue() -> tuple[object, int]:
-            pool = await s.pool_for(database_url, ManualClock(datetime.now(timezone.utc) - timedelta(seconds=1)))
+            outbox = s.outbox_for(ManualClock(datetime.now(timezone.utc) - timedelta(seconds=1)))
+            pool = await s.pool_for(database_url)
             try:
                 async with pool.acquire() as conn:
                     case_id = await s.make_case(conn, policy={"auto_escalate": False, "pursuit": False,
                                                               "victim_ack_deadline_s": 3600})
-                alert_id = await s.open_alert(pool, case_id)
+                alert_id = await s.open_alert(outbox, pool, case_id)
                 return alert_id, await pool.fetchval("SELECT count(*) FROM outbox")
             finally:
                 await pool.close()
@@ -56,12 +57,13 @@ def test_kill_between_send_and_record_loses_nothing_and_duplicates_nothing(datab
 
         async def recover() -> None:
             clock = ManualClock(datetime.now(timezone.utc))
-            pool = await s.pool_for(database_url, clock)
+            outbox = s.outbox_for(clock)
+            pool = await s.pool_for(database_url)
             push = FcmChannel(project_id="afstand-test", url=fcm.fcm_url, timeout_s=5)
             try:
                 [row] = await s.rows(pool, "channel = 'push'")
                 assert row["status"] == "sending" and row["attempts"] == 1  # sent, never recorded
-                d = s.dispatcher(pool, {"push": push}, clock)
+                d = s.dispatcher(pool, outbox, [push])
                 assert await d.drain() == 0  # the lease still holds: nobody resends yet
                 clock.advance(6)  # the killed worker's lease (5 s) has run out
                 await d.drain()

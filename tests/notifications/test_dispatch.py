@@ -4,11 +4,15 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 
 from notifications.channels.fcm import FcmChannel
-from notifications.channels.webhook import SmsGatewayChannel, WebhookChannel
+from notifications.channels.police import PoliceWebhook
+from notifications.channels.sms import SmsGatewayChannel
+from notifications.channels.supplier import SupplierPursuitWebhook
 from notifications.clock import ManualClock
+from notifications.config import WebhookTarget
 from tests.notifications import support as s
 from tests.notifications.fakes import FakeServer
 
@@ -20,14 +24,15 @@ def run(coro):  # type: ignore[no-untyped-def]
 def test_violation_reaches_fake_fcm_with_the_right_request(database_url: str) -> None:
     async def main() -> None:
         clock = ManualClock(s.T0)
-        pool = await s.pool_for(database_url, clock)
+        outbox = s.outbox_for(clock)
+        pool = await s.pool_for(database_url)
         with FakeServer() as fcm:
             push = FcmChannel(project_id="afstand-test", url=fcm.fcm_url, timeout_s=2)
             try:
                 async with pool.acquire() as conn:
                     case_id = await s.make_case(conn, language="nl")
-                alert_id = await s.open_alert(pool, case_id)
-                d = s.dispatcher(pool, {"push": push}, clock)
+                alert_id = await s.open_alert(outbox, pool, case_id)
+                d = s.dispatcher(pool, outbox, [push])
                 assert await d.run_once() >= 1
                 assert len(fcm.received) == 1
                 req = fcm.received[0]
@@ -70,23 +75,23 @@ class Env:
 
     async def __aenter__(self) -> "Env":
         self.clock = ManualClock(s.T0)
-        self.pool = await s.pool_for(self.url, self.clock, self.deadline_s)
+        self.outbox = s.outbox_for(self.clock, self.deadline_s)
+        self.pool = await s.pool_for(self.url)
         self.fcm = FakeServer()
         self.sms = FakeServer(kind="http")
         self.police = FakeServer(kind="http")
         self.push = FcmChannel(project_id="afstand-test", url=self.fcm.fcm_url, timeout_s=self.fcm_timeout_s)
-        self.channels = {
-            "push": self.push,
-            "sms": SmsGatewayChannel(self.sms.base + "/sms", "sms-key"),
-            "police_webhook": WebhookChannel("police_webhook"),
-            "supplier_webhook": WebhookChannel("supplier_webhook"),
-        }
-        self.d = s.dispatcher(self.pool, self.channels, self.clock, police_url=self.police.base + "/escalations",
-                              police_key_id="afstand-nl", police_secret="police-secret")
+        self.channels = [
+            self.push,
+            SmsGatewayChannel(self.sms.base + "/sms", "sms-key"),
+            PoliceWebhook(WebhookTarget(self.police.base + "/escalations", "afstand-nl", "police-secret")),
+            SupplierPursuitWebhook(s.decrypt),
+        ]
+        self.d = s.dispatcher(self.pool, self.outbox, self.channels)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        for ch in self.channels.values():
+        for ch in self.channels:
             await ch.close()
         for f in (self.fcm, self.sms, self.police):
             f.close()
@@ -110,7 +115,7 @@ def test_quota_exceeded_honours_retry_after_then_delivers(database_url: str) -> 
         async with Env(database_url) as e:
             e.fcm.script = ["quota"]
             case_id = await e.case()
-            await s.open_alert(e.pool, case_id)
+            await s.open_alert(e.outbox, e.pool, case_id)
             await e.d.drain()
             [row] = await s.rows(e.pool, "channel = 'push'")
             assert row["status"] == "queued" and row["last_error"] == "quota_exceeded"
@@ -134,7 +139,7 @@ def test_unavailable_and_hang_are_retried_with_backoff(database_url: str) -> Non
             e.fcm.script = ["unavailable", "hang"]
             e.fcm.hang_s = 1.5
             case_id = await e.case()
-            await s.open_alert(e.pool, case_id)
+            await s.open_alert(e.outbox, e.pool, case_id)
             await e.advance(10)
             [row] = await s.rows(e.pool, "channel = 'push'")
             assert row["status"] == "sent" and row["attempts"] == 3
@@ -150,7 +155,7 @@ def test_unregistered_token_is_disabled_operator_alerted_and_sms_sent(database_u
         async with Env(database_url) as e:
             e.fcm.mode = "unregistered"
             case_id = await e.case(phone="+31612345678", language="nl")
-            alert_id = await s.open_alert(e.pool, case_id)
+            alert_id = await s.open_alert(e.outbox, e.pool, case_id)
             await e.d.drain()
             dev = await e.pool.fetchrow("SELECT push_token, push_token_disabled_reason FROM devices"
                                         " WHERE case_id = $1 AND role = 'victim_app'", case_id)
@@ -183,9 +188,9 @@ def test_two_minute_fcm_outage_delivers_everything_afterwards_in_order_per_victi
             expected: dict[str, list[str]] = {}
             for v in range(3):
                 case_id = await e.case(token=f"tok-{v}", policy={"auto_escalate": False, "pursuit": False})
-                alert_id = await s.open_alert(e.pool, case_id)
+                alert_id = await s.open_alert(e.outbox, e.pool, case_id)
                 for m in range(3):
-                    await s.change(e.pool, alert_id, "victim_messaged", detail={"text": f"update {m}", "urgent": True})
+                    await s.change(e.outbox, e.pool, alert_id, "victim_messaged", detail={"text": f"update {m}", "urgent": True})
                     e.clock.advance(1)
                 keys = [str(r["message_key"]) for r in await e.pool.fetch(
                     "SELECT message_key FROM outbox WHERE case_id = $1 AND channel = 'push' ORDER BY id", case_id)]
@@ -213,7 +218,7 @@ def test_deadline_dead_letters_and_says_who_could_not_be_reached(database_url: s
         async with Env(database_url, deadline_s=20) as e:
             e.fcm.mode = "unavailable"
             case_id = await e.case(policy={"victim_ack_deadline_s": 600, "auto_escalate": False})
-            alert_id = await s.open_alert(e.pool, case_id)
+            alert_id = await s.open_alert(e.outbox, e.pool, case_id)
             await e.advance(40)
             [row] = await s.rows(e.pool, "channel = 'push'")
             assert row["status"] == "dead" and "deadline passed" in row["last_error"]
@@ -231,11 +236,11 @@ def test_victim_not_confirming_within_30_s_triggers_sms_and_shows_on_the_alert(d
         async with Env(database_url) as e:
             quiet = await e.case(phone="+31600000001", policy={"auto_escalate": False})
             acked = await e.case(phone="+31600000002", policy={"auto_escalate": False})
-            a1 = await s.open_alert(e.pool, quiet)
-            a2 = await s.open_alert(e.pool, acked)
+            a1 = await s.open_alert(e.outbox, e.pool, quiet)
+            a2 = await s.open_alert(e.outbox, e.pool, acked)
             await e.d.drain()
             assert len(e.fcm.received) == 2
-            await s.change(e.pool, a2, "victim_acknowledged", actor="victim_app:test-device")
+            await s.change(e.outbox, e.pool, a2, "victim_acknowledged", actor="victim_app:test-device")
             await e.advance(29)
             assert e.sms.received == []
             await e.advance(2)
@@ -253,9 +258,9 @@ def test_unacknowledged_violation_escalates_to_police_with_a_signed_webhook(data
         async with Env(database_url) as e:
             waiting = await e.case()
             handled = await e.case()
-            a1 = await s.open_alert(e.pool, waiting)
-            a2 = await s.open_alert(e.pool, handled)
-            await s.change(e.pool, a2, "acknowledged", status="acknowledged")
+            a1 = await s.open_alert(e.outbox, e.pool, waiting)
+            a2 = await s.open_alert(e.outbox, e.pool, handled)
+            await s.change(e.outbox, e.pool, a2, "acknowledged", status="acknowledged")
             await e.advance(59)
             assert e.police.received == []
             await e.advance(2)
@@ -283,9 +288,9 @@ def test_pursuit_mode_asks_the_supplier_to_raise_and_then_lower_the_rate(databas
             with FakeServer(kind="http") as supplier:
                 case_id = await e.case(supplier_webhook=supplier.base + "/rate",
                                        supplier_key=("sup-key-1", b"supplier-secret"))
-                alert_id = await s.open_alert(e.pool, case_id, kind="zone_exclusion")
+                alert_id = await s.open_alert(e.outbox, e.pool, case_id, kind="zone_exclusion")
                 await e.d.drain()
-                await s.change(e.pool, alert_id, "cleared", level="none")
+                await s.change(e.outbox, e.pool, alert_id, "cleared", level="none")
                 await e.d.drain()
                 bodies = [r.json for r in supplier.received]
                 assert [(b["mode"], b["interval_s"]) for b in bodies] == [("pursuit", 15), ("normal", None)]
@@ -300,16 +305,14 @@ def test_pursuit_mode_asks_the_supplier_to_raise_and_then_lower_the_rate(databas
 
 def test_the_same_decision_is_never_enqueued_twice(database_url: str) -> None:
     async def main() -> None:
-        from notifications import outbox
-
         async with Env(database_url) as e:
             case_id = await e.case()
-            alert_id = await s.open_alert(e.pool, case_id, level="violation", confidence="probable")
-            await s.change(e.pool, alert_id, "escalated", confidence="confirmed")  # qualifies again: same message
+            alert_id = await s.open_alert(e.outbox, e.pool, case_id, level="violation", confidence="probable")
+            await s.change(e.outbox, e.pool, alert_id, "escalated", confidence="confirmed")  # qualifies again: same message
             seq = await e.pool.fetchval("SELECT max(seq) FROM alert_changes WHERE alert_id = $1", alert_id)
             async with e.pool.acquire() as conn, conn.transaction():  # a replay of the same change
-                again = await outbox.enqueue_for_change(conn, alert_id=alert_id, seq=seq, change="escalated",
-                                                        level="violation", confidence="confirmed")
+                again = await e.outbox.enqueue_for_change(conn, alert_id=alert_id, seq=seq, change="escalated",
+                                                          level="violation", confidence="confirmed")
             assert again == 0
             keys = [r["idempotency_key"] for r in await s.rows(e.pool)]
             assert len(keys) == len(set(keys))
@@ -328,7 +331,8 @@ def test_an_alert_change_rolled_back_enqueues_nothing(database_url: str) -> None
             case_id = await e.case()
             try:
                 async with e.pool.acquire() as conn, conn.transaction():
-                    await alert_store.open_alert(conn, alert_id=uuid.uuid4(), case_id=case_id, kind="proximity",
+                    await alert_store.open_alert(conn, outbox=e.outbox, alert_id=uuid.uuid4(), case_id=case_id,
+                                                 kind="proximity",
                                                  level="violation", confidence="confirmed", opened_at=s.T0, actor="system:t")
                     assert await conn.fetchval("SELECT count(*) FROM outbox") > 0
                     raise RuntimeError("abort")
@@ -344,9 +348,9 @@ def test_two_dispatchers_never_send_the_same_message(database_url: str) -> None:
         async with Env(database_url) as e:
             for i in range(40):
                 case_id = await e.case(token=f"tok-{i}", policy={"auto_escalate": False, "pursuit": False})
-                await s.open_alert(e.pool, case_id)
-            other = s.dispatcher(e.pool, e.channels, e.clock, batch=7)
-            e.d.config.batch = 5
+                await s.open_alert(e.outbox, e.pool, case_id)
+            other = s.dispatcher(e.pool, e.outbox, e.channels, batch=7)
+            e.d.config = dataclasses.replace(e.d.config, batch=5)
             for _ in range(20):
                 await asyncio.gather(e.d.run_once(), other.run_once())
             keys = [r.json["message"]["data"]["idempotency_key"] for r in e.fcm.received]
@@ -361,11 +365,11 @@ def test_no_offender_coordinates_or_tokens_in_any_payload(database_url: str) -> 
             with FakeServer(kind="http") as supplier:
                 case_id = await e.case(phone="+31600000003", supplier_webhook=supplier.base + "/rate",
                                        supplier_key=("sk", b"ss"))
-                alert_id = await s.open_alert(e.pool, case_id)
+                alert_id = await s.open_alert(e.outbox, e.pool, case_id)
                 await e.pool.execute(
                     "UPDATE alerts SET evidence = $2, detail = $3, min_distance_m = 123.4 WHERE id = $1", alert_id,
                     [{"lat": 52.0907123, "lon": 5.1214456}], {"offender": {"lat": 52.0907123, "lon": 5.1214456}})
-                await s.change(e.pool, alert_id, "escalated_to_police", detail={"reason": "operator"})
+                await s.change(e.outbox, e.pool, alert_id, "escalated_to_police", detail={"reason": "operator"})
                 await e.advance(35)
                 bodies = [r.body.decode() for f in (e.fcm, e.sms, e.police, supplier) for r in f.received]
                 assert len(bodies) >= 4
@@ -384,7 +388,7 @@ def test_victim_without_any_channel_is_shown_on_the_alert_at_once(database_url: 
         async with Env(database_url) as e:
             del e.d.channels["sms"]
             case_id = await e.case(token=None, policy={"auto_escalate": False, "pursuit": False})
-            alert_id = await s.open_alert(e.pool, case_id)
+            alert_id = await s.open_alert(e.outbox, e.pool, case_id)
             assert await e.d.run_once() >= 1  # one round decides it: no second round for a fallback that cannot go
             detail = await e.pool.fetchval("SELECT detail FROM alert_changes WHERE alert_id = $1 AND change ="
                                            " 'delivery_failed'", alert_id)

@@ -32,7 +32,7 @@ async def list_orders(case_id: str, ctx: Ctx, staff: ReadStaff, limit: Limit = 1
 
 @terms_router.post("/{case_id}/orders/{order_id}/extensions", status_code=201, response_model=ExtensionOut)
 async def extend_order(case_id: str, order_id: str, body: ExtensionIn, ctx: Ctx, staff: WriteStaff) -> ExtensionOut:
-    return ExtensionOut(**dict(await service.extend_order(ctx.pool, staff, case_id, order_id, body)))
+    return ExtensionOut(**dict(await service.extend_order(ctx.pool, ctx.outbox, staff, case_id, order_id, body)))
 
 
 @terms_router.get("/{case_id}/orders/{order_id}/extensions", response_model=ExtensionList)
@@ -45,4 +45,4 @@ async def list_extensions(case_id: str, order_id: str, ctx: Ctx, staff: ReadStaf
 async def let_go(case_id: str, order_id: str, body: LetGoIn, ctx: Ctx, staff: WriteStaff) -> OrderOut:
     """Decide not to extend: the reminders stop, the reason is kept, the order runs to its end and then expires
     as any other (operator and victim are told)."""
-    return order_out(await service.let_go(ctx.pool, staff, case_id, order_id, body))
+    return order_out(await service.let_go(ctx.pool, ctx.outbox, staff, case_id, order_id, body))

@@ -17,6 +17,7 @@ from typing import Any
 
 import asyncpg
 
+from notifications.outbox import Outbox
 from api.auth.principals import Staff
 from api.cases import repository as cases
 from api.cases.orders import repository
@@ -70,9 +71,9 @@ async def _order(conn: asyncpg.Connection, case_id: str, order_id: str) -> tuple
     return cid, row
 
 
-async def _tell_victim(conn: asyncpg.Connection, order: Any, kind: str, key: str, urgency: str) -> None:
+async def _tell_victim(conn: asyncpg.Connection, outbox: Outbox, order: Any, kind: str, key: str, urgency: str) -> None:
     if await cases.victim_exists(conn, order["case_id"]):
-        await tell_victim_about_order(conn, order, kind, key, urgency)
+        await tell_victim_about_order(conn, outbox, order, kind, key, urgency)
 
 
 def _days(delta: timedelta) -> str:
@@ -99,7 +100,7 @@ def _check_extension(order: asyncpg.Record, new_until: datetime, now: datetime) 
                                            f" this extension runs {_days(new_until - current)} days")
 
 
-async def extend_order(pool: asyncpg.Pool, staff: Staff, case_id: str, order_id: str,
+async def extend_order(pool: asyncpg.Pool, outbox: Outbox, staff: Staff, case_id: str, order_id: str,
                        body: ExtensionIn) -> asyncpg.Record:
     new_until = body.valid_until.astimezone(timezone.utc)
     now = datetime.now(timezone.utc)
@@ -112,7 +113,7 @@ async def extend_order(pool: asyncpg.Pool, staff: Staff, case_id: str, order_id:
         await repository.extend(conn, order["id"], new_until, n)
         await add_event(conn, cid, "order_extended", visibility="victim", actor=staff.actor, detail={
             "order_id": str(order["id"]), "order_kind": order["kind"], "until": new_until.isoformat()})
-        await _tell_victim(conn, {**dict(order), "valid_until": new_until}, "order_extended", f"ext:{ext['id']}",
+        await _tell_victim(conn, outbox, {**dict(order), "valid_until": new_until}, "order_extended", f"ext:{ext['id']}",
                            "update")
         # The engine enforces by valid_until: reload the case so the new end takes effect at once.
         await changed(conn, staff, "order.extend", cid, {
@@ -130,7 +131,7 @@ async def list_extensions(pool: asyncpg.Pool, case_id: str, order_id: str) -> li
         return await repository.fetch_extensions(conn, oid)
 
 
-async def let_go(pool: asyncpg.Pool, staff: Staff, case_id: str, order_id: str, body: LetGoIn) -> asyncpg.Record:
+async def let_go(pool: asyncpg.Pool, outbox: Outbox, staff: Staff, case_id: str, order_id: str, body: LetGoIn) -> asyncpg.Record:
     now = datetime.now(timezone.utc)
     async with pool.acquire() as conn, conn.transaction():
         cid, order = await _order(conn, case_id, order_id)
@@ -143,7 +144,7 @@ async def let_go(pool: asyncpg.Pool, staff: Staff, case_id: str, order_id: str, 
         # and in the audit log).
         await add_event(conn, cid, "order_let_go", visibility="victim", actor=staff.actor, detail={
             "order_id": str(order["id"]), "order_kind": order["kind"], "until": order["valid_until"].isoformat()})
-        await _tell_victim(conn, order, "order_will_lapse", f"let_go:{order['id']}:{order['valid_until'].isoformat()}",
+        await _tell_victim(conn, outbox, order, "order_will_lapse", f"let_go:{order['id']}:{order['valid_until'].isoformat()}",
                            "important")
         await changed(conn, staff, "order.let_go", cid, {"order_id": str(order["id"])}, reason=body.reason)
         return row

@@ -19,7 +19,7 @@ sends nothing new.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -31,7 +31,8 @@ from api.contacts.notices.schemas import StaffVictimNotice, StaffVictimNoticePag
 from api.platform import metrics
 from api.cases.service import case_or_404
 from api.platform.staff_common import decode_cursor, next_cursor
-from notifications import outbox, policy
+from notifications import policy
+from notifications.outbox import Outbox, Row, deliveries_by_message, insert_rows, recent_non_safety, victim_preferences
 
 # Whose queue a case's notices join when it has no case director: the agency that owns that kind of order.
 ORDER_AGENCY = {"behavioural_order": "prosecutor"}
@@ -65,31 +66,34 @@ async def contact_text(conn: asyncpg.Connection, case_id: uuid.UUID, language: s
 
 # ---------------------------------------------------------------- the victim
 
-async def _plan(conn: asyncpg.Connection, case_id: uuid.UUID, urgency: str, now: datetime) -> policy.NoticePlan:
+async def _plan(conn: asyncpg.Connection, outbox: Outbox, case_id: uuid.UUID, urgency: str,
+                now: datetime) -> policy.NoticePlan:
     row = await repository.delivery_settings(conn, case_id)
     last_update = await repository.last_update_push(conn, case_id)
-    return policy.plan_notice(urgency, now, outbox.case_policy(row["policy"]), outbox.victim_preferences(row),
-                              await outbox.recent_non_safety(conn, case_id, now), last_update)
+    return policy.plan_notice(urgency, now, outbox.case_policy(row["policy"]), victim_preferences(row),
+                              await recent_non_safety(conn, case_id, now), last_update)
 
 
-async def push_to_victim(conn: asyncpg.Connection, case_id: uuid.UUID, *, message_key: uuid.UUID, purpose: str,
+async def push_to_victim(conn: asyncpg.Connection, outbox: Outbox, case_id: uuid.UUID, *, message_key: uuid.UUID,
+                         purpose: str,
                          title: str, body: str, language: str, urgency: str,
                          data: dict[str, str]) -> tuple[str, str | None]:
     """Enqueue the push of something already stored where the app reads it. Returns (push_status, why)."""
-    now = outbox.clock().now()
-    plan = await _plan(conn, case_id, urgency, now)
+    now = outbox.now()
+    plan = await _plan(conn, outbox, case_id, urgency, now)
     if not plan.push:
         return "not_pushed", plan.why
-    await outbox.insert_rows(conn, [outbox.Row(
+    await insert_rows(conn, [Row(
         idempotency_key=f"{message_key}:push", message_key=message_key, alert_id=None, case_id=case_id,
         change_seq=None, recipient="victim", channel="push", purpose=purpose, safety=plan.safety,
         payload={"purpose": purpose, "title": title, "body": body, "language": language, **data},
-        next_attempt_at=plan.at, deadline=plan.at + timedelta(seconds=outbox.current_config().deadline_s),
+        next_attempt_at=plan.at, deadline=outbox.deadline(plan.at),
         enqueued_at=now)])
     return "enqueued", plan.why
 
 
-async def tell_victim(conn: asyncpg.Connection, case_id: uuid.UUID, kind: str, key: str, *, urgency: str,
+async def tell_victim(conn: asyncpg.Connection, outbox: Outbox, case_id: uuid.UUID, kind: str, key: str, *,
+                      urgency: str,
                       params: dict[str, str] | None = None) -> uuid.UUID | None:
     """Store the notice ``notice.<kind>`` in her language and push it as her preferences allow. Returns its id,
     or None when a notice with this ``key`` exists already."""
@@ -99,8 +103,8 @@ async def tell_victim(conn: asyncpg.Connection, case_id: uuid.UUID, kind: str, k
     notice_id = await repository.insert_victim_notice(conn, case_id, kind, key, language, title, body, urgency)
     if notice_id is None:
         return None
-    status, why = await push_to_victim(conn, case_id, message_key=notice_id, purpose=f"notice.{kind}", title=title,
-                                       body=body, language=language, urgency=urgency,
+    status, why = await push_to_victim(conn, outbox, case_id, message_key=notice_id, purpose=f"notice.{kind}",
+                                       title=title, body=body, language=language, urgency=urgency,
                                        data={"notice_id": str(notice_id), "kind": kind})
     await repository.set_victim_notice_push(conn, notice_id, status, why)
     metrics.NOTICES.labels("victim", kind, status).inc()
@@ -120,7 +124,7 @@ async def victim_notices_for_staff(pool: asyncpg.Pool, case_id: str, limit: int,
     async with pool.acquire() as conn:
         cid = await case_or_404(conn, case_id)
         rows = await victim_notices(conn, cid, limit, cursor)
-        sent = await outbox.deliveries_by_message(conn, [r["id"] for r in rows[:limit]])
+        sent = await deliveries_by_message(conn, [r["id"] for r in rows[:limit]])
     return StaffVictimNoticePage(
         items=[StaffVictimNotice(**dict(r), deliveries=sent.get(r["id"], [])) for r in rows[:limit]],
         next_cursor=next_cursor(rows, limit))
@@ -146,8 +150,8 @@ async def recipients(conn: asyncpg.Connection, case_id: uuid.UUID, function: str
     return [(None, await owner_agency(conn, case_id, order_kind))]
 
 
-async def tell_staff(conn: asyncpg.Connection, staff_id: uuid.UUID | None, case_id: uuid.UUID | None, kind: str,
-                     key: str, payload: dict[str, Any], *, agency: str | None = None) -> bool:
+async def tell_staff(conn: asyncpg.Connection, outbox: Outbox, staff_id: uuid.UUID | None, case_id: uuid.UUID | None,
+                     kind: str, key: str, payload: dict[str, Any], *, agency: str | None = None) -> bool:
     """Record a notice for a staff member, or for ``agency``'s queue (``staff_id`` None), and post it to the staff
     webhook when one is configured. False when it was recorded before."""
     notice_id = await repository.insert_staff_notice(conn, staff_id, case_id, kind,
@@ -156,17 +160,17 @@ async def tell_staff(conn: asyncpg.Connection, staff_id: uuid.UUID | None, case_
     if notice_id is None:
         return False
     metrics.NOTICES.labels("staff" if staff_id else "agency_queue", kind,
-                           "enqueued" if outbox.current_config().staff_webhook else "listed").inc()
-    if outbox.current_config().staff_webhook:
-        now = outbox.clock().now()
+                           "enqueued" if outbox.staff_webhook else "listed").inc()
+    if outbox.staff_webhook:
+        now = outbox.now()
         who = await repository.webhook_names(conn, staff_id, case_id)
-        await outbox.insert_rows(conn, [outbox.Row(
+        await insert_rows(conn, [Row(
             idempotency_key=f"{notice_id}:staff_webhook", message_key=notice_id, alert_id=None, case_id=case_id,
             change_seq=None, recipient="staff", channel="staff_webhook", purpose=kind, safety=False,
             payload={"notice_id": str(notice_id), "kind": kind, "case_id": str(case_id) if case_id else None,
                      "case_reference": who["reference"], "staff_sub": who["sub"], "agency": None if staff_id else agency,
                      "detail": payload},
-            next_attempt_at=now, deadline=now + timedelta(seconds=outbox.current_config().deadline_s),
+            next_attempt_at=now, deadline=outbox.deadline(now),
             enqueued_at=now)])
         await repository.mark_staff_notice_enqueued(conn, notice_id)
     return True

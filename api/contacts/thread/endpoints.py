@@ -27,7 +27,7 @@ async def case_messages(case_id: str, ctx: Ctx, staff: ReadStaff, limit: Limit =
 @staff_router.post("/{case_id}/messages", status_code=201, response_model=MessageOut)
 async def post_message(case_id: str, body: MessageIn, ctx: Ctx, staff: InformStaff) -> MessageOut:
     """Write to the victim. Only a registered, active staff member may: the victim must see who writes."""
-    return await service.send_from_staff(ctx.pool, staff, case_id, body.body)
+    return await service.send_from_staff(ctx.pool, ctx.outbox, staff, case_id, body.body)
 
 
 @staff_router.post("/{case_id}/messages/{message_id}/read", response_model=MessagePage)

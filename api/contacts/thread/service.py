@@ -12,6 +12,7 @@ from datetime import datetime
 
 import asyncpg
 
+from notifications.outbox import Outbox
 from api import messages
 from api.auth.principals import Staff, VictimDevice
 from api.contacts import repository as contacts
@@ -22,7 +23,7 @@ from api.platform.problems import Problem, not_found
 from api.cases.service import case_or_404
 from api.platform.staff_common import decode_cursor, next_cursor, parse_id
 from api.privacy import audit
-from notifications import outbox
+from notifications.outbox import deliveries_by_message
 
 READ_PAGE = 500  # a read receipt answers with the thread, up to this many messages
 
@@ -40,17 +41,17 @@ async def _page(conn: asyncpg.Connection | asyncpg.Pool, case_id: uuid.UUID, lim
     shown = rows[:limit]
     if not for_staff:
         return MessagePage(items=[message_out(r) for r in shown], next_cursor=next_cursor(rows, limit))
-    sent = await outbox.deliveries_by_message(conn, [r["message_key"] for r in shown if r["message_key"]])
+    sent = await deliveries_by_message(conn, [r["message_key"] for r in shown if r["message_key"]])
     return MessagePage(items=[message_out(r, sent.get(r["message_key"], []) if r["sender"] == "staff" else None)
                               for r in shown], next_cursor=next_cursor(rows, limit))
 
 
-async def _push_message(conn: asyncpg.Connection, case_id: uuid.UUID, message_id: uuid.UUID, agency: str) -> None:
+async def _push_message(conn: asyncpg.Connection, outbox: Outbox, case_id: uuid.UUID, message_id: uuid.UUID, agency: str) -> None:
     """Push a stored staff message as her preferences allow, and record on it what happened."""
     language = messages.resolve(await notices.victim_language(conn, case_id))
     sender = messages.text(language, f"agency.{agency}")
     status, why = await notices.push_to_victim(
-        conn, case_id, message_key=message_id, purpose="message", urgency="important",
+        conn, outbox, case_id, message_key=message_id, purpose="message", urgency="important",
         title=messages.text(language, "notice.new_message.title"),
         body=messages.text(language, "notice.new_message.body", agency=sender), language=language,
         data={"message_id": str(message_id), "kind": "message"})
@@ -77,11 +78,11 @@ async def victim_thread(pool: asyncpg.Pool, victim: VictimDevice, limit: int, cu
     return await _page(pool, victim.case_id, limit, cursor)
 
 
-async def send_from_victim(pool: asyncpg.Pool, victim: VictimDevice, body: str) -> MessageOut:
+async def send_from_victim(pool: asyncpg.Pool, outbox: Outbox, victim: VictimDevice, body: str) -> MessageOut:
     async with pool.acquire() as conn, conn.transaction():
         message_id = await repository.insert_from_victim(conn, victim.case_id, body)
         for staff_id, agency in await notices.recipients(conn, victim.case_id, "contact_person"):
-            await notices.tell_staff(conn, staff_id, victim.case_id, "victim_message", f"msg:{message_id}",
+            await notices.tell_staff(conn, outbox, staff_id, victim.case_id, "victim_message", f"msg:{message_id}",
                                      {"message_id": str(message_id)}, agency=agency)
         await audit.record(conn, actor=victim.actor, role="victim_app", action="message.victim",
                            case_id=victim.case_id, detail={"message_id": str(message_id)})
@@ -115,7 +116,7 @@ async def staff_thread(pool: asyncpg.Pool, case_id: str, limit: int, cursor: str
         return await _page(conn, cid, limit, cursor, for_staff=True)
 
 
-async def send_from_staff(pool: asyncpg.Pool, staff: Staff, case_id: str, body: str) -> MessageOut:
+async def send_from_staff(pool: asyncpg.Pool, outbox: Outbox, staff: Staff, case_id: str, body: str) -> MessageOut:
     """Only a registered, active staff member may write: the victim must see who writes."""
     async with pool.acquire() as conn, conn.transaction():
         cid = await case_or_404(conn, case_id, lock=True)
@@ -125,11 +126,11 @@ async def send_from_staff(pool: asyncpg.Pool, staff: Staff, case_id: str, body: 
                                             "(POST /v1/staff registers one)")
         mid = uuid.uuid4()
         await repository.insert_from_staff(conn, mid, cid, me["id"], me["display_name"], body)
-        await _push_message(conn, cid, mid, me["agency"])
+        await _push_message(conn, outbox, cid, mid, me["agency"])
         await audit.record(conn, actor=staff.actor, role=staff.role, action="message.staff", case_id=cid,
                            detail={"message_id": str(mid), "staff_id": str(me["id"])})
         out = await repository.one(conn, mid)
-        sent = await outbox.deliveries_by_message(conn, [mid])
+        sent = await deliveries_by_message(conn, [mid])
     return message_out(out, sent.get(mid, []))
 
 

@@ -10,6 +10,7 @@ import asyncpg
 
 from api.alerts.repository import apply_engine_changes, fetch_alert
 from api.platform.database import _init_connection
+from notifications.outbox import Outbox
 from geofence import CaseConfig, Engine, ProximityRule
 
 from tests.geofence.builders import ALWAYS, T0, UTRECHT, at, fix, offset
@@ -30,7 +31,7 @@ async def _store(database_url: str, scenario) -> tuple[dict, list[str]]:  # type
         case_id = await make_case(conn)
         changes = scenario(str(case_id))
         async with conn.transaction():
-            await apply_engine_changes(conn, changes)
+            await apply_engine_changes(conn, changes, outbox=Outbox())
         alert = await fetch_alert(conn, uuid.UUID(changes[0].episode_id))
         purposes = [r["purpose"] for r in await conn.fetch("SELECT purpose FROM outbox WHERE alert_id = $1",
                                                           uuid.UUID(changes[0].episode_id))]

@@ -21,5 +21,5 @@ def test_an_unknown_kind_is_refused_before_anything_is_written() -> None:
     # No connection is given: the refusal must come before the first statement.
     with pytest.raises(ValueError, match="unknown alert kind 'geofence'"):
         asyncio.run(repository.open_alert(
-            None, alert_id=uuid.uuid4(), case_id=uuid.uuid4(), kind="geofence",  # type: ignore[arg-type]
+            None, outbox=None, alert_id=uuid.uuid4(), case_id=uuid.uuid4(), kind="geofence",  # type: ignore[arg-type]
             level="warning", confidence="confirmed", opened_at=datetime.now(timezone.utc)))

@@ -241,7 +241,7 @@ class World:
             "kind": "contact_ban", "reference": "OM-Q", "valid_from": _iso(-86400),
             "valid_until": _iso(5 * 86400)}, want=201)
         client = self.m.client
-        client.portal.call(client.app.state.ctx.extras["order_scheduler"].run_once)
+        client.portal.call(client.app.state.ctx.order_scheduler.run_once)
 
     def next_until(self) -> str:
         self._until += timedelta(days=7)

@@ -24,7 +24,7 @@ def soon(days: float) -> datetime:
 
 def scheduler(api, clock: dict) -> OrderScheduler:  # type: ignore[no-untyped-def]
     ctx = api.app.state.ctx
-    return OrderScheduler(ctx.pool, ctx.settings, clock=lambda: clock["now"])
+    return OrderScheduler(ctx.pool, ctx.settings, ctx.outbox, clock=lambda: clock["now"])
 
 
 def extend(api, cid: str, oid: str, until: datetime, ref: str = "OM-EXT"):  # type: ignore[no-untyped-def]
@@ -195,7 +195,7 @@ def test_the_scheduler_runs_in_the_server_and_ends_a_lapsed_order(make_client) -
                                                           " WHERE id = $1::uuid", oid):
         time.sleep(0.1)
     assert db_val(api, "SELECT count(*) FROM alerts WHERE case_id = $1::uuid AND kind = 'order_ended'", cid) == 1
-    assert api.app.state.ctx.extras["order_scheduler"]._task is not None
+    assert api.app.state.ctx.order_scheduler._task is not None
 
 
 def test_openapi_documents_the_case_status_routes(api) -> None:  # type: ignore[no-untyped-def]

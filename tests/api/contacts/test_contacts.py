@@ -159,7 +159,7 @@ def test_daily_digest_once_per_contact_person_per_day_by_the_injected_clock(api)
     _agreement(api, new_case(api), "probation", real_now - timedelta(days=3))  # nobody's: no digest to send
     ctx = api.app.state.ctx
     clock = {"now": datetime(2030, 5, 6, 5, 0, tzinfo=timezone.utc)}  # 07:00 in Amsterdam, before the digest hour
-    sched = OrderScheduler(ctx.pool, ctx.settings, clock=lambda: clock["now"])
+    sched = OrderScheduler(ctx.pool, ctx.settings, ctx.outbox, clock=lambda: clock["now"])
     assert api.portal.call(sched.run_once).digests == 0
     clock["now"] = datetime(2030, 5, 6, 6, 30, tzinfo=timezone.utc)  # 08:30 local
     assert api.portal.call(sched.run_once).digests == 1

@@ -54,7 +54,7 @@ def now() -> datetime:
 
 
 def run_scheduler(client):  # type: ignore[no-untyped-def]
-    return client.portal.call(client.app.state.ctx.extras["order_scheduler"].run_once)
+    return client.portal.call(client.app.state.ctx.order_scheduler.run_once)
 
 
 def advance(client, **delta: float) -> None:  # type: ignore[no-untyped-def]

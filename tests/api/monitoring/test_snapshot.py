@@ -15,7 +15,7 @@ from api.monitoring import snapshot
 from geofence import Engine, EngineSettings
 from geofence.state import SnapshotRefused
 from tests.api.factories import db_val, fix, new_case, new_supplier, new_tag
-from tests.api.test_config_reaches_engine import _zone
+from tests.api.monitoring.test_config_reaches_engine import _zone
 from tests.geofence.test_recovery import CASE, LOG, T0
 
 TRAP = Path("/tmp") / f"afstand-unpickled-{uuid.uuid4().hex}"

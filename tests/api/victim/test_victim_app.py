@@ -272,7 +272,8 @@ def _offender_alert(client, case_id: str, tag_id: str, kind: str = "proximity") 
     async def write() -> None:
         async with client.app.state.ctx.pool.acquire() as conn, conn.transaction():
             await alert_store.open_alert(
-                conn, alert_id=alert_id, case_id=uuid.UUID(case_id), kind=kind, level="violation",
+                conn, outbox=client.app.state.ctx.outbox, alert_id=alert_id, case_id=uuid.UUID(case_id), kind=kind,
+                level="violation",
                 confidence="probable", opened_at=now() - timedelta(minutes=1), subject_id=tag_id,
                 device_id=uuid.UUID(tag_id), detail={"offender_lat": 52.1234, "offender_lon": 5.4321},
             )

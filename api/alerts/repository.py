@@ -14,6 +14,7 @@ from typing import Any, Iterable
 
 import asyncpg
 
+from api.platform.times import iso
 from api.alerts import sources
 from api.platform import metrics
 from api.platform import pg_channels
@@ -229,10 +230,6 @@ _ALERT_COLUMNS = (
 )
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
-
-
 def alert_json(row: asyncpg.Record, changes: list[asyncpg.Record] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": str(row["id"]),
@@ -246,13 +243,13 @@ def alert_json(row: asyncpg.Record, changes: list[asyncpg.Record] | None = None)
         "max_level_possible": row["max_level_possible"] or row["max_level"],
         "confidence": row["confidence"],
         "status": row["status"],
-        "opened_at": _iso(row["opened_at"]),
-        "cleared_at": _iso(row["cleared_at"]),
+        "opened_at": iso(row["opened_at"]),
+        "cleared_at": iso(row["cleared_at"]),
         "clear_reason": row["clear_reason"],
-        "raised_at": _iso(row["raised_at"]),
+        "raised_at": iso(row["raised_at"]),
         "min_distance_m": row["min_distance_m"],
         "late": row["late"],
-        "late_fix_at": _iso(row["late_fix_at"]),
+        "late_fix_at": iso(row["late_fix_at"]),
         "evidence": row["evidence"],
         "detail": row["detail"],
         # A panic whose recorded_at was implausible, raised at server time instead (api/victim/endpoints.py).
@@ -271,8 +268,8 @@ def change_json(ch: asyncpg.Record) -> dict[str, Any]:
         "change": ch["change"],
         "level": ch["level"],
         "confidence": ch["confidence"],
-        "at": _iso(ch["at"]),
-        "fix_at": _iso(ch["fix_at"]),
+        "at": iso(ch["at"]),
+        "fix_at": iso(ch["fix_at"]),
         "late": ch["late"],
         "level_possible": ch["level_possible"] or ch["level"],
         "max_level_possible": ch["max_level_possible"],

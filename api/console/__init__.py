@@ -1,4 +1,4 @@
-"""The monitoring-room console: ``GET /console``, a page operators work incidents from (issue 7).
+"""The monitoring-room console: ``GET /console``, a page operators work incidents from.
 
 The page is static: HTML, our own JavaScript and CSS in ``static/`` and the UI's message catalogues in
 ``messages/``, all served from this package, so the browser never fetches a script or style from elsewhere

@@ -26,11 +26,12 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import Any, Callable
 
 import asyncpg
 
+from api.platform.clock import utcnow
 from api.platform import background
 from api import messages
 from api.alerts import repository as alert_store
@@ -48,10 +49,6 @@ Clock = Callable[[], datetime]
 SYSTEM_ACTOR = "system:order-scheduler"
 ORDER_ENDED_KIND = "order_ended"  # the alert kind the monitoring room sees when an order ends
 _NS = uuid.UUID("0b7e3d52-51a4-4c55-9d0e-4f7c1a8e2b90")
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 @dataclass

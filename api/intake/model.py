@@ -48,8 +48,8 @@ class Device:
 
 
 @dataclass
-class Fix:
-    """An accepted, not yet stored position."""
+class IncomingFix:
+    """An accepted, not yet stored position (once in the log, the engine reads it as a ``geofence.model.Fix``)."""
 
     index: int
     device: Device
@@ -69,7 +69,7 @@ class Fix:
 
 
 @dataclass
-class Outcome:
+class BatchOutcome:
     """The per-item results of one batch, and what to keep of the rejected items."""
 
     size: int

@@ -10,7 +10,7 @@ from typing import Any
 
 import asyncpg
 
-from api.intake.model import Device, Fix, Outcome, Sender, kept_item, storable
+from api.intake.model import Device, IncomingFix, BatchOutcome, Sender, kept_item, storable
 from api.platform import pg_channels
 
 FIX_LOG_LOCK = 0x6669_786C  # "fixl": the order of commits into ``positions``
@@ -41,7 +41,7 @@ async def lock_app_device(conn: asyncpg.Connection, sender: Sender) -> Device | 
     return Device(row["id"], row["case_id"], None) if row else None
 
 
-async def mark_seen(conn: asyncpg.Connection, stored: list[Fix]) -> None:
+async def mark_seen(conn: asyncpg.Connection, stored: list[IncomingFix]) -> None:
     """devices.last_seen_at = newest fix time; last_battery_pct from the newest fix that reports it."""
     newest: dict[uuid.UUID, list[Any]] = {}
     for f in stored:
@@ -76,7 +76,7 @@ async def mark_event_seen(conn: asyncpg.Connection, seen: dict[uuid.UUID, dateti
 
 # ---------------------------------------------------------------- rejections
 
-async def keep_rejections(conn: asyncpg.Connection, sender: Sender, kind: str, outcome: Outcome) -> None:
+async def keep_rejections(conn: asyncpg.Connection, sender: Sender, kind: str, outcome: BatchOutcome) -> None:
     if not outcome.rejected:
         return
     await conn.executemany(
@@ -93,7 +93,7 @@ async def purge_rejections(conn: asyncpg.Connection | asyncpg.Pool, received_bef
 
 # ---------------------------------------------------------------- the fix log
 
-async def insert_fixes(conn: asyncpg.Connection, fixes: list[Fix], received_at: datetime) -> dict[tuple, int]:
+async def insert_fixes(conn: asyncpg.Connection, fixes: list[IncomingFix], received_at: datetime) -> dict[tuple, int]:
     """Append ``fixes`` to the log in recorded_at order; returns ``{(device_id, recorded_at): seq}`` of those
     stored. A fix already in the log (same device and time) is not stored again: idempotent redelivery."""
     if not fixes:

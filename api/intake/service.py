@@ -30,7 +30,7 @@ from typing import Any
 import asyncpg
 
 from api.intake import device_events, repository
-from api.intake.model import Device, Fix, Outcome, Sender, Status
+from api.intake.model import Device, IncomingFix, BatchOutcome, Sender, Status
 from api.intake.protocols import Decoded
 from api.intake.schemas import AppPosition, SupplierEvent, SupplierPosition
 from api.platform import metrics
@@ -65,7 +65,7 @@ class PlausibleTimes:
 
 
 def _plausible(decoded: list[Decoded], plausible: PlausibleTimes, now: datetime,
-               outcome: Outcome) -> list[tuple[int, Any]]:
+               outcome: BatchOutcome) -> list[tuple[int, Any]]:
     """The candidates with a plausible time, by index; every other item is rejected with its reason."""
     valid: list[tuple[int, Any]] = []
     for i, item in enumerate(decoded):
@@ -84,16 +84,16 @@ async def lock_app_device(conn: asyncpg.Connection, sender: Sender) -> Device | 
     return await repository.lock_app_device(conn, sender)
 
 
-async def keep_rejections(conn: asyncpg.Connection, sender: Sender, kind: str, outcome: Outcome) -> None:
+async def keep_rejections(conn: asyncpg.Connection, sender: Sender, kind: str, outcome: BatchOutcome) -> None:
     """Keep every rejected item of the batch in ``ingest_rejections``: nothing anyone sent is silently dropped."""
     await repository.keep_rejections(conn, sender, kind, outcome)
 
 
-async def store_fixes(conn: asyncpg.Connection, fixes: list[Fix], outcome: Outcome, received_at: datetime, *,
+async def store_fixes(conn: asyncpg.Connection, fixes: list[IncomingFix], outcome: BatchOutcome, received_at: datetime, *,
                       outbox: Outbox) -> dict[int, int]:
     """Insert the candidates, mark each ``accepted`` or ``duplicate`` (also a repeat inside the batch), update the
     devices, and let a fresh fix clear an open ``device_offline`` alert. Returns ``{item index: seq}``."""
-    first: dict[tuple, Fix] = {}
+    first: dict[tuple, IncomingFix] = {}
     for f in fixes:
         if f.key in first:
             outcome.mark(f.index, "duplicate")
@@ -105,7 +105,7 @@ async def store_fixes(conn: asyncpg.Connection, fixes: list[Fix], outcome: Outco
         conn, {f.device.id for f in first.values()}, {f.device.case_id for f in first.values()}
     )
     stored = await repository.insert_fixes(conn, list(first.values()), received_at)
-    accepted: list[Fix] = []
+    accepted: list[IncomingFix] = []
     seqs: dict[int, int] = {}
     for key, f in first.items():
         if key in stored:
@@ -124,8 +124,8 @@ async def store_fixes(conn: asyncpg.Connection, fixes: list[Fix], outcome: Outco
     return seqs
 
 
-def to_fix(index: int, item: SupplierPosition | AppPosition, device: Device, party: str) -> Fix:
-    return Fix(
+def to_fix(index: int, item: SupplierPosition | AppPosition, device: Device, party: str) -> IncomingFix:
+    return IncomingFix(
         index=index, device=device, party=party, recorded_at=item.recorded_at.astimezone(timezone.utc),
         lat=item.lat, lon=item.lon, accuracy_m=item.accuracy_m, source=item.source,
         speed_mps=getattr(item, "speed_mps", None), heading_deg=getattr(item, "heading_deg", None),
@@ -135,12 +135,12 @@ def to_fix(index: int, item: SupplierPosition | AppPosition, device: Device, par
 
 # ---------------------------------------------------------------- the two intakes
 
-def _log_counts(message: str, sender: Sender, size: int, outcome: Outcome, **extra: Any) -> None:
+def _log_counts(message: str, sender: Sender, size: int, outcome: BatchOutcome, **extra: Any) -> None:
     counts = {status: outcome.count(status) for status in ("accepted", "duplicate", "rejected")}
     log.info(message, extra={**extra, "sender": sender.sender, "items": size, **counts})
 
 
-def _statuses(outcome: Outcome) -> list[tuple[Status, int]]:
+def _statuses(outcome: BatchOutcome) -> list[tuple[Status, int]]:
     statuses: tuple[Status, ...] = ("accepted", "duplicate", "rejected")
     return [(s, n) for s in statuses if (n := outcome.count(s))]
 
@@ -148,7 +148,7 @@ def _statuses(outcome: Outcome) -> list[tuple[Status, int]]:
 async def ingest_positions(pool: asyncpg.Pool, sender: Sender, decoded: list[Decoded],
                            plausible: PlausibleTimes, outbox: Outbox) -> list[dict[str, Any]]:
     """Check, store and report one decoded batch of positions; see the module doc for the guarantees."""
-    outcome = Outcome(len(decoded))
+    outcome = BatchOutcome(len(decoded))
     now = datetime.now(timezone.utc)
     valid = _plausible(decoded, plausible, now, outcome)
     async with pool.acquire() as conn, conn.transaction():
@@ -157,7 +157,7 @@ async def ingest_positions(pool: asyncpg.Pool, sender: Sender, decoded: list[Dec
         else:
             device = await repository.lock_app_device(conn, sender)
             devices = {None: device} if device else {}
-        fixes: list[Fix] = []
+        fixes: list[IncomingFix] = []
         for i, model in valid:
             device = devices.get(getattr(model, "serial", None))
             if device is None:
@@ -177,7 +177,7 @@ async def ingest_positions(pool: asyncpg.Pool, sender: Sender, decoded: list[Dec
 async def ingest_events(pool: asyncpg.Pool, sender: Sender, decoded: list[Decoded],
                         plausible: PlausibleTimes, outbox: Outbox) -> list[dict[str, Any]]:
     """Check and store one decoded batch of supplier device events; each new one goes through the alert policy."""
-    outcome = Outcome(len(decoded))
+    outcome = BatchOutcome(len(decoded))
     now = datetime.now(timezone.utc)
     valid: list[tuple[int, SupplierEvent]] = _plausible(decoded, plausible, now, outcome)
     async with pool.acquire() as conn, conn.transaction():

@@ -26,3 +26,8 @@ class OffsetClock:
 
     def __call__(self) -> datetime:  # the order scheduler takes a plain callable
         return self.now()
+
+
+def utcnow() -> datetime:
+    """The real time, for loops whose tests pass in their own clock."""
+    return datetime.now(timezone.utc)

@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     # secrets at rest. Unset: generated once and kept in the data dir.
     secret_key: str | None = None
     oidc_issuer: str | None = None
-    # Staff identity through OIDC (issue 6, SECURITY.md "Identity"). With an issuer set, only its RS256/ES256
+    # Staff identity through OIDC (SECURITY.md "Identity"). With an issuer set, only its RS256/ES256
     # tokens are accepted (dev tokens are refused); ``oidc_roles_claim`` may be a dotted path such as
     # ``realm_access.roles`` and may hold one role or a list.
     oidc_audience: str = "afstand"
@@ -76,7 +76,7 @@ class Settings(BaseSettings):
     delivery_window_s: float = 10.0  # R-HOLD-3
     clock_fix_max_age_s: float = 180.0  # R-TICK-2
 
-    # Keeping the victim informed (issue 5): the feasibility check, order reminders and expiry, the daily digest.
+    # Keeping the victim informed: the feasibility check, order reminders and expiry, the daily digest.
     feasibility_gps_accuracy_m: float = 100.0
     feasibility_max_zone_km2: float = 25.0
     feasibility_implausible_zone_km2: float = Field(default=10_000.0, gt=0)  # larger zones are refused (blocking)
@@ -121,14 +121,14 @@ class Settings(BaseSettings):
     police_webhook_secret: str | None = None
     webhook_timeout_s: float = 10.0
 
-    # Privacy (issue 6): reading positions, retention, evidence packages. See SECURITY.md.
+    # Privacy: reading positions, retention, evidence packages. See SECURITY.md.
     track_max_span_h: float = Field(default=24.0, gt=0)  # longest period one track read may cover
     retention_positions_days: float = Field(default=30.0, gt=0)  # positions (and rejected items) older are purged
     retention_evidence_days_after_close: float = Field(default=2557.0, ge=0)  # ~7 years after the case closes
     retention_evidence_margin_s: float = Field(default=600.0, ge=0)  # fixes this long around an alert are evidence
     retention_check_s: float = 3600.0  # how often the purge runs; 0 turns the scheduled job off
 
-    # Need-to-know and abuse resistance (issue 6, SECURITY.md "Need-to-know", "Abuse resistance").
+    # Need-to-know and abuse resistance (SECURITY.md "Need-to-know", "Abuse resistance").
     operator_grace_s: float = Field(default=12 * 3600.0, ge=0)  # operators keep a case this long after its last alert is resolved
     rate_limit_enabled: bool = True
     # Proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For names the client; empty: the header is ignored.

@@ -52,3 +52,8 @@ def parse_rfc3339(value: Any) -> datetime | None:
 
 Instant = Annotated[AwareDatetime, AfterValidator(in_utc)]
 DeviceTime = Annotated[AwareDatetime, BeforeValidator(rfc3339_text), AfterValidator(in_utc)]
+
+
+def iso(value: datetime | None) -> str | None:
+    """A stored time as the API writes it: RFC 3339 in UTC with ``Z``; ``None`` stays ``None``."""
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") if value else None

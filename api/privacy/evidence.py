@@ -38,7 +38,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from api.auth.principals import STAFF_ROLES
 from api.privacy import repository
-from api.privacy.schemas import feature, iso
+from api.platform.times import iso
+from api.privacy.schemas import feature
 from api.platform.secrets import derive
 
 FORMAT = "afstand-evidence/1"

@@ -29,11 +29,12 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Callable
 
 import asyncpg
 
+from api.platform.clock import utcnow
 from api.intake import repository as positions  # the one writer of positions and rejections
 from api.platform import background
 from api.privacy import audit, repository
@@ -44,10 +45,6 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 ACTOR = "system:retention"
 BATCH = 5000
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
 
 @dataclass
 class Report:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel
+
+from api.platform.times import iso
 
 
 class PointGeometry(BaseModel):
@@ -64,10 +66,6 @@ class PublicKey(BaseModel):
     public_key_pem: str
     public_key: str
     fingerprint: str
-
-
-def iso(value: datetime | None) -> str | None:
-    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") if value else None
 
 
 def feature(row: Mapping[str, Any], **extra: Any) -> dict[str, Any]:

@@ -19,7 +19,8 @@ from api.auth.principals import Staff
 from api.platform.problems import not_found
 from api.cases.service import case_or_404
 from api.privacy import audit, evidence, repository
-from api.privacy.schemas import AuditPage, AuditRecord, feature, iso
+from api.platform.times import iso
+from api.privacy.schemas import AuditPage, AuditRecord, feature
 
 
 async def read_track(pool: asyncpg.Pool, staff: Staff, case_id: str, start: datetime, end: datetime,

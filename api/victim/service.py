@@ -175,7 +175,7 @@ async def panic(ctx: Context, device: VictimDevice, body: Panic) -> PanicOut:
                  else "recorded_at: " + _NOT_A_TIME)
     opened_at = claimed if claimed and suspicion is None else now
     given = {k: getattr(body, k) for k in ("lat", "lon", "accuracy_m") if getattr(body, k) is not None}
-    outcome = ingestion.Outcome(1 if given else 0)
+    outcome = ingestion.BatchOutcome(1 if given else 0)
     fix = None
     if given:
         raw = {"recorded_at": body.recorded_at, **given}

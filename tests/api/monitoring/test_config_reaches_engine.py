@@ -86,6 +86,7 @@ def test_a_change_whose_wake_up_was_lost_is_loaded_by_reconciliation(make_client
     engine = _engine(client)
     case_id, serial = _case_with_tag(client)
     _until(lambda: engine.config_version == db_val(client, "SELECT version FROM config_version"))
+    _until(lambda: client.get("/readyz").status_code == 200)
     client.portal.call(engine.listener.stop)  # from now on the engine hears nothing
     ready = client.get("/readyz")
     assert ready.status_code == 503 and ready.json()["unwell"] == ["listener:engine"], ready.text
@@ -97,6 +98,7 @@ def test_a_change_whose_wake_up_was_lost_is_loaded_by_reconciliation(make_client
 def test_readyz_names_an_engine_configuration_older_than_the_databases(make_client) -> None:  # type: ignore[no-untyped-def]
     client = make_client(engine_reconcile_s=3600, ready_config_lag_s=0.5)
     engine = _engine(client)
+    _until(lambda: client.get("/readyz").status_code == 200)  # the engine's first pass over the log is done
     client.portal.call(engine.listener.stop)
     assert client.get("/readyz").json()["unwell"] == ["listener:engine"]
     _zone(client, new_case(client))

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import abc
 import json
 import secrets
 import threading
@@ -49,7 +50,7 @@ def new_case(server: ServerProcess, key_id: str, serial: str, centre: tuple[floa
 
 
 @dataclass
-class Background:
+class Background(abc.ABC):
     """A test-side loop on its own thread, from ``start`` until ``stop`` (or ``halt`` without waiting)."""
 
     _stop: threading.Event = field(default_factory=threading.Event, init=False)
@@ -67,8 +68,9 @@ class Background:
     def halt(self) -> None:
         self._stop.set()
 
+    @abc.abstractmethod
     def _run(self) -> None:
-        raise NotImplementedError
+        """The loop's body; it returns once ``self._stop`` is set."""
 
 
 @dataclass

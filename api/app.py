@@ -65,7 +65,7 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
         clock = OffsetClock(settings.dev_clock_offset_s)
         notify = notification_config(settings)
         ctx = Context(
-            settings=settings, pool=pool, key=server_key(settings), clock=clock, outbox=outbox_for(notify, clock),
+            settings=settings, pool=pool, key=server_key(settings), clock=clock, outbox=outbox_for(notify, pg_channels.OUTBOX, clock),
             rate_limits=abuse.TokenBuckets(settings.rate_limit_per_min, settings.rate_limit_burst,
                                            settings.rate_limit_max_keys),
             oidc=_oidc_verifier(settings),

@@ -95,7 +95,7 @@ async def _run(args: argparse.Namespace, url: str, fcm_port: int) -> dict[str, A
                                [(c, {"auto_escalate": False, "pursuit": False, "victim_ack_deadline_s": 3600})
                                 for c in cases])
     config = notification_config(settings)
-    outbox = outbox_for(config)
+    outbox = outbox_for(config, pg_channels.OUTBOX)
     hooks = AlertHooks(append_change=functools.partial(alert_store.append_change, outbox=outbox),
                        open_alert=functools.partial(alert_store.open_alert, outbox=outbox), decrypt=lambda b: "",
                        alert_log_lock=alert_store.ALERT_LOG_LOCK)
@@ -171,7 +171,7 @@ def main() -> None:
     parser.add_argument("--per-tx", type=int, default=10, help="alert changes per transaction (the engine batches)")
     args = parser.parse_args()
 
-    from api.platform.database import embedded_url
+    from api.platform.database import embedded_database
 
     ctx = multiprocessing.get_context("spawn")
     port_q: "multiprocessing.Queue[int]" = ctx.Queue()
@@ -179,8 +179,7 @@ def main() -> None:
     fake.start()
     try:
         port = port_q.get(timeout=30)
-        with tempfile.TemporaryDirectory(prefix="afstand-bench-notify-") as tmp:
-            url = embedded_url(Path(tmp))
+        with tempfile.TemporaryDirectory(prefix="afstand-bench-notify-") as tmp, embedded_database(Path(tmp)) as url:
             result = asyncio.run(_run(args, url, port))
     finally:
         fake.terminate()

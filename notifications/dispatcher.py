@@ -302,7 +302,7 @@ class Dispatcher:
             await self._attempt(conn, j, now, "failed", j.no_address)
             fallback = policy.FALLBACK.get(ch) if recipient == "victim" else None
             if fallback and j.fallback_blocked is None:
-                await outbox.insert_rows(conn, [self.outbox.fallback_row(r, fallback, now)])
+                await self.outbox.insert_rows(conn, [self.outbox.fallback_row(r, fallback, now)])
             elif fallback:
                 # The fallback cannot reach her either (no gateway or no number): say so now rather than after
                 # another round.
@@ -344,7 +344,7 @@ class Dispatcher:
                                                                    "token_disabled": True})
             await self._operator_alert(conn, j, now, f"the victim cannot be reached by {ch} ({o.reason}); "
                                                      "the app must register again", reason=o.reason or "")
-            await outbox.insert_rows(conn, [self.outbox.fallback_row(r, fallback, now)])
+            await self.outbox.insert_rows(conn, [self.outbox.fallback_row(r, fallback, now)])
             return
         await self._dead_letter(conn, j, now, alert, base, o.reason or "failed")
 
@@ -360,7 +360,7 @@ class Dispatcher:
                                                  f" by {r['channel']}: {reason}", reason=reason)
         fallback = policy.FALLBACK.get(r["channel"])
         if r["recipient"] == "victim" and fallback:
-            await outbox.insert_rows(conn, [self.outbox.fallback_row(r, fallback, now)])
+            await self.outbox.insert_rows(conn, [self.outbox.fallback_row(r, fallback, now)])
 
     async def _operator_alert(self, conn: asyncpg.Connection, j: _Job, now: datetime, text: str, reason: str) -> None:
         r = j.row
@@ -398,7 +398,7 @@ class Dispatcher:
                         "fallback": fallback})
                     push = await outbox.find(conn, f"{outbox.message_key(alert['id'], of)}:push")
                     if push is not None:
-                        await outbox.insert_rows(conn, [self.outbox.fallback_row(push, fallback, now)])
+                        await self.outbox.insert_rows(conn, [self.outbox.fallback_row(push, fallback, now)])
                     action = "victim_not_confirmed"
             elif alert is not None and r["purpose"] == "escalation_check":
                 escalated = await conn.fetchval(

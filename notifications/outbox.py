@@ -22,7 +22,6 @@ import asyncpg
 from notifications import policy
 from notifications.clock import Clock, SystemClock, iso
 
-NOTIFY_CHANNEL = "afstand_outbox"
 _NS = uuid.UUID("5d1f6a3e-3c0b-4bb7-9a59-2f8e7e0d9a11")
 
 
@@ -79,6 +78,7 @@ class Outbox:
     the clock (a test's manual one, or the app's, which the demo may shift). Built once by the app and passed to
     whoever enqueues; it holds no connection and no state that changes."""
 
+    wake_channel: str  # NOTIFYed when rows are new; the app names it (api/platform/pg_channels.py)
     defaults: policy.CasePolicy = policy.DEFAULT_POLICY
     deadline_s: float = 900.0  # retry until this long after enqueueing, then dead-letter
     staff_webhook: bool = False  # staff notices are posted to a configured webhook
@@ -150,7 +150,30 @@ class Outbox:
                 change_seq=seq, recipient=it.recipient, channel=it.channel, purpose=it.purpose, safety=it.safety,
                 payload=payload, next_attempt_at=at, deadline=self.deadline(at), enqueued_at=now,
             ))
-        return await insert_rows(conn, rows)
+        return await self.insert_rows(conn, rows)
+
+    async def insert_rows(self, conn: asyncpg.Connection, rows: list[Row]) -> int:
+        """Insert rows, skipping any whose idempotency key exists; NOTIFY the dispatchers when something is new."""
+        if not rows:
+            return 0
+        # One round trip: insert what is new and, if anything was, wake the dispatchers (NOTIFY at commit).
+        inserted = await conn.fetchval(
+            "WITH ins AS (INSERT INTO outbox (idempotency_key, message_key, alert_id, case_id, change_seq, recipient,"
+            " channel, purpose, safety, ordering_key, payload, enqueued_at, next_attempt_at, deadline)"
+            " SELECT * FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::uuid[], $5::bigint[], $6::text[],"
+            " $7::text[], $8::text[], $9::bool[], $10::text[], $11::jsonb[], $12::timestamptz[],"
+            " $13::timestamptz[], $14::timestamptz[])"
+            " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id)"
+            " SELECT c.n FROM (SELECT count(*) AS n FROM ins) c"
+            " LEFT JOIN LATERAL (SELECT pg_notify($15, '')) notify ON c.n > 0",
+            [r.idempotency_key for r in rows], [r.message_key for r in rows], [r.alert_id for r in rows],
+            [r.case_id for r in rows], [r.change_seq for r in rows], [r.recipient for r in rows],
+            [r.channel for r in rows], [r.purpose for r in rows], [r.safety for r in rows],
+            [ordering_key(r.recipient, r.case_id, r.channel, r.safety) for r in rows],
+            [dict(r.payload) for r in rows], [r.enqueued_at for r in rows], [r.next_attempt_at for r in rows],
+            [r.deadline for r in rows], self.wake_channel,
+        )
+        return int(inserted or 0)
 
     def fallback_row(self, original: Mapping[str, Any], channel: str, now: datetime) -> Row:
         """The same message (same message key) on another channel, e.g. SMS after push failed."""
@@ -167,28 +190,6 @@ def _max_level(stored: str, level: str) -> str:
     return stored if policy.LEVEL_RANK.get(stored, 0) >= policy.LEVEL_RANK.get(level, 0) else level
 
 
-async def insert_rows(conn: asyncpg.Connection, rows: list[Row]) -> int:
-    """Insert rows, skipping any whose idempotency key exists; NOTIFY the dispatchers when something is new."""
-    if not rows:
-        return 0
-    # One round trip: insert what is new and, if anything was, wake the dispatchers (NOTIFY at commit).
-    inserted = await conn.fetchval(
-        "WITH ins AS (INSERT INTO outbox (idempotency_key, message_key, alert_id, case_id, change_seq, recipient,"
-        " channel, purpose, safety, ordering_key, payload, enqueued_at, next_attempt_at, deadline)"
-        " SELECT * FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::uuid[], $5::bigint[], $6::text[],"
-        " $7::text[], $8::text[], $9::bool[], $10::text[], $11::jsonb[], $12::timestamptz[],"
-        " $13::timestamptz[], $14::timestamptz[])"
-        " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id)"
-        " SELECT c.n FROM (SELECT count(*) AS n FROM ins) c"
-        " LEFT JOIN LATERAL (SELECT pg_notify($15, '')) notify ON c.n > 0",
-        [r.idempotency_key for r in rows], [r.message_key for r in rows], [r.alert_id for r in rows],
-        [r.case_id for r in rows], [r.change_seq for r in rows], [r.recipient for r in rows],
-        [r.channel for r in rows], [r.purpose for r in rows], [r.safety for r in rows],
-        [ordering_key(r.recipient, r.case_id, r.channel, r.safety) for r in rows],
-        [dict(r.payload) for r in rows], [r.enqueued_at for r in rows], [r.next_attempt_at for r in rows],
-        [r.deadline for r in rows], NOTIFY_CHANNEL,
-    )
-    return int(inserted or 0)
 
 
 async def recent_non_safety(conn: asyncpg.Connection, case_id: uuid.UUID, now: datetime) -> list[datetime]:

@@ -25,9 +25,9 @@ CHANNELS: tuple[Callable[[NotificationConfig, Callable[[bytes], str]], Channel |
 _EXPECTED = ("push", "sms", "police_webhook")
 
 
-def outbox_for(config: NotificationConfig, clock: Clock | None = None) -> Outbox:
+def outbox_for(config: NotificationConfig, wake_channel: str, clock: Clock | None = None) -> Outbox:
     # Enqueueing never depends on dispatching: rows written now are delivered by whichever process dispatches.
-    return Outbox(defaults=config.defaults, deadline_s=config.deadline_s, staff_webhook=config.staff is not None,
+    return Outbox(wake_channel=wake_channel, defaults=config.defaults, deadline_s=config.deadline_s, staff_webhook=config.staff is not None,
                   clock=clock or SystemClock())
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import asyncpg
 
@@ -24,6 +26,19 @@ def embedded_url(data_dir: Path) -> str:
     log.info("embedded postgresql ready", extra={"pgdata": str(server.pgdata), "started": server.started_here})
     assert server.url is not None
     return server.url
+
+
+@contextmanager
+def embedded_database(data_dir: Path) -> Iterator[str]:
+    """The embedded server's URL for the length of a block, left (and stopped, when this process started it)
+    at its end: before a temporary ``data_dir`` is removed, which would leave the exit handler nothing to stop."""
+    from api.platform.embedded_pg import embedded_server
+
+    url = embedded_url(data_dir)
+    try:
+        yield url
+    finally:
+        embedded_server(data_dir).close()
 
 
 def resolve_url(database_url: str | None, data_dir: Path) -> str:

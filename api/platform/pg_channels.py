@@ -10,5 +10,4 @@ from __future__ import annotations
 FIXES = "afstand_fixes"  # ingestion committed fixes: the engine reads positions after its last seq
 CONFIG = "afstand_config"  # a case's configuration changed: the engine compares config versions
 ALERT_CHANGES = "afstand_alert_changes"  # alert changes committed: alert streams read seq > last sent
-# Notifications enqueued: dispatchers claim due rows. Defined by notifications/, which never imports api.
-from notifications.outbox import NOTIFY_CHANNEL as OUTBOX  # noqa: E402
+OUTBOX = "afstand_outbox"  # notifications enqueued: dispatchers claim due rows (the app gives it to the Outbox)

@@ -11,6 +11,7 @@ from typing import Any, Sequence
 import asyncpg
 
 from api.alerts import repository as alert_store
+from api.platform import pg_channels
 from api.platform.database import create_pool
 from notifications.channels import Channel
 from notifications.clock import Clock, ManualClock
@@ -61,7 +62,8 @@ async def make_case(
 
 
 def outbox_for(clock: Clock | None = None, deadline_s: float = 900.0) -> Outbox:
-    return Outbox(defaults=DEFAULT_POLICY, deadline_s=deadline_s, clock=clock or ManualClock(T0))
+    return Outbox(wake_channel=pg_channels.OUTBOX, defaults=DEFAULT_POLICY, deadline_s=deadline_s,
+                  clock=clock or ManualClock(T0))
 
 
 async def open_alert(outbox: Outbox, pool: asyncpg.Pool, case_id: uuid.UUID, *, kind: str = "proximity",

@@ -32,7 +32,7 @@ from api.platform import metrics
 from api.cases.service import case_or_404
 from api.platform.staff_common import decode_cursor, next_cursor
 from notifications import policy
-from notifications.outbox import Outbox, Row, deliveries_by_message, insert_rows, recent_non_safety, victim_preferences
+from notifications.outbox import Outbox, Row, deliveries_by_message, recent_non_safety, victim_preferences
 
 # Whose queue a case's notices join when it has no case director: the agency that owns that kind of order.
 ORDER_AGENCY = {"behavioural_order": "prosecutor"}
@@ -83,7 +83,7 @@ async def push_to_victim(conn: asyncpg.Connection, outbox: Outbox, case_id: uuid
     plan = await _plan(conn, outbox, case_id, urgency, now)
     if not plan.push:
         return "not_pushed", plan.why
-    await insert_rows(conn, [Row(
+    await outbox.insert_rows(conn, [Row(
         idempotency_key=f"{message_key}:push", message_key=message_key, alert_id=None, case_id=case_id,
         change_seq=None, recipient="victim", channel="push", purpose=purpose, safety=plan.safety,
         payload={"purpose": purpose, "title": title, "body": body, "language": language, **data},
@@ -164,7 +164,7 @@ async def tell_staff(conn: asyncpg.Connection, outbox: Outbox, staff_id: uuid.UU
     if outbox.staff_webhook:
         now = outbox.now()
         who = await repository.webhook_names(conn, staff_id, case_id)
-        await insert_rows(conn, [Row(
+        await outbox.insert_rows(conn, [Row(
             idempotency_key=f"{notice_id}:staff_webhook", message_key=notice_id, alert_id=None, case_id=case_id,
             change_seq=None, recipient="staff", channel="staff_webhook", purpose=kind, safety=False,
             payload={"notice_id": str(notice_id), "kind": kind, "case_id": str(case_id) if case_id else None,

@@ -9,6 +9,7 @@ import uuid
 import asyncpg
 
 from api.alerts.repository import apply_engine_changes, fetch_alert
+from api.platform import pg_channels
 from api.platform.database import _init_connection
 from notifications.outbox import Outbox
 from geofence import CaseConfig, Engine, ProximityRule
@@ -31,7 +32,7 @@ async def _store(database_url: str, scenario) -> tuple[dict, list[str]]:  # type
         case_id = await make_case(conn)
         changes = scenario(str(case_id))
         async with conn.transaction():
-            await apply_engine_changes(conn, changes, outbox=Outbox())
+            await apply_engine_changes(conn, changes, outbox=Outbox(wake_channel=pg_channels.OUTBOX))
         alert = await fetch_alert(conn, uuid.UUID(changes[0].episode_id))
         purposes = [r["purpose"] for r in await conn.fetch("SELECT purpose FROM outbox WHERE alert_id = $1",
                                                           uuid.UUID(changes[0].episode_id))]

@@ -169,13 +169,12 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=60)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="afstand-bench-") as tmp:
-        data = Path(tmp) / "data"
-        settings = Settings(data_dir=data)
-        from api.platform.database import embedded_url
+    from api.platform.database import embedded_database
 
-        url = embedded_url(data)
-        server = ServerProcess(url, data, AFSTAND_DB_POOL_MAX="20")
+    with tempfile.TemporaryDirectory(prefix="afstand-bench-") as tmp, embedded_database(Path(tmp) / "data") as url:
+        data = Path(tmp) / "data"
+        # The bench enrolls one victim app per case from one address: the enroll rate limit is for attackers.
+        server = ServerProcess(url, data, AFSTAND_DB_POOL_MAX="20", AFSTAND_RATE_LIMIT_ENABLED="false")
         settings = Settings(database_url=url, data_dir=data, secret_key=server.secret_key)
         supplier = asyncio.run(create_supplier(settings, "bench-supplier"))
         server.start()

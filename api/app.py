@@ -24,6 +24,9 @@ from api.platform.context import Context
 from api.platform.database import connect, create_pool, resolve_url
 from api.platform.migrate import apply_migrations
 from api.platform.pg_listener import Listener
+from api.cluster.jobs import ClusterJobs
+from api.cluster.leases import LeaseKeeper, Member
+from api.monitoring.watch import ENGINE_LEASE, Watch, check_partition_count, jetstream_config
 from api.alerts import endpoints as alerts
 from api.cases import endpoints as cases
 from api.platform import health_endpoints as health
@@ -51,8 +54,20 @@ from notifications.service import NotificationService, outbox_for
 
 log = logging.getLogger("afstand")
 
+SCHEDULERS_LEASE = "schedulers"  # order reminders, expiries, the daily digest and retention: once cluster-wide
+
 
 def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
+    """The process for ``settings.role``: ``all`` (everything, the default), ``api`` (the HTTP API and alert
+    streams only), ``engine`` (engines, the relay, the cluster's scheduled jobs) or ``dispatcher``
+    (notifications, the relay, the scheduled jobs). Engine and dispatcher processes serve only /healthz, /readyz
+    and /metrics. ``run_engine=False`` leaves the engine and the relay out whatever the role (tests)."""
+    role = settings.role
+    serves_api = role in ("all", "api")
+    runs_engine = run_engine and role in ("all", "engine")
+    dispatches = role in ("all", "dispatcher")
+    keeps_leases = role != "api"  # engines, the relay and the scheduled jobs move between these processes
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         url = resolve_url(settings.database_url, settings.data_dir)
@@ -70,48 +85,62 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
                                            settings.rate_limit_max_keys),
             oidc=_oidc_verifier(settings),
         )
-        ctx.hub = AlertHub(url)
-        await ctx.hub.start()
-        ctx.listeners.append(ctx.hub.listener)
-        if run_engine:
-            from api.monitoring.runner import EngineRunner  # imports the engine core only when it runs
-
-            ctx.engine = EngineRunner(ctx, url)
-            await ctx.engine.start()
-            ctx.listeners.append(ctx.engine.listener)
-        ctx.notifications = notifier = _notifications(notify, ctx)
-        await notifier.start()
+        if serves_api:
+            ctx.hub = AlertHub(url)
+            await ctx.hub.start()
+            ctx.listeners.append(ctx.hub.listener)
+        stream = jetstream_config(settings)
+        if stream is not None and keeps_leases:
+            await check_partition_count(pool, stream.partitions)
+        ctx.watch = watch = Watch(ctx, url, runs_engine=runs_engine, runs_relay=run_engine and keeps_leases,
+                                  stream=stream, reports_coverage=run_engine)
+        await watch.start()
+        ctx.engine = watch.engine
+        if watch.listener is not None:
+            ctx.listeners.append(watch.listener)
         dispatch_listener = None
-        if settings.notify_enabled:
-            wake = notifier.dispatcher.wake
-            dispatch_listener = Listener(url, "dispatcher", {pg_channels.OUTBOX: wake}, wake)
-            ctx.listeners.append(dispatch_listener)
-            await dispatch_listener.start()
+        if dispatches:
+            ctx.notifications = notifier = _notifications(notify, ctx)
+            await notifier.start()
+            if settings.notify_enabled:
+                wake = notifier.dispatcher.wake
+                dispatch_listener = Listener(url, "dispatcher", {pg_channels.OUTBOX: wake}, wake)
+                ctx.listeners.append(dispatch_listener)
+                await dispatch_listener.start()
         from api.contacts.reminders import OrderScheduler  # order reminders, expiry, daily digest
-
-        ctx.order_scheduler = scheduler = OrderScheduler(pool, settings, ctx.outbox, clock=ctx.clock)
-        await scheduler.start()
         from api.privacy.retention import RetentionJob  # the scheduled purge of old positions
 
-        ctx.retention = retention = RetentionJob(pool, settings)
-        await retention.start()
+        ctx.order_scheduler = OrderScheduler(pool, settings, ctx.outbox, clock=ctx.clock)
+        ctx.retention = RetentionJob(pool, settings)
+        if keeps_leases:
+            ctx.keeper = LeaseKeeper(
+                url, pool, Member.this_process(role, watch.partitions > 0),
+                singles=[*watch.singles(), (SCHEDULERS_LEASE, ClusterJobs([ctx.order_scheduler, ctx.retention]))],
+                partitions=watch.partitions, partition_duty=watch.partition_duty,
+                ttl_s=settings.lease_ttl_s, round_s=settings.lease_round_s,
+            )
+            await ctx.keeper.start()
+            if watch.engine is not None and ctx.keeper.holds(ENGINE_LEASE):
+                # As a single process always did: ready to judge fixes when it says it has started.
+                await asyncio.wait_for(watch.engine.started.wait(), settings.startup_timeout_s)
         app.state.ctx = ctx
         metrics_listener = _metrics_listener(settings)
-        log.info("afstand ready", extra={"engine": run_engine})
+        log.info("afstand ready", extra={"role": role, "engine": runs_engine, "nats": stream is not None})
         try:
             yield
         finally:
             if metrics_listener is not None:
                 metrics_listener.shutdown()
                 metrics_listener.server_close()
-            await retention.stop()
-            await scheduler.stop()
+            if ctx.keeper is not None:
+                await ctx.keeper.stop()  # hands every duty over and releases its lease
             if dispatch_listener is not None:
                 await dispatch_listener.stop()
-            await notifier.stop()
-            if ctx.engine:
-                await ctx.engine.stop()
-            await ctx.hub.stop()
+            if ctx.notifications is not None:
+                await ctx.notifications.stop()
+            await watch.stop()
+            if ctx.hub is not None:
+                await ctx.hub.stop()
             try:
                 await asyncio.wait_for(pool.close(), settings.shutdown_grace_s)
             except asyncio.TimeoutError:
@@ -170,7 +199,10 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
                                        headers={"WWW-Authenticate": "Bearer"})
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    for router in (health.router, cases.router, alerts.router, alerts.policy_router,
+    app.include_router(health.router)
+    if not serves_api:
+        return app
+    for router in (cases.router, alerts.router, alerts.policy_router,
                    ingest.router, me.router, thread.staff_router, contacts.router, timeline.router,
                    orders.terms_router, risk.router, feasibility.router):
         app.include_router(router)

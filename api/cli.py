@@ -21,6 +21,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["host"] = args.host
     if getattr(args, "port", None):
         overrides["port"] = args.port
+    if getattr(args, "role", None) and args.command == "serve":
+        overrides["role"] = args.role
     return load_settings(**overrides)
 
 
@@ -37,6 +39,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, ws="websockets",
                 proxy_headers=False, timeout_graceful_shutdown=settings.shutdown_grace_s)
     return 0
+
+
+def cmd_cluster_status(args: argparse.Namespace) -> int:
+    from api.cluster.status import cluster_status, render
+
+    settings = _settings(args)
+    report = asyncio.run(cluster_status(settings))
+    print(json.dumps(report, indent=2, default=str) if args.json else render(report))
+    return 0 if report["healthy"] else 1
 
 
 def cmd_dev_token(args: argparse.Namespace) -> int:
@@ -175,7 +186,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--data-dir")
+    serve.add_argument("--role", choices=("all", "api", "engine", "dispatcher"),
+                       help="the process's part (default all, or AFSTAND_ROLE); README, deployment")
     serve.set_defaults(func=cmd_serve)
+
+    cluster = sub.add_parser("cluster", help="the processes sharing the watch")
+    cluster_sub = cluster.add_subparsers(dest="cluster_command", required=True)
+    status = cluster_sub.add_parser("status", help="who owns which partition and lease, and how far behind each is")
+    status.add_argument("--data-dir")
+    status.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    status.set_defaults(func=cmd_cluster_status)
 
     tok = sub.add_parser("dev-token", help="print a staff token (development mode only)")
     tok.add_argument("--role", required=True)

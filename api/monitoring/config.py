@@ -44,9 +44,10 @@ def _zone(z: asyncpg.Record, orders: dict[uuid.UUID, asyncpg.Record]) -> Zone:
     return ExclusionZone(str(z["id"]), geometry, z["buffer_m"], validity, schedule)
 
 
-async def load_cases(conn: repository.Db, case_ids: list[uuid.UUID] | None = None) -> list[CaseConfig]:
-    """The configuration of the active cases among ``case_ids`` (``None``: all)."""
-    return build_configs(await repository.case_rows(conn, case_ids))
+async def load_cases(conn: repository.Db, case_ids: list[uuid.UUID] | None = None,
+                     partition: tuple[int, int] | None = None) -> list[CaseConfig]:
+    """The configuration of the active cases among ``case_ids`` (``None``: all), in ``partition`` if given."""
+    return build_configs(await repository.case_rows(conn, case_ids, partition))
 
 
 def build_configs(rows: CaseRows) -> list[CaseConfig]:

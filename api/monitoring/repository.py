@@ -4,11 +4,16 @@ version and change log, and the rows a case's engine configuration is built from
 from __future__ import annotations
 
 import uuid
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import asyncpg
 
 Db = asyncpg.Connection | asyncpg.Pool
+
+
+class LogPositionLike(Protocol):
+    seq: int
+    stream_seq: int
 
 
 class CaseRows(NamedTuple):
@@ -20,11 +25,15 @@ class CaseRows(NamedTuple):
     devices: list[asyncpg.Record]
 
 
-async def case_rows(conn: Db, case_ids: list[uuid.UUID] | None) -> CaseRows:
-    """The active cases among ``case_ids`` (``None``: all), with their orders, zones and devices."""
+async def case_rows(conn: Db, case_ids: list[uuid.UUID] | None,
+                    partition: tuple[int, int] | None = None) -> CaseRows:
+    """The active cases among ``case_ids`` (``None``: all) and in ``partition`` (``(p, of P)``; ``None``: any),
+    with their orders, zones and devices."""
+    part, of = partition if partition is not None else (None, None)
     cases = await conn.fetch(
-        "SELECT id, warn_m, alert_m FROM cases WHERE status = 'active' AND ($1::uuid[] IS NULL OR id = ANY($1))",
-        case_ids,
+        "SELECT id, warn_m, alert_m FROM cases WHERE status = 'active' AND ($1::uuid[] IS NULL OR id = ANY($1))"
+        " AND ($2::int IS NULL OR afstand_partition(id, $3) = $2)",
+        case_ids, part, of,
     )
     ids = [c["id"] for c in cases]
     orders = await conn.fetch(
@@ -85,23 +94,61 @@ async def progress_marker(conn: Db, engine_id: str) -> int | None:
     return await conn.fetchval("SELECT last_seq FROM engine_progress WHERE engine_id = $1", engine_id)
 
 
-async def advance_progress(conn: asyncpg.Connection, engine_id: str, last_seq: int) -> None:
+async def advance_progress(conn: asyncpg.Connection, engine_id: str, last_seq: int, stream_seq: int = 0) -> None:
     await conn.execute(
-        "INSERT INTO engine_progress (engine_id, last_seq) VALUES ($1, $2) ON CONFLICT (engine_id)"
-        " DO UPDATE SET last_seq = GREATEST(engine_progress.last_seq, $2), updated_at = now()",
-        engine_id, last_seq,
+        "INSERT INTO engine_progress (engine_id, last_seq, stream_seq) VALUES ($1, $2, $3) ON CONFLICT (engine_id)"
+        " DO UPDATE SET last_seq = GREATEST(engine_progress.last_seq, $2),"
+        " stream_seq = GREATEST(engine_progress.stream_seq, $3), updated_at = now()",
+        engine_id, last_seq, stream_seq,
     )
 
 
-async def read_snapshot(conn: Db, engine_id: str) -> tuple[int, bytes] | None:
-    """The stored snapshot as ``(last_seq, encoded state)`` (api/monitoring/snapshot.py), if there is one."""
-    row = await conn.fetchrow("SELECT last_seq, state FROM engine_snapshots WHERE engine_id = $1", engine_id)
-    return None if row is None else (row["last_seq"], bytes(row["state"]))
+class StoredSnapshot(NamedTuple):
+    last_seq: int
+    stream_seq: int
+    state: bytes  # encoded as api/monitoring/snapshot.py says
 
 
-async def save_snapshot(conn: asyncpg.Connection, engine_id: str, last_seq: int, state: bytes) -> None:
+async def read_snapshot(conn: Db, engine_id: str) -> StoredSnapshot | None:
+    row = await conn.fetchrow("SELECT last_seq, stream_seq, state FROM engine_snapshots WHERE engine_id = $1",
+                              engine_id)
+    return None if row is None else StoredSnapshot(row["last_seq"], row["stream_seq"], bytes(row["state"]))
+
+
+async def save_snapshot(conn: asyncpg.Connection, engine_id: str, position: "LogPositionLike", state: bytes) -> None:
     await conn.execute(
-        "INSERT INTO engine_snapshots (engine_id, last_seq, state) VALUES ($1, $2, $3)"
-        " ON CONFLICT (engine_id) DO UPDATE SET last_seq = $2, state = $3, taken_at = now()",
-        engine_id, last_seq, state,
+        "INSERT INTO engine_snapshots (engine_id, last_seq, stream_seq, state) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT (engine_id) DO UPDATE SET last_seq = $2, stream_seq = $3, state = $4, taken_at = now()",
+        engine_id, position.seq, position.stream_seq, state,
+    )
+
+
+# ---------------------------------------------------------------- the relay to NATS JetStream (its only writer)
+
+RELAY_ID = "main"
+
+
+async def relay_start(conn: Db, partitions: int) -> asyncpg.Record:
+    """The relay's row (made on first use): ``last_seq`` published so far and the ``partitions`` it publishes to."""
+    await conn.execute(
+        "INSERT INTO log_relay (relay_id, partitions) VALUES ($1, $2) ON CONFLICT (relay_id) DO NOTHING",
+        RELAY_ID, partitions,
+    )
+    return await conn.fetchrow("SELECT last_seq, partitions FROM log_relay WHERE relay_id = $1", RELAY_ID)
+
+
+async def advance_relay(conn: asyncpg.Connection, last_seq: int) -> None:
+    await conn.execute(
+        "UPDATE log_relay SET last_seq = GREATEST(last_seq, $2), updated_at = now() WHERE relay_id = $1",
+        RELAY_ID, last_seq,
+    )
+
+
+async def relay_lag(conn: Db) -> asyncpg.Record:
+    """``last_seq`` published, and ``age_s``: how long the oldest committed fix after it has waited (0: none)."""
+    return await conn.fetchrow(
+        "SELECT r.last_seq, coalesce(extract(epoch FROM clock_timestamp() - (SELECT received_at FROM positions"
+        " WHERE seq > r.last_seq ORDER BY seq LIMIT 1))::float8, 0) AS age_s"
+        " FROM (SELECT coalesce((SELECT last_seq FROM log_relay WHERE relay_id = $1), 0) AS last_seq) r",
+        RELAY_ID,
     )

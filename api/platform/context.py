@@ -16,6 +16,8 @@ from notifications.outbox import Outbox
 if TYPE_CHECKING:
     from api.alerts.stream import AlertHub
     from api.auth.oidc import OIDCVerifier
+    from api.cluster.leases import LeaseKeeper
+    from api.monitoring.watch import Watch
     from api.auth.rate_limits import TokenBuckets
     from api.contacts.reminders import OrderScheduler
     from api.monitoring.runner import EngineRunner
@@ -33,7 +35,9 @@ class Context:
     rate_limits: "TokenBuckets"  # the login-like routes' buckets (api/auth/rate_limits.py)
     oidc: "OIDCVerifier | None" = None  # with AFSTAND_OIDC_ISSUER: verifies staff tokens (api/auth/principals.py)
     clock: OffsetClock = field(default_factory=OffsetClock)  # scheduler, engine and notifications (api/platform/clock.py)
-    engine: "EngineRunner | None" = None
+    engine: "EngineRunner | None" = None  # the engine over the PostgreSQL log, when this process may run it
+    watch: "Watch | None" = None  # this process's engine-side duties (api/monitoring/watch.py)
+    keeper: "LeaseKeeper | None" = None  # its leases (api/cluster/leases.py); None in an API process
     hub: "AlertHub | None" = None
     notifications: "NotificationService | None" = None
     order_scheduler: "OrderScheduler | None" = None

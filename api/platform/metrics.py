@@ -24,3 +24,11 @@ ENGINE_CONFIG_LAG = Gauge("afstand_engine_config_lag_seconds",
 LISTENER_UP = Gauge("afstand_listener_up", "1 while the LISTEN connection is open", ["listener"])
 LISTENER_RECONNECTS = Counter("afstand_listener_reconnects_total", "LISTEN connections reopened after a loss",
                               ["listener"])
+PARTITIONS_OWNED = Gauge("afstand_partitions_owned", "Engine partitions this process owns")
+LEASE_RENEWALS = Counter("afstand_lease_renewals_total", "Lease renewals by outcome (renewed, lost)", ["outcome"])
+FAILOVERS = Counter("afstand_failovers_total",
+                    "Leases taken over from a process that stopped renewing them, by kind (partition, relay, ...)",
+                    ["lease"])
+PARTITION_LOG_LAG = Gauge("afstand_partition_log_lag_fixes",
+                          "Fixes on a partition's stream not yet evaluated by its engine here", ["partition"])
+RELAY_LAG = Gauge("afstand_relay_lag_seconds", "Age of the oldest committed fix the relay has not yet published")

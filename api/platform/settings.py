@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AwareDatetime, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -30,6 +31,7 @@ class Settings(BaseSettings):
     db_pool_min: int = 2
     db_pool_max: int = 10
     db_connect_timeout_s: float = Field(default=5.0, gt=0)  # a database that does not answer is unreachable after this
+    startup_timeout_s: float = Field(default=120.0, gt=0)  # the engine's first load of every case, at most
     shutdown_grace_s: float = Field(default=5.0, gt=0)  # open requests and streams get this long after SIGTERM
 
     # Server secret (hex, 32 bytes) used to sign dev staff tokens and device tokens and to encrypt supplier
@@ -58,6 +60,24 @@ class Settings(BaseSettings):
     enrollment_ttl_s: int = 24 * 3600
     enrollment_max_failures: int = 5
 
+    # The process's part of the watch (`afstand serve --role`): all (API, engine, dispatcher, schedulers: one
+    # process, the default), api (stateless, any number of replicas), engine (fixes -> decisions), dispatcher
+    # (notifications; several may run). README, deployment.
+    role: Literal["all", "api", "engine", "dispatcher"] = "all"
+    # With a NATS URL the fix log is published to JetStream in `partitions` partitions and engines share them;
+    # without, the engine reads PostgreSQL's positions and one process holds it (api/monitoring/).
+    nats_url: str | None = None
+    nats_stream: str = Field(default="AFSTAND_FIXES", pattern=r"^[A-Za-z0-9_-]+$")
+    nats_subject_prefix: str = Field(default="afstand", pattern=r"^[A-Za-z0-9_-]+$")
+    nats_replicas: int = Field(default=1, ge=1, le=5)  # 3 on a three-node NATS cluster
+    nats_max_age_s: float = Field(default=7 * 24 * 3600.0, gt=0)  # how long the stream keeps fixes
+    partitions: int = Field(default=16, ge=1, le=1024)  # fixed per deployment: changing it needs every engine stopped
+    # Leases (api/cluster/leases.py): a dead process's duties move after at most lease_ttl_s + lease_round_s.
+    lease_ttl_s: float = Field(default=5.0, gt=0)
+    lease_round_s: float = Field(default=0.5, gt=0)
+    # A partition's engine runs no clock-driven check while the relay is further behind than this: a fix that
+    # was committed but not yet published must not look like silence.
+    relay_max_lag_s: float = Field(default=5.0, gt=0)
     engine_batch_size: int = 1000
     engine_poll_s: float = 1.0
     engine_tick_s: float = 5.0

@@ -72,7 +72,7 @@ def test_a_zone_made_while_the_engines_listener_was_cut_off_is_enforced(make_cli
     killed = db(client, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                         " WHERE datname = current_database() AND pid <> pg_backend_pid()")
     assert len(killed) >= 3  # at least the three listeners
-    _until(lambda: engine.listener.reconnects >= 1)
+    _until(lambda: client.app.state.ctx.watch.listener.reconnects >= 1)
     _zone(client, case_id)
     _until(lambda: engine.config_version == db_val(client, "SELECT version FROM config_version"))
     assert _zone_alert_raised(client, case_id, serial) < 5
@@ -87,7 +87,7 @@ def test_a_change_whose_wake_up_was_lost_is_loaded_by_reconciliation(make_client
     case_id, serial = _case_with_tag(client)
     _until(lambda: engine.config_version == db_val(client, "SELECT version FROM config_version"))
     _until(lambda: client.get("/readyz").status_code == 200)
-    client.portal.call(engine.listener.stop)  # from now on the engine hears nothing
+    client.portal.call(client.app.state.ctx.watch.listener.stop)  # from now on the engine hears nothing
     ready = client.get("/readyz")
     assert ready.status_code == 503 and ready.json()["unwell"] == ["listener:engine"], ready.text
     _zone(client, case_id)
@@ -99,7 +99,7 @@ def test_readyz_names_an_engine_configuration_older_than_the_databases(make_clie
     client = make_client(engine_reconcile_s=3600, ready_config_lag_s=0.5)
     engine = _engine(client)
     _until(lambda: client.get("/readyz").status_code == 200)  # the engine's first pass over the log is done
-    client.portal.call(engine.listener.stop)
+    client.portal.call(client.app.state.ctx.watch.listener.stop)
     assert client.get("/readyz").json()["unwell"] == ["listener:engine"]
     _zone(client, new_case(client))
     time.sleep(0.8)
@@ -114,7 +114,7 @@ def test_an_engine_behind_pruned_history_reloads_every_case(make_client) -> None
     engine = _engine(client)
     case_id, serial = _case_with_tag(client)
     _until(lambda: engine.config_version == db_val(client, "SELECT version FROM config_version"))
-    client.portal.call(engine.listener.stop)
+    client.portal.call(client.app.state.ctx.watch.listener.stop)
     _zone(client, case_id)
     db(client, "DELETE FROM config_changes")  # as the daily pruning would after a long outage of the engine
     assert _until(lambda: engine.config_version == db_val(client, "SELECT version FROM config_version")) <= 2.5

@@ -90,6 +90,7 @@ def test_an_engine_finding_an_older_snapshot_rebuilds_from_the_log(make_client) 
     assert zlib.decompress(stored).startswith(b'{"format_version":3,')
 
     changes = _count(running, "SELECT count(*) FROM alert_changes")
+    make_client.stop(running)  # the engine runs in one process at a time (its lease): this is a restart
     restarted = make_client()
     _wait(lambda: restarted.app.state.ctx.engine.caught_up)
     time.sleep(1.0)  # a few engine steps and ticks: nothing may be raised again

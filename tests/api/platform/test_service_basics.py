@@ -16,14 +16,16 @@ def test_health_ready_and_metrics(make_client) -> None:  # type: ignore[no-untyp
         time.sleep(0.05)
     assert ready.status_code == 200, ready.text
     assert ready.json()["checks"] == {
-        "database": True, "migrations": True, "engine": True, "engine_config": True, "engine_log_lag": True,
+        "database": True, "migrations": True, "leases": True, "engine_owned": True,
+        "engine": True, "engine_config": True, "engine_log_lag": True,
         "listener:alert_stream": True, "listener:engine": True, "listener:dispatcher": True, "dispatcher": True}
     assert ready.json()["unwell"] == []
     metrics = client.get("/metrics")
     assert metrics.status_code == 200
     for name in ("afstand_fixes_total", "afstand_alerts_total", "afstand_fix_to_alert_seconds",
                  "afstand_outbox_depth", "afstand_delivery_failures_total", "afstand_engine_config_lag_seconds",
-                 "afstand_engine_log_lag_seconds", "afstand_listener_reconnects_total", "afstand_listener_up"):
+                 "afstand_engine_log_lag_seconds", "afstand_listener_reconnects_total", "afstand_listener_up",
+                 "afstand_partitions_owned", "afstand_lease_renewals_total", "afstand_failovers_total"):
         assert name in metrics.text
 
 

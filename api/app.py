@@ -91,6 +91,10 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
 
         ctx.order_scheduler = scheduler = OrderScheduler(pool, settings, ctx.outbox, clock=ctx.clock)
         await scheduler.start()
+        from api.alerts.outage import OutageMonitor  # supplier outages: one alert, run once cluster-wide
+
+        outages = OutageMonitor(pool, settings, ctx.outbox)
+        await outages.start()
         from api.privacy.retention import RetentionJob  # the scheduled purge of old positions
 
         ctx.retention = retention = RetentionJob(pool, settings)
@@ -106,6 +110,7 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
                 metrics_listener.server_close()
             await retention.stop()
             await scheduler.stop()
+            await outages.stop()
             if dispatch_listener is not None:
                 await dispatch_listener.stop()
             await notifier.stop()

@@ -223,7 +223,8 @@ class EngineRunner:
             time.monotonic() - self._last_snapshot >= self.ctx.settings.engine_snapshot_every_s
         )
         async with self.ctx.pool.acquire() as conn, conn.transaction():
-            await apply_engine_changes(conn, changes, outbox=self.ctx.outbox)
+            await apply_engine_changes(conn, changes, outbox=self.ctx.outbox,
+                                       hold_silences=self.ctx.settings.outage_check_s > 0)
             if last_seq is not None:
                 await repository.advance_progress(conn, ENGINE_ID, last_seq)
             if snapshot_due:

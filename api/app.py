@@ -112,10 +112,14 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
 
         ctx.order_scheduler = OrderScheduler(pool, settings, ctx.outbox, clock=ctx.clock)
         ctx.retention = RetentionJob(pool, settings)
+        from api.alerts.outage import OutageMonitor  # supplier outages: one alert, run once cluster-wide
+
+        outages = OutageMonitor(pool, settings, ctx.outbox)
         if keeps_leases:
             ctx.keeper = LeaseKeeper(
                 url, pool, Member.this_process(role, watch.partitions > 0),
-                singles=[*watch.singles(), (SCHEDULERS_LEASE, ClusterJobs([ctx.order_scheduler, ctx.retention]))],
+                singles=[*watch.singles(),
+                         (SCHEDULERS_LEASE, ClusterJobs([ctx.order_scheduler, ctx.retention, outages]))],
                 partitions=watch.partitions, partition_duty=watch.partition_duty,
                 ttl_s=settings.lease_ttl_s, round_s=settings.lease_round_s,
             )

@@ -11,6 +11,7 @@ not how many cases there are.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import math
 from collections.abc import Sequence
@@ -478,8 +479,39 @@ class Engine:
                           _SILENCE_LEVEL[party], Confidence.CONFIRMED, None, ())
         subject = case.subject(key)
         subject.open_direct(reading, None, out)
+        out[-1] = dataclasses.replace(out[-1], near_victim=self._near_victim(case, track))
         case.settle(key, subject)
         track.silent = True
+
+    def _near_victim(self, case: CaseState, track: DeviceTrack) -> bool:
+        """R-TICK-5: the silent device's newest good fix lay inside the contact ban's warning band (paired with
+        the other party as any reading is, R-PAIR-1/2) or, for the offender, inside an exclusion zone's buffer;
+        or the case has a live proximity or exclusion episode open (the engine judged him near)."""
+        for (kind, _), subject in case.open.items():
+            if kind in (AlertKind.PROXIMITY, AlertKind.ZONE_EXCLUSION) and subject.live is not None:
+                return True
+        i = track.newest_good()
+        if i < 0:
+            return False
+        ts, acc = track.ts[i], track.acc[i]
+        lon, lat = track.position(i)
+        rule = case.compiled.proximity
+        if rule is not None and rule.valid_from <= ts < rule.valid_until:
+            other = Party.VICTIM if track.party is Party.OFFENDER else Party.OFFENDER
+            other_track, j = self._counterpart(case.tracks[other], ts)
+            if other_track is not None:
+                other_lon, other_lat = other_track.position(j)
+                x = _geod_inv(lon, lat, other_lon, other_lat)[2]
+                w = (ts - other_track.ts[j]) * max(other_track.speed[j], self.settings.walking_speed_mps)
+                if x - acc - other_track.acc[j] - w <= rule.ladder.steps[-1][1]:
+                    return True
+        if track.party is Party.OFFENDER:
+            for zone in case.compiled.zones:
+                if zone.inclusion or not (zone.valid_from <= ts < zone.valid_until):
+                    continue
+                if zone.shape.signed_distance(lon, lat, zone.reach_m + acc) - acc <= zone.ladder.steps[-1][1]:
+                    return True
+        return False
 
     # ---------------------------------------------------------------- state
 

@@ -209,6 +209,8 @@ class AlertChange:
     max_level_possible: Level = Level.NONE
     reason: str | None = None
     evidence: tuple[str, ...] = field(default=())
+    # A silence's ``opened`` change only: the device's last position was near the victim (R-TICK-5).
+    near_victim: bool | None = None
 
     @property
     def zone_id(self) -> str | None:

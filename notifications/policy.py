@@ -24,6 +24,9 @@ No I/O, no clock reads: the caller passes ``now``. The rules (the defaults, each
 * **Pursuit mode**: a violation of a zone/proximity kind asks the tag's supplier to raise the reporting rate;
   the alert clearing (or being resolved) lowers it again.
 * **Quiet hours and frequency limits** delay non-safety messages only; nothing is dropped.
+* **Silences of a supplier outage** never reach this policy one by one: they are held until the outage grouping
+  decided and, once folded into a ``supplier_outage`` alert, written without notifications; the victims of the
+  cases hear of an outage by a notice once it lasts (ARCHITECTURE.md, "Floods of silence").
 """
 
 from __future__ import annotations

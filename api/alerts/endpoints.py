@@ -45,12 +45,14 @@ async def list_alerts(
     case_id: uuid.UUID | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: str | None = None,
+    group_id: uuid.UUID | None = None,
 ) -> AlertPage:
+    """The queue; ``group_id`` lists the silences folded into that supplier outage instead."""
     after = decode_seq_cursor(cursor)
     # Only alerts of cases the caller may reach (need-to-know, api/auth/need_to_know.py); admin sees all.
     visible = await access.visible_case_ids(ctx.pool, ctx, staff)
     items = await repository.list_alerts(ctx.pool, status=status, case_id=case_id, case_ids=visible, after_seq=after,
-                                         limit=limit)
+                                         limit=limit, group_id=group_id, outages=access.sees_outages(staff))
     return AlertPage(items=items, next_cursor=str(items[-1]["seq"]) if len(items) == limit else None)
 
 
@@ -136,9 +138,13 @@ async def stream(websocket: WebSocket, after: Annotated[int, Query(le=2**63 - 1)
             version = hub.version
             items = await repository.changes_after(ctx.pool, last)
             # Need-to-know (api/auth/need_to_know.py): only changes of alerts on cases this caller may reach.
-            reach = await access.reach_filter(ctx.pool, ctx, staff, {uuid.UUID(i["alert"]["case_id"]) for i in items})
+            cases = {uuid.UUID(i["alert"]["case_id"]) for i in items if i["alert"]["case_id"]}
+            reach = await access.reach_filter(ctx.pool, ctx, staff, cases)
             for item in items:
-                if uuid.UUID(item["alert"]["case_id"]) in reach:
+                alert = item["alert"]
+                # A silence folded into a supplier outage is not streamed: the outage alert speaks for it.
+                if alert["group_id"] is None and (uuid.UUID(alert["case_id"]) in reach if alert["case_id"]
+                                                  else access.sees_outages(staff)):
                     await websocket.send_json(item)
                 last = item["seq"]
             if not items:

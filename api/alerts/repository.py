@@ -72,7 +72,7 @@ async def open_alert(
     *,
     outbox: Outbox,
     alert_id: uuid.UUID,
-    case_id: uuid.UUID,
+    case_id: uuid.UUID | None,
     kind: str,
     level: str,
     confidence: str,
@@ -118,24 +118,39 @@ def _engine_detail(c: AlertChange) -> dict[str, Any]:
         detail["min_distance_m"] = round(c.min_distance_m, 1)
     if c.reason:
         detail["reason"] = c.reason
+    if c.near_victim is not None:
+        detail["near_victim"] = c.near_victim
     return detail
 
 
-async def apply_engine_changes(conn: asyncpg.Connection, changes: Iterable[AlertChange], *, outbox: Outbox) -> int:
-    """Store the engine's decisions. Idempotent: replaying the same changes stores nothing new."""
+async def apply_engine_changes(conn: asyncpg.Connection, changes: Iterable[AlertChange], *, outbox: Outbox,
+                               hold_silences: bool = False) -> int:
+    """Store the engine's decisions. Idempotent: replaying the same changes stores nothing new.
+
+    With ``hold_silences`` (the outage grouping runs, api/alerts/outage.py) a tag's silence that may belong to a
+    supplier outage is stored held, in one statement and without the alert-log lock: no seq, no change, nothing
+    on the stream until the grouping releases it or folds it into an outage. A silence near the victim (R-TICK-5),
+    of a tag with an open tamper alert, or of a device without a supplier is never held. Changes of silences
+    already folded into an outage are written in one batch and notify no one."""
+    changes = list(changes)
+    if hold_silences:
+        changes = await _hold(conn, changes)
+    rest = await _quiet_changes(conn, changes, outbox)
     stored = 0
-    for c in changes:
+    for c in rest:
         alert_id = uuid.UUID(c.episode_id)
         if c.change.value == "opened":
             zone_id = _as_uuid(c.zone_id)
             device_id = _as_uuid(c.subject_id) if c.kind.value.endswith("_silent") else None
+            # A silence names its tag's supplier: every silent tag counts towards an outage (api/alerts/outage.py).
             await conn.execute(
                 "INSERT INTO alerts (id, case_id, kind, subject_id, zone_id, device_id, level, max_level,"
-                " confidence, opened_at, late, min_distance_m, evidence, max_level_possible)"
-                " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14) ON CONFLICT (id) DO NOTHING",
+                " confidence, opened_at, late, min_distance_m, evidence, max_level_possible, detail, supplier_id)"
+                " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,"
+                " (SELECT supplier_id FROM devices WHERE id = $6)) ON CONFLICT (id) DO NOTHING",
                 alert_id, uuid.UUID(c.case_id), c.kind.value, c.subject_id, zone_id, device_id, c.level.label,
                 c.max_level.label, c.confidence.label, c.opened_at, c.late, c.min_distance_m, list(c.evidence),
-                c.max_level_possible.label,
+                c.max_level_possible.label, {} if c.near_victim is None else {"near_victim": c.near_victim},
             )
         seq = await append_change(
             conn, alert_id, c.change.value, outbox=outbox, n=c.n, level=c.level.label,
@@ -165,6 +180,218 @@ async def apply_engine_changes(conn: asyncpg.Connection, changes: Iterable[Alert
                 c.max_level_possible.label, late_found, c.fix_at,
             )
     return stored
+
+
+
+
+def _silence_may_wait(c: AlertChange) -> bool:
+    return c.change.value == "opened" and c.kind.value == "offender_silent" and c.near_victim is False
+
+
+async def _hold(conn: asyncpg.Connection, changes: list[AlertChange]) -> list[AlertChange]:
+    """Store the silences that may belong to an outage as held alerts; return the other changes."""
+    waiting = [c for c in changes if _silence_may_wait(c)]
+    if not waiting:
+        return changes
+    suppliers = {r["id"]: r["supplier_id"] for r in await conn.fetch(
+        "SELECT d.id, d.supplier_id FROM devices d WHERE d.id = ANY($1::uuid[]) AND d.supplier_id IS NOT NULL"
+        " AND NOT EXISTS (SELECT 1 FROM alerts t WHERE t.device_id = d.id AND t.kind = 'device_event'"
+        "  AND t.status <> 'resolved' AND t.detail->>'family' = 'tamper')",
+        [_as_uuid(c.subject_id) for c in waiting])}
+    held = [c for c in waiting if _as_uuid(c.subject_id) in suppliers]
+    if not held:
+        return changes
+    await conn.execute(
+        "INSERT INTO alerts (id, case_id, kind, subject_id, device_id, supplier_id, level, max_level, confidence,"
+        " opened_at, max_level_possible, detail, held_since)"
+        " SELECT x.id, x.case_id, 'offender_silent', x.device::text, x.device, x.supplier, x.level, x.level,"
+        " x.confidence, x.opened_at, x.level, '{\"near_victim\": false}', now()"
+        " FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::timestamptz[])"
+        " AS x(id, case_id, device, supplier, level, confidence, opened_at) ON CONFLICT (id) DO NOTHING",
+        [uuid.UUID(c.episode_id) for c in held], [uuid.UUID(c.case_id) for c in held],
+        [_as_uuid(c.subject_id) for c in held], [suppliers[_as_uuid(c.subject_id)] for c in held],
+        [c.level.label for c in held], [c.confidence.label for c in held], [c.fix_at for c in held],
+    )
+    ids = {c.episode_id for c in held}
+    return [c for c in changes if c.episode_id not in ids or c.change.value != "opened"]
+
+
+async def _quiet_changes(conn: asyncpg.Connection, changes: list[AlertChange], outbox: Outbox) -> list[AlertChange]:
+    """Write the changes of held and grouped silences; return the others. A held silence that changes before the
+    grouping decided (its tag came back) is released first: it was not part of an outage."""
+    ids = [uuid.UUID(c.episode_id) for c in changes if c.kind.value == "offender_silent"]
+    if not ids:
+        return changes
+    quiet = {r["id"]: r["group_id"] for r in await conn.fetch(
+        "SELECT id, group_id FROM alerts WHERE id = ANY($1::uuid[]) AND (held_since IS NOT NULL OR group_id IS NOT NULL)",
+        ids)}
+    if not quiet:
+        return changes
+    held = [i for i, group in quiet.items() if group is None]
+    if held:
+        await release_held(conn, held, outbox=outbox)
+    grouped = [c for c in changes if quiet.get(uuid.UUID(c.episode_id)) is not None and c.change.value != "opened"]
+    if grouped:
+        await lock_alert_log(conn)
+        await _append_grouped(conn, grouped)
+    # A held or grouped silence's opened change is stored already (held, or written on release or grouping);
+    # the later changes of a grouped one were written above; those of a released one go the ordinary way.
+    return [c for c in changes if uuid.UUID(c.episode_id) not in quiet
+            or (c.change.value != "opened" and quiet[uuid.UUID(c.episode_id)] is None)]
+
+
+async def _append_grouped(conn: asyncpg.Connection, changes: list[AlertChange]) -> None:
+    """The changes of silences folded into an outage, in one statement; the caller holds the alert-log lock. They
+    notify no one: the outage alert speaks for them."""
+    rows = await conn.fetch(
+        "INSERT INTO alert_changes (alert_id, n, change, level, confidence, fix_at, detail, late, level_possible,"
+        " max_level_possible)"
+        " SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],"
+        " $7::jsonb[], $8::bool[], $9::text[], $10::text[])"
+        " ON CONFLICT (alert_id, n) DO NOTHING RETURNING alert_id, seq",
+        [uuid.UUID(c.episode_id) for c in changes], [c.n for c in changes], [c.change.value for c in changes],
+        [c.level.label for c in changes], [c.confidence.label for c in changes], [c.fix_at for c in changes],
+        [_engine_detail(c) for c in changes], [c.late for c in changes], [c.level_possible.label for c in changes],
+        [c.max_level_possible.label for c in changes],
+    )
+    if not rows:
+        return
+    cleared = {uuid.UUID(c.episode_id): c for c in changes if c.change.value == "cleared"}
+    ends = [cleared.get(r["alert_id"]) for r in rows]
+    await conn.execute(
+        "UPDATE alerts a SET seq = x.seq, cleared_at = COALESCE(x.cleared_at, a.cleared_at),"
+        " clear_reason = COALESCE(x.reason, a.clear_reason)"
+        " FROM unnest($1::uuid[], $2::bigint[], $3::timestamptz[], $4::text[]) AS x(id, seq, cleared_at, reason)"
+        " WHERE a.id = x.id",
+        [r["alert_id"] for r in rows], [r["seq"] for r in rows], [e.fix_at if e else None for e in ends],
+        [e.reason if e else None for e in ends],
+    )
+    await conn.execute("SELECT pg_notify($1, $2)", pg_channels.ALERT_CHANGES, str(max(r["seq"] for r in rows)))
+    for c in changes:
+        metrics.ALERTS.labels(c.kind.value, c.level.label, c.change.value).inc()
+
+
+_HELD_OPENED_DETAIL = {"late": False, "evidence": [], "near_victim": False}
+
+
+async def release_held(conn: asyncpg.Connection, alert_ids: list[uuid.UUID], *, outbox: Outbox) -> list[uuid.UUID]:
+    """Held silences become ordinary alerts: their opened change is written now, as the engine made it, and
+    notifies as any silence does. Returns the ids released (those still held)."""
+    rows = await conn.fetch(
+        "UPDATE alerts SET held_since = NULL WHERE id = ANY($1::uuid[]) AND held_since IS NOT NULL"
+        " RETURNING id, level, confidence, opened_at, held_since", alert_ids)
+    for r in sorted(rows, key=lambda r: r["opened_at"]):
+        await append_change(conn, r["id"], "opened", outbox=outbox, n=1, level=r["level"],
+                            confidence=r["confidence"], fix_at=r["opened_at"], detail=_HELD_OPENED_DETAIL,
+                            level_possible=r["level"], max_level_possible=r["level"])
+        metrics.ALERTS.labels("offender_silent", r["level"], "opened").inc()
+    return [r["id"] for r in rows]
+
+
+async def group_held(conn: asyncpg.Connection, outage_id: uuid.UUID, alert_ids: list[uuid.UUID]) -> int:
+    """Fold held silences into the outage: their opened changes in one statement, linked by ``group_id``; they
+    notify no one. Returns how many were folded."""
+    await lock_alert_log(conn)
+    rows = await conn.fetch(
+        "INSERT INTO alert_changes (alert_id, n, change, level, confidence, fix_at, detail, level_possible,"
+        " max_level_possible)"
+        " SELECT a.id, 1, 'opened', a.level, a.confidence, a.opened_at,"
+        " $3::jsonb || jsonb_build_object('group_id', $1::uuid::text), a.level, a.level"
+        " FROM alerts a WHERE a.id = ANY($2::uuid[]) AND a.held_since IS NOT NULL ORDER BY a.opened_at, a.id"
+        " ON CONFLICT (alert_id, n) DO NOTHING RETURNING alert_id, seq",
+        outage_id, alert_ids, _HELD_OPENED_DETAIL,
+    )
+    if not rows:
+        return 0
+    await conn.execute(
+        "UPDATE alerts a SET held_since = NULL, group_id = $1, seq = x.seq"
+        " FROM unnest($2::uuid[], $3::bigint[]) AS x(id, seq) WHERE a.id = x.id",
+        outage_id, [r["alert_id"] for r in rows], [r["seq"] for r in rows])
+    await conn.execute("SELECT pg_notify($1, $2)", pg_channels.ALERT_CHANGES, str(max(r["seq"] for r in rows)))
+    metrics.ALERTS.labels("offender_silent", "violation", "opened").inc(len(rows))
+    return len(rows)
+
+
+# ---------------------------------------------------------------- supplier outages (api/alerts/outage.py)
+
+async def held_by_supplier(conn: asyncpg.Connection, window_s: float, hold_s: float) -> list[asyncpg.Record]:
+    """Per supplier with held silences: their ids (``ids``) and those held ``hold_s`` or longer (``due``), the
+    tags of the supplier whose silence was raised within the window and has not cleared (``silent``), its
+    active tags (``active``) and its open outage (``outage``, or null)."""
+    return await conn.fetch(
+        "WITH held AS (SELECT supplier_id, array_agg(id ORDER BY opened_at, id) AS ids,"
+        "  array_agg(id ORDER BY opened_at, id) FILTER (WHERE held_since <= now() - make_interval(secs => $2)) AS due"
+        "  FROM alerts WHERE held_since IS NOT NULL GROUP BY supplier_id)"
+        " SELECT h.supplier_id, h.ids, COALESCE(h.due, '{}') AS due,"
+        " (SELECT count(DISTINCT s.device_id) FROM alerts s WHERE s.kind = 'offender_silent'"
+        "   AND s.supplier_id = h.supplier_id AND s.cleared_at IS NULL"
+        "   AND s.raised_at > now() - make_interval(secs => $1)) AS silent,"
+        " (SELECT count(*) FROM devices d JOIN cases c ON c.id = d.case_id WHERE d.supplier_id = h.supplier_id"
+        "   AND d.role = 'offender_tag' AND d.revoked_at IS NULL AND c.status = 'active') AS active,"
+        " (SELECT o.id FROM alerts o WHERE o.kind = 'supplier_outage' AND o.supplier_id = h.supplier_id"
+        "   AND o.cleared_at IS NULL) AS outage"
+        " FROM held h",
+        window_s, hold_s,
+    )
+
+
+async def open_outage(conn: asyncpg.Connection, *, outbox: Outbox, outage_id: uuid.UUID,
+                      supplier_id: uuid.UUID) -> bool:
+    """The supplier's outage alert (no case: its detail lists them); False if it exists already."""
+    name = await conn.fetchval("SELECT name FROM suppliers WHERE id = $1", supplier_id)
+    opened = await open_alert(conn, outbox=outbox, alert_id=outage_id, case_id=None, kind="supplier_outage",
+                              level="violation", confidence="confirmed", opened_at=outbox.now(),
+                              subject_id=str(supplier_id), detail={"supplier": name, "devices": 0, "cases": []})
+    if opened:
+        await conn.execute("UPDATE alerts SET supplier_id = $2 WHERE id = $1", outage_id, supplier_id)
+    return opened
+
+
+async def describe_outage(conn: asyncpg.Connection, outage_id: uuid.UUID) -> dict[str, Any]:
+    """Refresh the outage's detail from its silences: how many tags, how many still silent, the cases."""
+    row = await conn.fetchrow(
+        "SELECT count(*) AS devices, count(*) FILTER (WHERE s.cleared_at IS NULL) AS silent,"
+        " COALESCE(jsonb_agg(DISTINCT jsonb_build_object('case_id', c.id, 'case_reference', c.reference))"
+        "  FILTER (WHERE s.cleared_at IS NULL), '[]') AS cases"
+        " FROM alerts s JOIN cases c ON c.id = s.case_id WHERE s.group_id = $1", outage_id)
+    detail = {"devices": row["devices"], "silent": row["silent"], "cases": row["cases"]}
+    await conn.execute("UPDATE alerts SET detail = detail || $2::jsonb WHERE id = $1", outage_id, detail)
+    return detail
+
+
+async def open_outages(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """Open outages: how long they have lasted (server time), and whether any silence is still open or held."""
+    return await conn.fetch(
+        "SELECT o.id, o.supplier_id, EXTRACT(EPOCH FROM now() - o.raised_at)::float8 AS age_s,"
+        " EXISTS (SELECT 1 FROM alerts s WHERE s.group_id = o.id AND s.cleared_at IS NULL)"
+        "  OR EXISTS (SELECT 1 FROM alerts h WHERE h.supplier_id = o.supplier_id AND h.held_since IS NOT NULL) AS silent"
+        " FROM alerts o WHERE o.kind = 'supplier_outage' AND o.cleared_at IS NULL")
+
+
+async def clear_outage(conn: asyncpg.Connection, outage_id: uuid.UUID, *, outbox: Outbox) -> None:
+    """Every tag of the outage reports again: the outage alert clears."""
+    seq = await append_change(conn, outage_id, "cleared", outbox=outbox, n=None, level="violation",
+                              confidence="confirmed", fix_at=outbox.now(), detail={"reason": "fixes_resumed"})
+    if seq is not None:
+        await conn.execute("UPDATE alerts SET cleared_at = $2, clear_reason = 'fixes_resumed' WHERE id = $1",
+                           outage_id, outbox.now())
+
+
+async def cases_to_tell(conn: asyncpg.Connection, outage_id: uuid.UUID, limit: int) -> list[asyncpg.Record]:
+    """Cases with a victim whose tag is still silent in the outage and who has not been told (``resumed``
+    false), or who was told and whose tag reports again (``resumed`` true)."""
+    return await conn.fetch(
+        "SELECT DISTINCT s.case_id, s.cleared_at IS NOT NULL AS resumed FROM alerts s"
+        " WHERE s.group_id = $1 AND EXISTS (SELECT 1 FROM parties p WHERE p.case_id = s.case_id AND p.role = 'victim')"
+        " AND ((s.cleared_at IS NULL AND NOT s.detail ? 'victim_told')"
+        "  OR (s.cleared_at IS NOT NULL AND s.detail ? 'victim_told' AND NOT s.detail ? 'victim_told_resumed'))"
+        " LIMIT $2", outage_id, limit)
+
+
+async def mark_told(conn: asyncpg.Connection, outage_id: uuid.UUID, case_ids: list[uuid.UUID], resumed: bool) -> None:
+    await conn.execute("UPDATE alerts SET detail = detail || jsonb_build_object($3::text, true)"
+                       " WHERE group_id = $1 AND case_id = ANY($2::uuid[])",
+                       outage_id, case_ids, "victim_told_resumed" if resumed else "victim_told")
 
 
 async def lock_for_action(conn: asyncpg.Connection, alert_id: uuid.UUID) -> asyncpg.Record | None:
@@ -226,14 +453,15 @@ async def put_notification_policy(conn: asyncpg.Connection, case_id: uuid.UUID, 
 _ALERT_COLUMNS = (
     "a.id, a.case_id, c.reference AS case_reference, a.kind, a.subject_id, a.zone_id, a.device_id, a.level,"
     " a.max_level, a.confidence, a.status, a.opened_at, a.cleared_at, a.clear_reason, a.raised_at,"
-    " a.min_distance_m, a.late, a.evidence, a.detail, a.outcome, a.seq, a.max_level_possible, a.late_fix_at"
+    " a.min_distance_m, a.late, a.evidence, a.detail, a.outcome, a.seq, a.max_level_possible, a.late_fix_at,"
+    " a.group_id"
 )
 
 
 def alert_json(row: asyncpg.Record, changes: list[asyncpg.Record] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": str(row["id"]),
-        "case_id": str(row["case_id"]),
+        "case_id": str(row["case_id"]) if row["case_id"] else None,  # None: a supplier outage (no case)
         "case_reference": row["case_reference"],
         "kind": row["kind"],
         "zone_id": str(row["zone_id"]) if row["zone_id"] else None,
@@ -256,6 +484,7 @@ def alert_json(row: asyncpg.Record, changes: list[asyncpg.Record] | None = None)
         "clock_suspect": (row["detail"] or {}).get("clock_suspect") is True,
         "outcome": row["outcome"],
         "seq": row["seq"],
+        "group_id": str(row["group_id"]) if row["group_id"] else None,  # the supplier outage it is folded into
     }
     if changes is not None:
         out["changes"] = [change_json(ch) for ch in changes]
@@ -279,7 +508,7 @@ def change_json(ch: asyncpg.Record) -> dict[str, Any]:
 
 
 async def fetch_alert(conn: asyncpg.Connection | asyncpg.Pool, alert_id: uuid.UUID) -> dict[str, Any] | None:
-    row = await conn.fetchrow(f"SELECT {_ALERT_COLUMNS} FROM alerts a JOIN cases c ON c.id = a.case_id WHERE a.id = $1", alert_id)
+    row = await conn.fetchrow(f"SELECT {_ALERT_COLUMNS} FROM alerts a LEFT JOIN cases c ON c.id = a.case_id WHERE a.id = $1", alert_id)
     if row is None:
         return None
     changes = await conn.fetch(
@@ -300,14 +529,22 @@ async def list_alerts(
     case_ids: list[uuid.UUID] | None = None,
     after_seq: int | None,
     limit: int,
+    group_id: uuid.UUID | None = None,
+    outages: bool = False,
 ) -> list[dict[str, Any]]:
-    """Newest change first; the cursor is the ``seq`` of the last alert of the previous page."""
+    """Newest change first; the cursor is the ``seq`` of the last alert of the previous page.
+
+    The queue leaves out silences held for the outage decision and, unless one case is asked for, those folded
+    into an outage; ``group_id`` lists the silences of that outage instead. Outage alerts (no case) are listed when ``outages``."""
     rows = await conn.fetch(
-        f"SELECT {_ALERT_COLUMNS} FROM alerts a JOIN cases c ON c.id = a.case_id"
+        f"SELECT {_ALERT_COLUMNS} FROM alerts a LEFT JOIN cases c ON c.id = a.case_id"
         " WHERE ($1::text IS NULL OR a.status = $1) AND ($2::uuid IS NULL OR a.case_id = $2)"
-        " AND ($3::uuid[] IS NULL OR a.case_id = ANY($3)) AND ($4::bigint IS NULL OR a.seq < $4)"
+        " AND ($3::uuid[] IS NULL OR a.case_id = ANY($3) OR (a.case_id IS NULL AND $7))"
+        " AND ($4::bigint IS NULL OR a.seq < $4) AND a.held_since IS NULL"
+        " AND (a.group_id IS NOT DISTINCT FROM $6 OR ($2::uuid IS NOT NULL AND $6::uuid IS NULL))"
+        " AND (a.case_id IS NOT NULL OR $7)"
         " ORDER BY a.seq DESC LIMIT $5",
-        status, case_id, case_ids, after_seq, limit,
+        status, case_id, case_ids, after_seq, limit, group_id, outages,
     )
     return [alert_json(r) for r in rows]
 
@@ -325,7 +562,7 @@ async def changes_after(conn: asyncpg.Connection | asyncpg.Pool, after: int, lim
     alerts = {
         r["id"]: alert_json(r)
         for r in await conn.fetch(
-            f"SELECT {_ALERT_COLUMNS} FROM alerts a JOIN cases c ON c.id = a.case_id WHERE a.id = ANY($1)", ids
+            f"SELECT {_ALERT_COLUMNS} FROM alerts a LEFT JOIN cases c ON c.id = a.case_id WHERE a.id = ANY($1)", ids
         )
     }
     return [{"seq": r["seq"], "change": change_json(r), "alert": alerts[r["alert_id"]]} for r in rows]

@@ -37,7 +37,8 @@ async def read_alert(pool: asyncpg.Pool, alert_id: uuid.UUID, staff: Staff) -> d
         raise not_found("alert")
     # Its evidence names the victim's fixes: a read of personal data, audited before it is answered.
     await audit.record(pool, actor=staff.actor, role=staff.role, action="alert.read",
-                       case_id=uuid.UUID(alert["case_id"]), detail={"alert_id": alert["id"]})
+                       case_id=uuid.UUID(alert["case_id"]) if alert["case_id"] else None,
+                       detail={"alert_id": alert["id"]})
     return alert
 
 

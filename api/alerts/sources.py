@@ -18,6 +18,7 @@ RAISED_BY: dict[str, str] = {
     "panic": "api/victim/endpoints.py: the victim pressed the panic button in her app",
     "order_ended": "api/contacts/reminders.py: an order ran out while the case was still monitored",
     "delivery_failed": "notifications/dispatcher.py: a message to a person could not be delivered",
+    "supplier_outage": "api/alerts/outage.py: many tags of one supplier fell silent together (no case: staff only)",
 }
 
 

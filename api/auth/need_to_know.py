@@ -107,6 +107,12 @@ async def need_to_know(conn: HTTPConnection) -> None:
     raise not_found(what)
 
 
+def sees_outages(staff: Staff) -> bool:
+    """A supplier outage alert belongs to no case: the monitoring room sees it, case staff do not (its detail lists
+    cases they may not reach)."""
+    return staff.role in ("admin", "operator")
+
+
 async def visible_case_ids(db: asyncpg.Connection | asyncpg.Pool, ctx: Context, staff: Staff) -> list[uuid.UUID] | None:
     """The cases ``staff`` may reach; None means every case (admin)."""
     if staff.role == "admin":

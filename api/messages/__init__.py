@@ -20,7 +20,8 @@ LANGUAGES = ("nl", "en")
 FALLBACK = "en"
 DISPLAY_TZ = ZoneInfo("Europe/Amsterdam")
 # What the victim is told outside the thread (api/contacts/notices), each a title and a body.
-NOTICE_KINDS = ("order_ending", "order_extended", "order_will_lapse", "order_expired", "new_message")
+NOTICE_KINDS = ("order_ending", "order_extended", "order_will_lapse", "order_expired", "new_message",
+                "monitoring_interrupted", "monitoring_resumed")
 
 
 @lru_cache(maxsize=None)

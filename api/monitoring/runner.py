@@ -299,7 +299,8 @@ class EngineRunner:
         async with self.ctx.pool.acquire() as conn, conn.transaction():
             if self.lease is not None:
                 await self.lease.check(conn)
-            await apply_engine_changes(conn, changes, outbox=self.ctx.outbox)
+            await apply_engine_changes(conn, changes, outbox=self.ctx.outbox,
+                                       hold_silences=self.ctx.settings.outage_check_s > 0)
             if position is not None:
                 await repository.advance_progress(conn, self.engine_id, position.seq, position.stream_seq)
             if snapshot_due:

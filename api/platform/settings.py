@@ -95,6 +95,16 @@ class Settings(BaseSettings):
     walking_speed_mps: float = 1.5  # geofence/RULES.md R-PAIR-2
     delivery_window_s: float = 10.0  # R-HOLD-3
     clock_fix_max_age_s: float = 180.0  # R-TICK-2
+    # Floods of silence (api/alerts/outage.py): this many tags of one supplier, and this share of its active
+    # tags, silent within the window are one supplier_outage alert. A silence that may belong to one waits up to
+    # outage_hold_s for that decision; victims of the cases are told once an outage lasts outage_victim_after_s.
+    outage_min_devices: int = Field(default=20, ge=1)
+    outage_min_share: float = Field(default=0.10, ge=0, le=1)
+    outage_window_s: float = Field(default=300.0, gt=0)
+    outage_hold_s: float = Field(default=60.0, ge=0, le=300)
+    outage_victim_after_s: float = Field(default=900.0, ge=0)
+    outage_check_s: float = Field(default=5.0, ge=0)  # how often the grouping runs; 0 disables it
+    outage_batch: int = Field(default=250, ge=1)  # silences written per transaction (the alert-log lock's hold)
 
     # Keeping the victim informed: the feasibility check, order reminders and expiry, the daily digest.
     feasibility_gps_accuracy_m: float = 100.0

@@ -14,7 +14,7 @@ def test_every_engine_kind_is_raised_by_the_engine_and_every_other_kind_by_one_n
     assert {kind.value for kind in AlertKind} <= set(sources.RAISED_BY)
     assert all(sources.RAISED_BY[kind.value] == sources.ENGINE for kind in AlertKind)
     adapters = {kind: source for kind, source in sources.RAISED_BY.items() if source != sources.ENGINE}
-    assert set(adapters) == {"device_event", "panic", "order_ended", "delivery_failed"}
+    assert set(adapters) == {"device_event", "panic", "order_ended", "delivery_failed", "supplier_outage"}
 
 
 def test_an_unknown_kind_is_refused_before_anything_is_written() -> None:

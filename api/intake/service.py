@@ -12,7 +12,8 @@ The order of locks, the same in every writer of this module and of :mod:`api.int
    re-checks, under lock, that the device is still active;
 2. the fix-log lock (:data:`api.intake.repository.FIX_LOG_LOCK`), taken right before the INSERT into
    ``positions`` and held to commit, so ``positions.seq`` values commit in order and the engine, which reads
-   ``seq > last``, never skips a fix;
+   ``seq > last``, never skips a fix. The common case takes it once per group of concurrent requests, in one
+   statement (:mod:`api.intake.fix_log`, ARCHITECTURE.md "The fix log: group commit");
 3. the alert-log lock (via :mod:`api.alerts.repository`), only when an alert changes, and only then the alert's row
    (the engine's order: see api/intake/device_events.py).
 

@@ -6,7 +6,6 @@ import asyncio
 import functools
 import hmac
 import logging
-import time
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
@@ -31,6 +30,7 @@ from api.alerts import endpoints as alerts
 from api.cases import endpoints as cases
 from api.platform import health_endpoints as health
 from api.intake import endpoints as ingest
+from api.intake.fix_log import FixLog
 from api.victim import endpoints as me
 from api.contacts.thread import endpoints as thread
 from api.contacts import endpoints as contacts
@@ -47,6 +47,8 @@ from api.platform.security_headers import SecurityHeaders
 from api.platform.settings import Settings
 from api.alerts.stream import AlertHub
 from api.platform.body_limit import BodyLimit
+from api.platform.loop_lag import LoopLagMonitor
+from api.platform.request_log import RequestLog
 from api.platform.clock import OffsetClock
 from notifications import policy
 from notifications.config import NotificationConfig, PushConfig, SmsConfig, WebhookTarget
@@ -83,7 +85,7 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
             settings=settings, pool=pool, key=server_key(settings), clock=clock, outbox=outbox_for(notify, pg_channels.OUTBOX, clock),
             rate_limits=abuse.TokenBuckets(settings.rate_limit_per_min, settings.rate_limit_burst,
                                            settings.rate_limit_max_keys),
-            oidc=_oidc_verifier(settings),
+            fix_log=FixLog(pool), oidc=_oidc_verifier(settings),
         )
         if serves_api:
             ctx.hub = AlertHub(url)
@@ -155,10 +157,11 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
         version="0.1.0",
         description="Proximity and zone monitoring that protects victims of stalking. See CONTRACT.md.",
         lifespan=lifespan,
-        # Every route: rate limits on login-like routes, and need-to-know on every staff route that names a
-        # case or an alert (api/auth/rate_limits.py, api/auth/need_to_know.py; SECURITY.md).
-        dependencies=[Depends(abuse.rate_limit), Depends(access.need_to_know)],
     )
+    # Every router but the two ingest routers: rate limits on login-like routes, and need-to-know on every staff
+    # route that names a case or an alert (api/auth/rate_limits.py, api/auth/need_to_know.py; SECURITY.md). The
+    # ingest routes take neither (no staff, no login secret) and are the hot path; tests/api/auth checks the split.
+    guards = [Depends(abuse.rate_limit), Depends(access.need_to_know)]
     problems.install(app)
     db_outage.install(app)  # 503 with Retry-After while the database is unreachable
     openapi_doc.install(app)  # errors documented as problem documents
@@ -166,22 +169,8 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
     # authentication and parsing, which are all inside it.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)
-
-    @app.middleware("http")
-    async def request_log(request: Request, call_next):  # type: ignore[no-untyped-def]
-        started = time.perf_counter()
-        response = await call_next(request)
-        # Path and status only: query strings and bodies may carry personal data.
-        log.info(
-            "request",
-            extra={
-                "method": request.method,
-                "path": request.scope.get("route").path if request.scope.get("route") else "unmatched",
-                "status": response.status_code,
-                "ms": round((time.perf_counter() - started) * 1000, 1),
-            },
-        )
-        return response
+    app.add_middleware(RequestLog, quiet_prefixes=(ingest.router.prefix + "/", me.INGEST_PATH))
+    app.add_middleware(LoopLagMonitor, interval_s=settings.loop_lag_interval_s)
 
     if settings.trusted_proxies.strip():
         # Outermost: the client address every layer sees (the rate limits of api/auth/rate_limits.py) is taken from
@@ -203,18 +192,19 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
                                        headers={"WWW-Authenticate": "Bearer"})
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    app.include_router(health.router)
+    app.include_router(health.router, dependencies=guards)
     if not serves_api:
         return app
-    for router in (cases.router, alerts.router, alerts.policy_router,
-                   ingest.router, me.router, thread.staff_router, contacts.router, timeline.router,
+    for router in (cases.router, alerts.router, alerts.policy_router, me.router, thread.staff_router, contacts.router, timeline.router,
                    orders.terms_router, risk.router, feasibility.router):
-        app.include_router(router)
+        app.include_router(router, dependencies=guards)
     for router in (privacy.track_router, privacy.audit_router, privacy.evidence_router, access_routes.router):
-        app.include_router(router)
+        app.include_router(router, dependencies=guards)
     from api.console import router as console_router  # the monitoring-room console page
 
-    app.include_router(console_router)
+    app.include_router(console_router, dependencies=guards)
+    for router in (ingest.router, me.ingest_router):
+        app.include_router(router)
     return app
 
 

@@ -1,10 +1,25 @@
-"""Ingestion benchmark: ``python -m bench.ingest [--cases N] [--seconds S]``.
+"""Ingestion benchmark: ``python -m bench.ingest [--cases N] [--step-s S] ...``.
 
-Starts ``afstand serve`` on a fresh embedded database, creates the cases over the staff API, enrolls a victim
-app per case, then drives simulated suppliers (batches of 100 fixes) and victim apps at a rising rate. One in
-fifty cases has an offender who walks into the victim's zone, so alerts flow; fix-to-alert is measured from
-the moment the supplier's request is sent to the moment the alert change arrives on the WebSocket.
-Prints progress lines and, last, one line of JSON.
+Starts ``afstand serve`` on a fresh embedded PostgreSQL and creates the cases over the staff API (a contact ban,
+an exclusion zone at the victim's home, a tag and an enrolled victim app each). Then, for each of two paths,
+it finds the sustainable rate: the highest offered rate (fixes/s) that the server accepts in full and whose
+p99 fix→alert stays <= 250 ms, offering rates that rise by ``--growth`` a step until two steps in a row fail;
+and it runs one more step at 80 % of that rate for the p99 figures. The paths:
+
+* ``mixed``: the realistic mix, a third of the fixes from victims' phones one per request (``/v1/me/positions``)
+  and the rest from the supplier in batches of 100 (``/v1/ingest/positions``);
+* ``supplier``: supplier batches of 100 only.
+
+The load is open-loop (requests leave on schedule whether or not earlier ones were answered, up to
+``--in-flight``), every fix carries the wall-clock time, and victims stay at home. One case in ten has an
+offender who walks (at 50 m/s, under the engine's speed limit) from 1.2 km to the victim's home and back, so
+alerts open, escalate and clear all the time. Fix→alert runs from sending the request with the fix to the
+alert change that names the fix arriving on the operators' WebSocket stream.
+
+Progress lines, then last one line of JSON: ``mixed_fixes_per_s``, ``supplier_fixes_per_s`` (the sustainable
+rates), ``p99_fix_to_alert_ms`` and ``p99_request_ms`` (the worse path's, at 80 % of its sustainable rate) and
+``rss_mb`` (the server's peak resident memory). Stops the server and the embedded PostgreSQL it started,
+also on an error or Ctrl-C.
 """
 
 from __future__ import annotations
@@ -12,37 +27,47 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
+import math
+import random
+import signal
 import tempfile
 import time
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
 import websockets
 from pyproj import Geod
 
-from api.auth.principals import mint_staff_token
+from api.auth.principals import mint_staff_token, sign
 from api.cli import create_supplier
 from api.platform.settings import Settings
 from tests.e2e.server import ServerProcess
-from tests.helpers import signed
 
 GEOD = Geod(ellps="WGS84")
+TARGET_P99_MS = 250.0
+BATCH = 100
+WALK_MPS = 50.0
+WALK_FROM_M = 1_200.0
 
 
-def p99(values: list[float]) -> float:
+def p99(values: list[float]) -> float | None:
     if not values:
-        return float("nan")
-    return statistics.quantiles(values, n=100)[98] if len(values) >= 2 else values[0]
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(0.99 * len(ordered)) - 1)]
 
 
-async def setup(server: ServerProcess, key_id: str, n_cases: int) -> list[dict]:
+# ---------------------------------------------------------------- setup over the staff API
+
+async def setup(server: ServerProcess, key_id: str, n_cases: int, approach_every: int) -> list[dict[str, Any]]:
     headers = {"Authorization": "Bearer " + mint_staff_token(server.key, "admin", "bench")}
-    cases = []
-    async with httpx.AsyncClient(base_url=server.base, headers=headers, timeout=30) as http:
-        async def one(i: int) -> dict:
+    async with httpx.AsyncClient(base_url=server.base, headers=headers, timeout=60) as http:
+        async def one(i: int) -> dict[str, Any]:
             home = (4.3 + (i % 40) * 0.05, 51.5 + (i // 40) * 0.03)
             case = (await http.post("/v1/cases", json={
                 "reference": f"BENCH-{i}", "proximity": {"warn_m": 1000, "alert_m": 500},
@@ -62,137 +87,319 @@ async def setup(server: ServerProcess, key_id: str, n_cases: int) -> list[dict]:
             app = (await http.post("/v1/me/enroll", json={
                 "code": code, "installation_id": f"bench-{i}", "platform": "android",
             })).raise_for_status().json()
-            return {"id": case["id"], "serial": f"B-{i}", "home": home, "token": app["access_token"], "i": i}
+            return {"id": case["id"], "serial": f"B-{i}", "home": home, "token": app["access_token"],
+                    "approach": i % approach_every == 0, "phase": random.Random(i).uniform(0, 2 * WALK_FROM_M)}
 
+        cases: list[dict[str, Any]] = []
         for start in range(0, n_cases, 50):
             cases += await asyncio.gather(*(one(i) for i in range(start, min(start + 50, n_cases))))
             print(f"setup: {len(cases)} cases", flush=True)
     return cases
 
 
+# ---------------------------------------------------------------- a lean HTTP/1.1 client
+
+class Connections:
+    """Keep-alive HTTP/1.1 connections to the server: the load generator shares the machine with the server, so
+    it spends as little CPU per request as it can (a fraction of what a general-purpose client needs)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        while self.idle:
+            reader, writer = self.idle.pop()
+            if writer.is_closing() or reader.at_eof():
+                writer.close()  # the server closed this idle keep-alive connection: take another
+                continue
+            try:
+                return await self._post(reader, writer, path, body, headers)
+            except (OSError, asyncio.IncompleteReadError, IndexError):
+                continue
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        return await self._post(reader, writer, path, body, headers)
+
+    async def _post(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str, body: bytes,
+                    headers: dict[str, str]) -> tuple[int, bytes]:
+        try:
+            return await self._exchange(reader, writer, path, body, headers)
+        except BaseException:
+            writer.close()  # never written to again
+            raise
+
+    async def _exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str, body: bytes,
+                        headers: dict[str, str]) -> tuple[int, bytes]:
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        writer.write(f"POST {path} HTTP/1.1\r\nhost: bench\r\ncontent-length: {len(body)}\r\n{head}\r\n".encode() + body)
+        status = int((await reader.readline()).split()[1])
+        length = 0
+        while (line := await reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            if name.lower() == b"content-length":
+                length = int(value)
+        payload = await reader.readexactly(length)
+        self.idle.append((reader, writer))
+        return status, payload
+
+    def close(self) -> None:
+        for _, writer in self.idle:
+            writer.close()
+
+
+# ---------------------------------------------------------------- the load
+
+@dataclass
+class Step:
+    offered: float
+    sent: int = 0
+    accepted: int = 0
+    failed: int = 0
+    dropped: int = 0
+    request_ms: list[float] = field(default_factory=list)
+    fix_to_alert_ms: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+    statuses: Counter[int] = field(default_factory=Counter)
+
+    @property
+    def achieved(self) -> float:
+        return self.accepted / self.seconds if self.seconds else 0.0
+
+    @property
+    def ok(self) -> bool:
+        """Served in full (the generator kept the pace, nothing dropped or refused) and alerts in time."""
+        worst = p99(self.fix_to_alert_ms)
+        return (self.sent >= 0.9 * self.offered * self.seconds and self.accepted >= 0.99 * self.sent
+                and not self.failed and not self.dropped and worst is not None and worst <= TARGET_P99_MS)
+
+
 class Load:
-    def __init__(self, server: ServerProcess, supplier: dict, cases: list[dict]) -> None:
+    def __init__(self, server: ServerProcess, supplier: dict[str, str], cases: list[dict[str, Any]],
+                 in_flight: int) -> None:
         self.server, self.supplier, self.cases = server, supplier, cases
-        self.sent_at: dict[tuple[str, str], float] = {}
-        self.ingest_ms: list[float] = []
-        self.fix_to_alert_ms: list[float] = []
-        self.accepted = 0
-        self.t0 = datetime.now(timezone.utc)
-        self.reports: dict[int, int] = {}
+        self.http = Connections(server.port)
+        self.in_flight = asyncio.Semaphore(in_flight)
+        self.sent_at: dict[tuple[str, datetime], tuple[float, Step]] = {}
+        self.last_at: dict[str, datetime] = {}
+        self.step: Step | None = None
+        self.alerts_timed = 0
+        self.chunk = 0
 
-    def next_fix(self, case: dict) -> tuple[str, float, float]:
-        """The case's tag reports every 200 ms of fix time; one in fifty offenders approaches and leaves."""
-        n = self.reports[case["i"]] = self.reports.get(case["i"], 0) + 1
+    def at(self, device: str) -> datetime:
+        """Now, but strictly after the device's previous fix, so no fix is a duplicate of another."""
+        t = max(datetime.now(timezone.utc), self.last_at.get(device, datetime.min.replace(tzinfo=timezone.utc))
+                + timedelta(milliseconds=1))
+        self.last_at[device] = t
+        return t
+
+    def tag_fix(self, case: dict[str, Any]) -> dict[str, Any]:
+        at = self.at(case["serial"])
         lon0, lat0 = case["home"]
-        dist = abs(2000 - (n * 8) % 4000) if case["i"] % 50 == 0 else 5000 + (n * 7) % 300
+        if case["approach"]:  # a triangle walk between WALK_FROM_M and the victim's home
+            d = (at.timestamp() * WALK_MPS + case["phase"]) % (2 * WALK_FROM_M)
+            dist = abs(d - WALK_FROM_M)
+        else:
+            dist = 5_000 + (at.timestamp() * 3) % 300
         lon, lat, _ = GEOD.fwd(lon0, lat0, 30, dist)
-        return (self.t0 + timedelta(milliseconds=200 * n)).isoformat(), lat, lon
+        return {"serial": case["serial"], "recorded_at": at.isoformat(), "lat": lat, "lon": lon, "accuracy_m": 6}
 
-    async def supplier_batch(self, http: httpx.AsyncClient, chunk: list[dict]) -> None:
-        items = []
-        for case in chunk:
-            recorded, lat, lon = self.next_fix(case)
-            items.append({"serial": case["serial"], "recorded_at": recorded, "lat": lat, "lon": lon, "accuracy_m": 6})
-        raw, headers = signed(self.supplier["key_id"], self.supplier["secret"], {"positions": items})
-        sent = time.perf_counter()
-        for case, item in zip(chunk, items):
-            if case["i"] % 50 == 0:
-                self.sent_at[(case["id"], item["recorded_at"])] = sent
-        r = await http.post("/v1/ingest/positions", content=raw, headers=headers)
-        self.ingest_ms.append((time.perf_counter() - sent) * 1000)
-        if r.status_code == 200:
-            self.accepted += sum(x["status"] == "accepted" for x in r.json()["results"])
+    async def _send(self, path: str, body: bytes, headers: dict[str, str], fixes: int,
+                    timed: list[tuple[str, datetime]]) -> None:
+        step = self.step
+        assert step is not None
+        if self.in_flight.locked():
+            step.dropped += fixes  # the server is this far behind: the offered rate is not being served
+            return
+        async with self.in_flight:
+            sent = time.perf_counter()
+            for key in timed:
+                self.sent_at[key] = (sent, step)
+            step.sent += fixes
+            try:
+                status, payload = await self.http.post(path, body, headers)
+            except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
+                step.failed += fixes
+                return
+            step.request_ms.append((time.perf_counter() - sent) * 1000)
+            step.statuses[status] += 1
+            if status == 200:
+                step.accepted += sum(r["status"] == "accepted" for r in json.loads(payload)["results"])
+            else:
+                step.failed += fixes
 
-    async def victim_batch(self, http: httpx.AsyncClient, case: dict) -> None:
+    async def supplier_batch(self) -> None:
+        start = (self.chunk * BATCH) % len(self.cases)
+        self.chunk += 1
+        chunk = (self.cases + self.cases)[start:start + min(BATCH, len(self.cases))]
+        items = [self.tag_fix(case) for case in chunk]
+        body = json.dumps({"positions": items}).encode()
+        ts = str(int(time.time()))
+        headers = {"content-type": "application/json", "x-afstand-key": self.supplier["key_id"],
+                   "x-afstand-timestamp": ts, "x-afstand-signature": sign(self.supplier["secret"], ts, body)}
+        timed = [(case["id"], datetime.fromisoformat(item["recorded_at"]))
+                 for case, item in zip(chunk, items) if case["approach"]]
+        await self._send("/v1/ingest/positions", body, headers, len(items), timed)
+
+    async def phone_fix(self, case: dict[str, Any]) -> None:
         lon, lat = case["home"]
-        r = await http.post("/v1/me/positions", headers={"Authorization": "Bearer " + case["token"]}, json={
-            "positions": [{"recorded_at": datetime.now(timezone.utc).isoformat(), "lat": lat, "lon": lon,
-                           "accuracy_m": 10}]})
-        if r.status_code == 200:
-            self.accepted += sum(x["status"] == "accepted" for x in r.json()["results"])
+        at = self.at(case["id"])
+        body = json.dumps({"positions": [{"recorded_at": at.isoformat(), "lat": lat, "lon": lon,
+                                          "accuracy_m": 10}]}).encode()
+        headers = {"content-type": "application/json", "authorization": "Bearer " + case["token"]}
+        await self._send("/v1/me/positions", body, headers, 1, [])
 
-    async def watch(self) -> None:
+    async def watch(self, ready: asyncio.Event) -> None:
+        """The operators' alert stream, resumed after the last change seen if the connection drops (a busy
+        load generator can miss the stream's keepalive)."""
         token = mint_staff_token(self.server.key, "operator", "bench")
-        url = self.server.base.replace("http", "ws") + f"/v1/alerts/stream?after=0&token={token}"
-        async with websockets.connect(url, max_size=None) as ws:
-            async for message in ws:
-                arrived = time.perf_counter()
-                item = json.loads(message)
-                fix_at = item["change"]["fix_at"]
-                if not fix_at:
-                    continue
-                key = (item["alert"]["case_id"], datetime.fromisoformat(fix_at).isoformat())
-                if key in self.sent_at:
-                    self.fix_to_alert_ms.append((arrived - self.sent_at[key]) * 1000)
+        last = 0
+        while True:
+            url = self.server.base.replace("http", "ws") + f"/v1/alerts/stream?after={last}&token={token}"
+            try:
+                async with websockets.connect(url, max_size=None, ping_interval=None) as ws:
+                    ready.set()
+                    async for message in ws:
+                        arrived = time.perf_counter()
+                        item = json.loads(message)
+                        last = max(last, item["seq"])
+                        fix_at = (item.get("change") or {}).get("fix_at")
+                        if not fix_at:
+                            continue
+                        sent = self.sent_at.pop((item["alert"]["case_id"], datetime.fromisoformat(fix_at)), None)
+                        if sent is not None:  # counted for the step that sent the fix, however late it comes
+                            sent[1].fix_to_alert_ms.append((arrived - sent[0]) * 1000)
+                            self.alerts_timed += 1
+            except (OSError, websockets.ConnectionClosed):
+                await asyncio.sleep(0.2)
 
-
-async def drive(load: Load, seconds: float) -> dict:
-    watcher = asyncio.create_task(load.watch())
-    await asyncio.sleep(0.5)
-    limits = httpx.Limits(max_connections=32)
-    async with httpx.AsyncClient(base_url=load.server.base, timeout=30, limits=limits) as http:
+    async def run_step(self, rate: float, phone_share: float, seconds: float) -> Step:
+        """Offer ``rate`` fixes/s for ``seconds``: ``phone_share`` of them one per phone request, the rest in
+        supplier batches; then wait a little for the last answers and alerts."""
+        step = self.step = Step(rate)
+        tasks: set[asyncio.Task[None]] = set()
+        phones = rate * phone_share
+        batches = rate * (1 - phone_share) / min(BATCH, len(self.cases))
         started = time.perf_counter()
-        k = 0
-        rate = 1000.0
-        steps: list[dict] = []
-        while time.perf_counter() - started < seconds:
-            step_start, accepted0 = time.perf_counter(), load.accepted
-            # One second of load: `rate` tag fixes in batches of 100, and a tenth of the victims' apps.
-            # Each group of 100 tags is one supplier connection sending in order, so no tag's fixes overtake.
-            groups = [load.cases[g:g + 100] for g in range(0, len(load.cases), 100)]
-            per_group = max(1, round(rate / 100 / len(groups)))
+        owed_phones = owed_batches = 0.0
+        last = started
+        rng = random.Random(int(rate))
+        while (now := time.perf_counter()) - started < seconds:
+            owed_phones += (now - last) * phones
+            owed_batches += (now - last) * batches
+            last = now
+            while owed_batches >= 1:
+                owed_batches -= 1
+                tasks.add(asyncio.create_task(self.supplier_batch()))
+            while owed_phones >= 1:
+                owed_phones -= 1
+                tasks.add(asyncio.create_task(self.phone_fix(rng.choice(self.cases))))
+            tasks = {t for t in tasks if not t.done()}
+            await asyncio.sleep(0.005)
+        step.seconds = time.perf_counter() - started
+        if tasks:
+            await asyncio.wait(tasks, timeout=10)
+        # The alerts of the step's last fixes. An engine further behind than this leaves the step with few or no
+        # timed alerts, and a step without any does not pass.
+        await asyncio.sleep(2.0)
+        self.step = None
+        return step
 
-            async def supplier(chunk: list[dict]) -> None:
-                for _ in range(per_group):
-                    await load.supplier_batch(http, chunk)
 
-            tasks = [supplier(chunk) for chunk in groups]
-            for case in load.cases[k % 10::10]:
-                tasks.append(load.victim_batch(http, case))
-            await asyncio.gather(*tasks)
-            elapsed = time.perf_counter() - step_start
-            if elapsed < 1.0:
-                await asyncio.sleep(1.0 - elapsed)
-            achieved = (load.accepted - accepted0) / max(time.perf_counter() - step_start, 1e-9)
-            steps.append({"offered": rate, "achieved": achieved})
-            print(f"t={time.perf_counter() - started:5.1f}s offered {rate:6.0f}/s achieved {achieved:6.0f}/s", flush=True)
-            rate = rate * 1.1 if achieved >= 0.9 * rate else rate
-            k += 1
-    await asyncio.sleep(2.0)
-    watcher.cancel()
-    sustained = max(s["achieved"] for s in steps[len(steps) // 2:]) if steps else 0
-    return {"positions_per_s": round(sustained), "steps": len(steps)}
+def report(path: str, step: Step) -> None:
+    worst = p99(step.fix_to_alert_ms)
+    print(f"{path}: offered {step.offered:7.0f}/s accepted {step.achieved:7.0f}/s failed {step.failed} dropped"
+          f" {step.dropped} p99 request {p99(step.request_ms) or float('nan'):7.1f} ms p99 fix->alert"
+          f" {worst if worst is not None else float('nan'):7.1f} ms ({len(step.fix_to_alert_ms)} alert changes)"
+          f" {'ok' if step.ok else 'not sustained'} {dict(step.statuses)}", flush=True)
+
+
+async def sustainable(load: Load, path: str, phone_share: float, args: argparse.Namespace) -> tuple[float, Step]:
+    """The highest offered rate that passes, climbing until two steps in a row fail; then 80 % of it."""
+    rate, best, misses = args.start_rate, 0.0, 0
+    for _ in range(args.max_steps):
+        step = await load.run_step(rate, phone_share, args.step_s)
+        report(path, step)
+        if step.ok:
+            best, misses = rate, 0
+        else:
+            misses += 1
+            if misses == 2:
+                break
+        rate *= args.growth
+    at80 = await load.run_step(max(best, args.start_rate) * 0.8, phone_share, args.step_s)
+    report(path + " at 80 %", at80)
+    return best, at80
+
+
+async def drive(load: Load, args: argparse.Namespace, peak: list[float]) -> dict[str, Any]:
+    ready = asyncio.Event()
+    watcher = asyncio.create_task(load.watch(ready))
+    assert load.server.proc is not None
+    server = psutil.Process(load.server.proc.pid)
+
+    async def sample_rss() -> None:
+        while True:
+            peak[0] = max(peak[0], server.memory_info().rss / 2**20)
+            await asyncio.sleep(0.5)
+
+    sampler = asyncio.create_task(sample_rss())
+    try:
+        await asyncio.wait_for(ready.wait(), 30)
+        mixed, mixed80 = await sustainable(load, "mixed", args.phone_share, args)
+        supplier, supplier80 = await sustainable(load, "supplier", 0.0, args)
+    finally:
+        watcher.cancel()
+        sampler.cancel()
+        load.http.close()
+    alert_p99 = [p for p in (p99(mixed80.fix_to_alert_ms), p99(supplier80.fix_to_alert_ms)) if p is not None]
+    request_p99 = [p for p in (p99(mixed80.request_ms), p99(supplier80.request_ms)) if p is not None]
+    print(f"alert changes timed: {load.alerts_timed}", flush=True)
+    return {
+        "mixed_fixes_per_s": round(mixed), "supplier_fixes_per_s": round(supplier),
+        "p99_fix_to_alert_ms": round(max(alert_p99), 1) if alert_p99 else None,
+        "p99_request_ms": round(max(request_p99), 1) if request_p99 else None,
+    }
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # SIGTERM as Ctrl-C: the finally blocks below stop the server and the database
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", type=int, default=1000)
-    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--step-s", type=float, default=15.0, help="seconds each offered rate is held")
+    parser.add_argument("--start-rate", type=float, default=1000.0, help="the first offered rate, fixes/s")
+    parser.add_argument("--growth", type=float, default=1.25, help="factor between offered rates")
+    parser.add_argument("--max-steps", type=int, default=20, help="rate steps per path at most")
+    parser.add_argument("--phone-share", type=float, default=1 / 3, help="share of the mixed path's fixes from phones")
+    parser.add_argument("--approach-every", type=int, default=10, help="one case in N has an approaching offender")
+    parser.add_argument("--in-flight", type=int, default=512, help="requests outstanding at most")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, _interrupt)
     from api.platform.database import embedded_database
 
+    peak = [0.0]
     with tempfile.TemporaryDirectory(prefix="afstand-bench-") as tmp, embedded_database(Path(tmp) / "data") as url:
         data = Path(tmp) / "data"
-        # The bench enrolls one victim app per case from one address: the enroll rate limit is for attackers.
-        server = ServerProcess(url, data, AFSTAND_DB_POOL_MAX="20", AFSTAND_RATE_LIMIT_ENABLED="false")
+        # One address enrolls every app (the enroll rate limit is for attackers), and the access tokens must
+        # outlive the run.
+        server = ServerProcess(url, data, AFSTAND_DB_POOL_MAX="20", AFSTAND_RATE_LIMIT_ENABLED="false",
+                               AFSTAND_ACCESS_TOKEN_TTL_S="86400")
         settings = Settings(database_url=url, data_dir=data, secret_key=server.secret_key)
         supplier = asyncio.run(create_supplier(settings, "bench-supplier"))
-        server.start()
         try:
-            cases = asyncio.run(setup(server, supplier["key_id"], args.cases))
-            load = Load(server, supplier, cases)
-            result = asyncio.run(drive(load, args.seconds))
-            assert server.proc is not None
-            rss = psutil.Process(server.proc.pid).memory_info().rss / 2**20
+            server.start()
+            cases = asyncio.run(setup(server, supplier["key_id"], args.cases, args.approach_every))
+
+            async def run() -> dict[str, Any]:
+                return await drive(Load(server, supplier, cases, args.in_flight), args, peak)
+
+            result = asyncio.run(run())
         finally:
             server.stop()
-    print(json.dumps({
-        "positions_per_s": result["positions_per_s"],
-        "p99_ingest_ms": round(p99(load.ingest_ms), 1),
-        "p99_fix_to_alert_ms": round(p99(load.fix_to_alert_ms), 1),
-        "alert_changes_timed": len(load.fix_to_alert_ms),
-        "rss_mb": round(rss, 1),
-    }))
+    print(json.dumps({**result, "rss_mb": round(peak[0], 1)}))
 
 
 if __name__ == "__main__":

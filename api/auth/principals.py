@@ -12,6 +12,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Annotated, AsyncIterator, Callable
 
 import jwt
@@ -144,21 +145,44 @@ def require_staff(*roles: str) -> Callable[..., Staff]:
     return dependency
 
 
-async def victim_device(request: Request, ctx: Annotated[Context, Depends(get_context)]) -> VictimDevice:
+@dataclass(frozen=True)
+class DeviceToken:
+    """A verified device token, not yet checked against the device: whoever takes it must check, in the same
+    statement that uses the device, that neither the device nor (since ``issued_at``) its tokens are revoked."""
+
+    device_id: uuid.UUID
+    case_id: uuid.UUID
+    issued_at: datetime
+
+
+def device_revoked() -> Problem:
+    return _unauthorized("this device has been revoked")
+
+
+async def device_token(request: Request, ctx: Annotated[Context, Depends(get_context)]) -> DeviceToken:
+    """The claims of the request's device token (signature, audience and expiry checked), without a database
+    read: for the ingest route, which checks the device where it stores the fix."""
     token = _bearer(request)
     try:
         claims = jwt.decode(
             token, derive(ctx.key, "device-tokens"), algorithms=["HS256"], audience="afstand-device",
             options={"require": ["exp", "sub"]},
         )
+        return DeviceToken(uuid.UUID(claims["sub"]), uuid.UUID(str(claims.get("case"))),
+                           datetime.fromtimestamp(float(claims.get("iat", 0)), timezone.utc))
     except jwt.PyJWTError as e:
         raise _unauthorized(f"device token rejected: {e}") from None
-    device_id = uuid.UUID(claims["sub"])
+    except (ValueError, TypeError, OverflowError):
+        raise _unauthorized("device token rejected: malformed claims") from None
+
+
+async def victim_device(token: Annotated[DeviceToken, Depends(device_token)],
+                        ctx: Annotated[Context, Depends(get_context)]) -> VictimDevice:
     # Checked on every request so that revoking a device, or its token family, kills its tokens at once.
-    case_id = await repository.victim_device_case(ctx.pool, device_id, float(claims.get("iat", 0)))
+    case_id = await repository.victim_device_case(ctx.pool, token.device_id, token.issued_at.timestamp())
     if case_id is None:
-        raise _unauthorized("this device has been revoked")
-    return VictimDevice(device_id=device_id, case_id=case_id)
+        raise device_revoked()
+    return VictimDevice(device_id=token.device_id, case_id=case_id)
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -215,4 +239,5 @@ async def _prune_seen(ctx: Context) -> None:
 
 StaffDep = Annotated[Staff, Depends(staff_principal)]
 VictimDep = Annotated[VictimDevice, Depends(victim_device)]
+DeviceTokenDep = Annotated[DeviceToken, Depends(device_token)]
 SupplierDep = Annotated[Supplier, Depends(supplier_principal)]

@@ -40,7 +40,7 @@ async def post_positions(request: Request, supplier: SupplierDep) -> BatchResult
     decoded = _protocol(request).decode_positions(await request.body(), ctx.settings.ingest_max_items)
     sender = ingestion.Sender.supplier(supplier.supplier_id, supplier.key_id)
     return BatchResult(results=await ingestion.ingest_positions(ctx.pool, sender, decoded, _plausible(ctx),
-                                                                     ctx.outbox))
+                                                                     ctx.outbox, ctx.fix_log))
 
 
 @router.post(

@@ -26,14 +26,17 @@ class Sender:
     supplier_id: uuid.UUID | None = None
     device_id: uuid.UUID | None = None
     case_id: uuid.UUID | None = None
+    # The app's token was issued at: its device must not have had its token family revoked since. None when the
+    # caller checked the token against the device already (api/auth/principals.py victim_device).
+    issued_at: datetime | None = None
 
     @classmethod
     def supplier(cls, supplier_id: uuid.UUID, key_id: str) -> "Sender":
         return cls("supplier", key_id, supplier_id=supplier_id)
 
     @classmethod
-    def app(cls, device_id: uuid.UUID, case_id: uuid.UUID) -> "Sender":
-        return cls("app", f"victim_app:{device_id}", device_id=device_id, case_id=case_id)
+    def app(cls, device_id: uuid.UUID, case_id: uuid.UUID, issued_at: datetime | None = None) -> "Sender":
+        return cls("app", f"victim_app:{device_id}", device_id=device_id, case_id=case_id, issued_at=issued_at)
 
     @property
     def party(self) -> str:

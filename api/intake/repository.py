@@ -33,10 +33,13 @@ async def lock_supplier_devices(
 
 
 async def lock_app_device(conn: asyncpg.Connection, sender: Sender) -> Device | None:
+    """The app's device, row-locked, unless it is revoked or (when the sender names the issue time of its token)
+    its token family was revoked after that token was issued."""
     row = await conn.fetchrow(
         "SELECT id, case_id FROM devices WHERE id = $1 AND role = 'victim_app' AND revoked_at IS NULL"
+        " AND ($2::timestamptz IS NULL OR tokens_revoked_at IS NULL OR tokens_revoked_at < $2)"
         " FOR NO KEY UPDATE",
-        sender.device_id,
+        sender.device_id, sender.issued_at,
     )
     return Device(row["id"], row["case_id"], None) if row else None
 
@@ -123,6 +126,22 @@ async def insert_fixes(conn: asyncpg.Connection, fixes: list[IncomingFix], recei
     if rows:
         await conn.execute("SELECT pg_notify($1, '')", pg_channels.FIXES)
     return {(r["device_id"], r["recorded_at"]): r["seq"] for r in rows}
+
+
+async def append_group(conn: asyncpg.Connection, members: list[Any], fixes: list[tuple[int, Any]]) -> list[asyncpg.Record]:
+    """One call of ``intake_append_fixes`` (migrations/0012_intake_append.sql) for a group of members
+    (api/intake/fix_log.py) and their fixes, each as (1-based member index, fix), in autocommit: one statement,
+    one round trip, committed when it returns. Rows of (out_member, out_fix, out_seq, out_status)."""
+    fs = [f for _, f in fixes]
+    return await conn.fetch(
+        "SELECT * FROM intake_append_fixes($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+        FIX_LOG_LOCK, pg_channels.FIXES,
+        [m.supplier_id for m in members], [m.device_id for m in members], [m.issued_at for m in members],
+        [m.received_at for m in members],
+        [m for m, _ in fixes], [f.serial for f in fs], [f.recorded_at for f in fs], [f.lat for f in fs],
+        [f.lon for f in fs], [f.accuracy_m for f in fs], [f.source for f in fs], [f.speed_mps for f in fs],
+        [f.heading_deg for f in fs], [f.battery_pct for f in fs],
+    )
 
 
 # A position of case $1 is evidence while some alert of that case names it or covers its time.

@@ -12,7 +12,8 @@ The order of locks, the same in every writer of this module and of :mod:`api.int
    re-checks, under lock, that the device is still active;
 2. the fix-log lock (:data:`api.intake.repository.FIX_LOG_LOCK`), taken right before the INSERT into
    ``positions`` and held to commit, so ``positions.seq`` values commit in order and the engine, which reads
-   ``seq > last``, never skips a fix;
+   ``seq > last``, never skips a fix. The common case takes it once per group of concurrent requests, in one
+   statement (:mod:`api.intake.fix_log`, ARCHITECTURE.md "The fix log: group commit");
 3. the alert-log lock (via :mod:`api.alerts.repository`), only when an alert changes, and only then the alert's row
    (the engine's order: see api/intake/device_events.py).
 
@@ -29,7 +30,9 @@ from typing import Any
 
 import asyncpg
 
+from api.auth.principals import device_revoked
 from api.intake import device_events, repository
+from api.intake.fix_log import FixLog, Member, PendingFix
 from api.intake.model import Device, IncomingFix, BatchOutcome, Sender, Status
 from api.intake.protocols import Decoded
 from api.intake.schemas import AppPosition, SupplierEvent, SupplierPosition
@@ -136,8 +139,11 @@ def to_fix(index: int, item: SupplierPosition | AppPosition, device: Device, par
 # ---------------------------------------------------------------- the two intakes
 
 def _log_counts(message: str, sender: Sender, size: int, outcome: BatchOutcome, **extra: Any) -> None:
-    counts = {status: outcome.count(status) for status in ("accepted", "duplicate", "rejected")}
-    log.info(message, extra={**extra, "sender": sender.sender, "items": size, **counts})
+    """At INFO only when something was rejected: the request log already has a line for every batch."""
+    level = logging.INFO if outcome.rejected else logging.DEBUG
+    if log.isEnabledFor(level):
+        counts = {status: outcome.count(status) for status in ("accepted", "duplicate", "rejected")}
+        log.log(level, message, extra={**extra, "sender": sender.sender, "items": size, **counts})
 
 
 def _statuses(outcome: BatchOutcome) -> list[tuple[Status, int]]:
@@ -146,28 +152,74 @@ def _statuses(outcome: BatchOutcome) -> list[tuple[Status, int]]:
 
 
 async def ingest_positions(pool: asyncpg.Pool, sender: Sender, decoded: list[Decoded],
-                           plausible: PlausibleTimes, outbox: Outbox) -> list[dict[str, Any]]:
-    """Check, store and report one decoded batch of positions; see the module doc for the guarantees."""
-    outcome = BatchOutcome(len(decoded))
+                           plausible: PlausibleTimes, outbox: Outbox, fix_log: FixLog) -> list[dict[str, Any]]:
+    """Check, store and report one decoded batch of positions; see the module doc for the guarantees.
+
+    A batch whose every item is well formed goes to the fix log's group commit (api/intake/fix_log.py), which
+    stores it with other requests' fixes in one statement. Only when that finds something to decide item by
+    item (a serial that is not the supplier's tag, a device whose offline alert a fix restores), or the batch
+    has rejected items to keep, does the batch take its own transaction."""
     now = datetime.now(timezone.utc)
+    outcome = BatchOutcome(len(decoded))
     valid = _plausible(decoded, plausible, now, outcome)
+    if valid and not outcome.rejected:
+        appended = await _append_grouped(fix_log, sender, valid, outcome, now)
+        if appended:
+            return _reported(sender, decoded, outcome)
+        outcome = BatchOutcome(len(decoded))
+        valid = _plausible(decoded, plausible, now, outcome)
     async with pool.acquire() as conn, conn.transaction():
         if sender.channel == "supplier":
             devices = await repository.lock_supplier_devices(conn, sender.supplier_id, {m.serial for _, m in valid})  # type: ignore[arg-type]
         else:
             device = await repository.lock_app_device(conn, sender)
-            devices = {None: device} if device else {}
+            if device is None:
+                raise device_revoked()  # nothing is kept for a caller whose device no longer counts
+            devices = {None: device}
         fixes: list[IncomingFix] = []
         for i, model in valid:
             device = devices.get(getattr(model, "serial", None))
             if device is None:
                 # Another supplier's serial and a serial nobody has look the same: nothing is revealed.
-                reason = UNKNOWN_SERIAL if sender.channel == "supplier" else "device: revoked"
-                outcome.reject(i, decoded[i].raw, reason)
+                outcome.reject(i, decoded[i].raw, UNKNOWN_SERIAL)
             else:
                 fixes.append(to_fix(i, model, device, sender.party))
         await repository.keep_rejections(conn, sender, "positions", outcome)
         await store_fixes(conn, fixes, outcome, now, outbox=outbox)
+    return _reported(sender, decoded, outcome)
+
+
+async def _append_grouped(fix_log: FixLog, sender: Sender, valid: list[tuple[int, Any]], outcome: BatchOutcome,
+                          now: datetime) -> bool:
+    """The batch through the group commit: True when it was stored (``outcome`` then holds every result), False
+    when it needs its own transaction."""
+    first: dict[tuple, int] = {}
+    pending: list[PendingFix] = []
+    indexes: list[int] = []
+    for i, model in valid:
+        at = model.recorded_at.astimezone(timezone.utc)
+        serial = getattr(model, "serial", None)
+        if (serial, at) in first:
+            outcome.mark(i, "duplicate")  # a repeat inside the batch
+            continue
+        first[(serial, at)] = i
+        indexes.append(i)
+        pending.append(PendingFix(serial, at, model.lat, model.lon, model.accuracy_m, model.source,
+                                  getattr(model, "speed_mps", None), getattr(model, "heading_deg", None),
+                                  getattr(model, "battery_pct", None)))
+    appended = await fix_log.append(Member(now, pending, supplier_id=sender.supplier_id,
+                                           device_id=sender.device_id if sender.channel == "app" else None,
+                                           issued_at=sender.issued_at))
+    if appended.status == "revoked":
+        raise device_revoked()
+    if appended.status != "ok":
+        return False
+    for k, i in enumerate(indexes):
+        outcome.mark(i, "accepted" if k in appended.seqs else "duplicate")
+    return True
+
+
+def _reported(sender: Sender, decoded: list[Decoded], outcome: BatchOutcome) -> list[dict[str, Any]]:
     for status, n in _statuses(outcome):
         metrics.FIXES.labels(source=sender.channel, outcome=status).inc(n)
     _log_counts("positions received", sender, len(decoded), outcome, channel=sender.channel)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from api.cluster.leases import LeaseKeeper
     from api.monitoring.watch import Watch
     from api.auth.rate_limits import TokenBuckets
+    from api.intake.fix_log import FixLog
     from api.contacts.reminders import OrderScheduler
     from api.monitoring.runner import EngineRunner
     from api.platform.pg_listener import Listener
@@ -33,6 +34,7 @@ class Context:
     key: bytes
     outbox: Outbox  # every writer of an alert change or a notice enqueues through it
     rate_limits: "TokenBuckets"  # the login-like routes' buckets (api/auth/rate_limits.py)
+    fix_log: "FixLog"  # the intake's group commit into positions (api/intake/fix_log.py)
     oidc: "OIDCVerifier | None" = None  # with AFSTAND_OIDC_ISSUER: verifies staff tokens (api/auth/principals.py)
     clock: OffsetClock = field(default_factory=OffsetClock)  # scheduler, engine and notifications (api/platform/clock.py)
     engine: "EngineRunner | None" = None  # the engine over the PostgreSQL log, when this process may run it
@@ -47,5 +49,6 @@ class Context:
     hmac_pruned_at: float = float("-inf")
 
 
-def get_context(request: Request) -> Context:
+async def get_context(request: Request) -> Context:
+    # async: FastAPI runs a plain ``def`` dependency in its thread pool, a hop per request for an attribute read.
     return request.app.state.ctx

@@ -167,6 +167,8 @@ class Settings(BaseSettings):
     rate_limit_burst: int = Field(default=10, ge=1)  # requests allowed at once before the sustained rate applies
     rate_limit_max_keys: int = Field(default=100_000, ge=100)  # buckets kept in memory; the oldest are dropped
     hmac_seen_prune_s: float = 60.0  # how often replay records older than the window are deleted
+    # How often the event loop's lag is sampled (api/platform/loop_lag.py); each sample is one short timer.
+    loop_lag_interval_s: float = Field(default=0.05, gt=0)
 
 
     @model_validator(mode="after")

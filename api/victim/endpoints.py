@@ -11,7 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from api.auth.principals import VictimDep
+from api.auth.principals import DeviceTokenDep, VictimDep
 from api.contacts.thread import service as thread
 from api.contacts.thread.schemas import MessageIn, MessageOut, MessagePage
 from api.intake.protocols import json_contract
@@ -25,6 +25,9 @@ from api.victim.schemas import (
 )
 
 router = APIRouter(prefix="/v1/me", tags=["victim app"])
+# The app's positions: the hot path, mounted without the staff and login guards the other routes carry (api/app.py).
+ingest_router = APIRouter(prefix="/v1/me", tags=["victim app"])
+INGEST_PATH = "/v1/me/positions"
 
 
 @router.post("/enroll", status_code=201, response_model=TokenPair, responses={
@@ -49,13 +52,14 @@ async def refresh_token(body: Refresh, ctx: Ctx) -> TokenPair:
     return await service.refresh_token(ctx, body.refresh_token)
 
 
-@router.post("/positions", response_model=BatchResult, openapi_extra=body_doc(AppPositionBatch),
+@ingest_router.post(INGEST_PATH.removeprefix("/v1/me"), response_model=BatchResult, openapi_extra=body_doc(AppPositionBatch),
              responses={413: {"description": "too many items"}})
-async def post_positions(request: Request, device: VictimDep) -> BatchResult:
-    """The victim's own positions; the same per-item results as the supplier API."""
+async def post_positions(request: Request, token: DeviceTokenDep) -> BatchResult:
+    """The victim's own positions; the same per-item results as the supplier API. A revoked device (or token
+    family) gets 401, as on every other route, and stores nothing."""
     ctx: Context = request.app.state.ctx
     decoded = json_contract.decode_app_positions(await request.body(), ctx.settings.ingest_max_items)
-    return BatchResult(results=await service.post_positions(ctx, device, decoded))
+    return BatchResult(results=await service.post_positions(ctx, token, decoded))
 
 
 @router.post("/panic", status_code=201, response_model=PanicOut)

@@ -9,7 +9,8 @@ and sends it through the real firebase-admin code to a fake FCM in another proce
 and the ``notified`` change. Changes are offered at ``--rate`` per second (``0``: as fast as possible).
 
 Enqueue-to-FCM latency runs from the commit of the alert change to the fake FCM receiving the request.
-Last line JSON: ``{"deliveries_per_s": …, "p99_enqueue_to_fcm_ms": …}``.
+Last line JSON: ``{"deliveries_per_s": …, "p99_enqueue_to_fcm_ms": …}``. Whatever ends the run (the end, an
+error, Ctrl-C, SIGTERM), the fake FCM and the embedded PostgreSQL it started are stopped.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import asyncio
 import functools
 import json
 import multiprocessing
+import signal
 import statistics
 import tempfile
 import time
@@ -35,6 +37,8 @@ def _fake_fcm(port_q: "multiprocessing.Queue[int]") -> None:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes: with Nagle on, the client's delayed ACK holds each answer ~40 ms.
+        disable_nagle_algorithm = True
 
         def log_message(self, *args: Any) -> None:
             return
@@ -58,15 +62,16 @@ def _fake_fcm(port_q: "multiprocessing.Queue[int]") -> None:
             self.end_headers()
             self.wfile.write(raw)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+        request_queue_size = 128  # the dispatcher opens its connections all at once
+
+    server = Server(("127.0.0.1", 0), Handler)
     port_q.put(server.server_address[1])
     server.serve_forever()
 
 
 async def _run(args: argparse.Namespace, url: str, fcm_port: int) -> dict[str, Any]:
-    import httpx
-
     from api.alerts import repository as alert_store
     from api.platform import pg_channels
     from api.platform.database import create_pool
@@ -100,54 +105,28 @@ async def _run(args: argparse.Namespace, url: str, fcm_port: int) -> dict[str, A
                        open_alert=functools.partial(alert_store.open_alert, outbox=outbox), decrypt=lambda b: "",
                        alert_log_lock=alert_store.ALERT_LOG_LOCK)
     service = NotificationService.build(config, pool=pool, outbox=outbox, hooks=hooks)
-    await service.start()
     wake = service.dispatcher.wake
     listener = Listener(url, "dispatcher", {pg_channels.OUTBOX: wake}, wake)  # as the app wakes it
-    await listener.start()
-
-    committed: dict[str, float] = {}
-    per_tx = args.per_tx
-    started = time.time()
-    sent = 0
-    now = datetime.now(timezone.utc)
-    while sent < args.changes:
-        n = min(per_tx, args.changes - sent)
-        ids = [uuid.uuid4() for _ in range(n)]
-        async with pool.acquire() as conn, conn.transaction():
-            for k, alert_id in enumerate(ids):
-                await alert_store.open_alert(conn, outbox=outbox, alert_id=alert_id,
-                                             case_id=cases[(sent + k) % len(cases)],
-                                             kind="proximity", level="violation", confidence="confirmed",
-                                             opened_at=now, actor="system:bench")
-        t = time.time()
-        for alert_id in ids:
-            committed[str(alert_id)] = t
-        sent += n
-        if args.rate:
-            ahead = started + sent / args.rate - time.time()
-            if ahead > 0:
-                await asyncio.sleep(ahead)
-    enqueue_s = time.time() - started
-
-    async with httpx.AsyncClient() as http:
-        deadline = time.time() + 120
-        while True:
-            arrivals = (await http.get(f"http://127.0.0.1:{fcm_port}/stats")).json()
-            if len(arrivals) >= args.changes or time.time() > deadline:
+    try:
+        await service.start()
+        await listener.start()
+        committed, started, enqueue_s = await _offer(args, pool, outbox, cases)
+        arrivals = await _arrivals(fcm_port, args.changes)
+        # Let the last records commit, then check nothing is left behind.
+        for _ in range(100):
+            left = await pool.fetchval(
+                "SELECT count(*) FROM outbox WHERE status IN ('queued', 'sending') AND channel <> 'timer'")
+            if left == 0:
                 break
-            await asyncio.sleep(0.2)
-    # Let the last records commit, then check nothing is left behind.
-    for _ in range(100):
-        left = await pool.fetchval(
-            "SELECT count(*) FROM outbox WHERE status IN ('queued', 'sending') AND channel <> 'timer'")
-        if left == 0:
-            break
-        await asyncio.sleep(0.1)
-    await listener.stop()
-    await service.stop()
-    sent_rows = await pool.fetchval("SELECT count(*) FROM outbox WHERE status = 'sent'")
-    await pool.close()
+            await asyncio.sleep(0.1)
+        sent_rows = await pool.fetchval("SELECT count(*) FROM outbox WHERE status = 'sent'")
+    finally:
+        await listener.stop()
+        await service.stop()
+        await pool.close()
 
+    if not arrivals:
+        raise RuntimeError("no delivery reached the fake FCM")
     latencies = sorted((arrivals[k] - committed[k]) * 1000 for k in committed if k in arrivals)
     last = max(arrivals.values())
     return {
@@ -163,6 +142,53 @@ async def _run(args: argparse.Namespace, url: str, fcm_port: int) -> dict[str, A
     }
 
 
+async def _offer(args: argparse.Namespace, pool: Any, outbox: Any,
+                 cases: list[uuid.UUID]) -> tuple[dict[str, float], float, float]:
+    """Write the alert changes at the offered rate; returns when each committed, the start and the time taken."""
+    from api.alerts import repository as alert_store
+
+    committed: dict[str, float] = {}
+    started = time.time()
+    sent = 0
+    now = datetime.now(timezone.utc)
+    while sent < args.changes:
+        n = min(args.per_tx, args.changes - sent)
+        ids = [uuid.uuid4() for _ in range(n)]
+        async with pool.acquire() as conn, conn.transaction():
+            for k, alert_id in enumerate(ids):
+                await alert_store.open_alert(conn, outbox=outbox, alert_id=alert_id,
+                                             case_id=cases[(sent + k) % len(cases)],
+                                             kind="proximity", level="violation", confidence="confirmed",
+                                             opened_at=now, actor="system:bench")
+        t = time.time()
+        for alert_id in ids:
+            committed[str(alert_id)] = t
+        sent += n
+        if args.rate:
+            ahead = started + sent / args.rate - time.time()
+            if ahead > 0:
+                await asyncio.sleep(ahead)
+    return committed, started, time.time() - started
+
+
+async def _arrivals(fcm_port: int, expected: int) -> dict[str, float]:
+    """When the fake FCM first received each alert's push, once all arrived (or after 120 s)."""
+    import httpx
+
+    async with httpx.AsyncClient() as http:
+        deadline = time.time() + 120
+        while True:
+            arrivals: dict[str, float] = (await http.get(f"http://127.0.0.1:{fcm_port}/stats")).json()
+            if len(arrivals) >= expected or time.time() > deadline:
+                return arrivals
+            await asyncio.sleep(0.2)
+
+
+def _stop_on_sigterm(signum: int, frame: Any) -> None:  # noqa: ARG001
+    # As Ctrl-C does: unwind, so the finally blocks stop the fake FCM and the embedded PostgreSQL.
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--changes", type=int, default=10_000)
@@ -173,6 +199,7 @@ def main() -> None:
 
     from api.platform.database import embedded_database
 
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     ctx = multiprocessing.get_context("spawn")
     port_q: "multiprocessing.Queue[int]" = ctx.Queue()
     fake = ctx.Process(target=_fake_fcm, args=(port_q,), daemon=True)
@@ -180,9 +207,11 @@ def main() -> None:
     try:
         port = port_q.get(timeout=30)
         with tempfile.TemporaryDirectory(prefix="afstand-bench-notify-") as tmp, embedded_database(Path(tmp)) as url:
+            print(f"data_dir: {tmp}", flush=True)
             result = asyncio.run(_run(args, url, port))
     finally:
         fake.terminate()
+        fake.join(10)
     for k, v in result.items():
         if k not in ("deliveries_per_s", "p99_enqueue_to_fcm_ms"):
             print(f"{k}: {v}")

@@ -4,9 +4,9 @@
 
 An embedded PostgreSQL (fresh data dir), 1,000 cases each with a victim app token, and the real path: each
 alert change is written through ``api.alerts.repository`` (which enqueues the push in the same transaction), the
-dispatcher (as the app runs it: LISTEN/NOTIFY wake-up, 2 workers, batches of 100, 32 SDK threads) claims it
-and sends it through the real firebase-admin code to a fake FCM in another process, then records the attempt
-and the ``notified`` change. Changes are offered at ``--rate`` per second (``0``: as fast as possible).
+dispatcher (as the app runs it: LISTEN/NOTIFY wake-up, 2 workers, batches of 100, 32 connections) claims it
+and sends it through the real FCM channel (FCM HTTP v1 over httpx) to a fake FCM in another process, then
+records the attempt and the batch's ``notified`` changes. Changes are offered at ``--rate`` per second (``0``: as fast as possible).
 
 Enqueue-to-FCM latency runs from the commit of the alert change to the fake FCM receiving the request.
 Last line JSON: ``{"deliveries_per_s": …, "p99_enqueue_to_fcm_ms": …}``. Whatever ends the run (the end, an
@@ -102,6 +102,7 @@ async def _run(args: argparse.Namespace, url: str, fcm_port: int) -> dict[str, A
     config = notification_config(settings)
     outbox = outbox_for(config, pg_channels.OUTBOX)
     hooks = AlertHooks(append_change=functools.partial(alert_store.append_change, outbox=outbox),
+                       append_changes=functools.partial(alert_store.append_changes, outbox=outbox),
                        open_alert=functools.partial(alert_store.open_alert, outbox=outbox), decrypt=lambda b: "",
                        alert_log_lock=alert_store.ALERT_LOG_LOCK)
     service = NotificationService.build(config, pool=pool, outbox=outbox, hooks=hooks)

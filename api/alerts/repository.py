@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping, Sequence
 
 import asyncpg
 
@@ -65,6 +65,36 @@ async def append_change(
         await outbox.enqueue_for_change(conn, alert_id=alert_id, seq=seq, change=change, level=level,
                                         confidence=confidence, actor=actor, detail=detail)
     return seq
+
+
+async def append_changes(conn: asyncpg.Connection, changes: Sequence[Mapping[str, Any]], *,
+                         outbox: Outbox) -> list[int]:
+    """Record many changes that belong to no engine episode step (no ``n``), e.g. a batch of deliveries, in
+    three round trips instead of four per change; returns their seqs in order. Each is stored as
+    :func:`append_change` stores it (keys ``alert_id, change, level, confidence, actor, detail``) and enqueues
+    what it causes. Call in a transaction."""
+    if not changes:
+        return []
+    await lock_alert_log(conn)
+    # Taken under the lock, so these seqs commit in order like append_change's.
+    seqs = [r[0] for r in await conn.fetch(
+        "SELECT nextval(pg_get_serial_sequence('alert_changes', 'seq')) FROM generate_series(1, $1)", len(changes))]
+    ids = [c["alert_id"] for c in changes]
+    await conn.execute(
+        "WITH ins AS (INSERT INTO alert_changes (seq, alert_id, change, level, confidence, actor, detail)"
+        " SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],"
+        " $7::jsonb[])),"
+        " upd AS (UPDATE alerts a SET seq = m.seq FROM (SELECT id, max(seq) AS seq FROM unnest($2, $1) AS u(id, seq)"
+        " GROUP BY id) m WHERE a.id = m.id)"
+        " SELECT pg_notify($8, $9)",
+        seqs, ids, [c["change"] for c in changes], [c["level"] for c in changes],
+        [c["confidence"] for c in changes], [c.get("actor") for c in changes],
+        [c.get("detail") or {} for c in changes], pg_channels.ALERT_CHANGES, str(seqs[-1]),
+    )
+    for seq, c in zip(seqs, changes):
+        await outbox.enqueue_for_change(conn, alert_id=c["alert_id"], seq=seq, change=c["change"], level=c["level"],
+                                        confidence=c["confidence"], actor=c.get("actor"), detail=c.get("detail"))
+    return seqs
 
 
 async def open_alert(

@@ -1,4 +1,4 @@
-"""The outbox and dispatcher against a real PostgreSQL, the real firebase-admin code and fake providers on
+"""The outbox and dispatcher against a real PostgreSQL, the real FCM channel and fake providers on
 127.0.0.1, with time driven by an injected clock."""
 
 from __future__ import annotations
@@ -395,5 +395,28 @@ def test_victim_without_any_channel_is_shown_on_the_alert_at_once(database_url: 
             assert detail["reason"] == "no_push_token; sms_not_configured" and detail["final"]
             assert await e.pool.fetchval("SELECT count(*) FROM outbox WHERE channel = 'sms'") == 0
             assert await e.pool.fetchval("SELECT count(*) FROM alerts WHERE kind = 'delivery_failed'") == 0
+
+    run(main())
+
+
+def test_a_batch_of_deliveries_writes_one_notified_change_each_in_one_go(database_url: str) -> None:
+    async def main() -> None:
+        async with Env(database_url) as e:
+            alerts = []
+            for i in range(6):
+                case_id = await e.case(token=f"tok-{i}", policy={"auto_escalate": False, "pursuit": False,
+                                                                 "victim_ack_deadline_s": 3600})
+                alerts.append(await s.open_alert(e.outbox, e.pool, case_id))
+            assert await e.d.run_once() == 6
+            notified = await e.pool.fetch(
+                "SELECT c.seq, c.alert_id, c.actor, c.detail, a.seq AS alert_seq FROM alert_changes c"
+                " JOIN alerts a ON a.id = c.alert_id WHERE c.change = 'notified' ORDER BY c.seq")
+            assert sorted(r["alert_id"] for r in notified) == sorted(alerts)
+            opened_last = await e.pool.fetchval("SELECT max(seq) FROM alert_changes WHERE change = 'opened'")
+            assert [r["seq"] for r in notified] == list(range(opened_last + 1, opened_last + 7))
+            assert all(r["alert_seq"] == r["seq"] and r["actor"] == "system:notifications" for r in notified)
+            keys = {r["alert_id"]: str(r["message_key"]) for r in await s.rows(e.pool, "channel = 'push'")}
+            assert all(r["detail"]["idempotency_key"] == keys[r["alert_id"]] and r["detail"]["channel"] == "push"
+                       for r in notified)
 
     run(main())

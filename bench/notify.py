@@ -20,6 +20,7 @@ import asyncio
 import functools
 import json
 import multiprocessing
+import resource
 import signal
 import statistics
 import tempfile
@@ -28,6 +29,8 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 
 def _fake_fcm(port_q: "multiprocessing.Queue[int]") -> None:
@@ -71,7 +74,7 @@ def _fake_fcm(port_q: "multiprocessing.Queue[int]") -> None:
     server.serve_forever()
 
 
-async def _run(args: argparse.Namespace, url: str, fcm_port: int) -> dict[str, Any]:
+async def _run(args: argparse.Namespace, url: str, fcm_port: int, cpu: "_Cpu") -> dict[str, Any]:
     from api.alerts import repository as alert_store
     from api.platform import pg_channels
     from api.platform.database import create_pool
@@ -111,8 +114,10 @@ async def _run(args: argparse.Namespace, url: str, fcm_port: int) -> dict[str, A
     try:
         await service.start()
         await listener.start()
+        before = cpu.seconds()
         committed, started, enqueue_s = await _offer(args, pool, outbox, cases)
         arrivals = await _arrivals(fcm_port, args.changes)
+        used = {k: v - before[k] for k, v in cpu.seconds().items()}
         # Let the last records commit, then check nothing is left behind.
         for _ in range(100):
             left = await pool.fetchval(
@@ -137,6 +142,7 @@ async def _run(args: argparse.Namespace, url: str, fcm_port: int) -> dict[str, A
         "delivered": len(arrivals),
         "recorded_sent": sent_rows,
         "left_in_outbox": left,
+        **{f"cpu_ms_per_delivery_{k}": round(v * 1000 / max(1, len(arrivals)), 3) for k, v in used.items()},
         "p50_enqueue_to_fcm_ms": round(statistics.median(latencies), 1),
         "deliveries_per_s": round(len(arrivals) / (last - started), 1),
         "p99_enqueue_to_fcm_ms": round(latencies[int(0.99 * (len(latencies) - 1))], 1),
@@ -185,6 +191,29 @@ async def _arrivals(fcm_port: int, expected: int) -> dict[str, float]:
             await asyncio.sleep(0.2)
 
 
+class _Cpu:
+    """CPU seconds used so far by each part: this process (enqueueing and dispatching), PostgreSQL (the
+    postmaster, its live backends and those that exited) and the fake FCM."""
+
+    def __init__(self, pgdata: Path, fake_pid: int) -> None:
+        self.pgdata = pgdata
+        self.fake = psutil.Process(fake_pid)
+
+    def seconds(self) -> dict[str, float]:
+        me = resource.getrusage(resource.RUSAGE_SELF)
+        postmaster = psutil.Process(int((self.pgdata / "postmaster.pid").read_text().split()[0]))
+        t = postmaster.cpu_times()
+        pg = t.user + t.system + t.children_user + t.children_system
+        for child in postmaster.children():
+            try:
+                c = child.cpu_times()
+                pg += c.user + c.system
+            except psutil.NoSuchProcess:  # exited between the listing and the reading: in children_* next time
+                pass
+        f = self.fake.cpu_times()
+        return {"bench": me.ru_utime + me.ru_stime, "postgres": pg, "fake_fcm": f.user + f.system}
+
+
 def _stop_on_sigterm(signum: int, frame: Any) -> None:  # noqa: ARG001
     # As Ctrl-C does: unwind, so the finally blocks stop the fake FCM and the embedded PostgreSQL.
     raise SystemExit(128 + signum)
@@ -209,7 +238,7 @@ def main() -> None:
         port = port_q.get(timeout=30)
         with tempfile.TemporaryDirectory(prefix="afstand-bench-notify-") as tmp, embedded_database(Path(tmp)) as url:
             print(f"data_dir: {tmp}", flush=True)
-            result = asyncio.run(_run(args, url, port))
+            result = asyncio.run(_run(args, url, port, _Cpu(Path(tmp) / "pg", fake.pid)))
     finally:
         fake.terminate()
         fake.join(10)

@@ -311,7 +311,9 @@ def test_the_same_decision_is_never_enqueued_twice(database_url: str) -> None:
             await s.change(e.outbox, e.pool, alert_id, "escalated", confidence="confirmed")  # qualifies again: same message
             seq = await e.pool.fetchval("SELECT max(seq) FROM alert_changes WHERE alert_id = $1", alert_id)
             async with e.pool.acquire() as conn, conn.transaction():  # a replay of the same change
-                again = await e.outbox.enqueue_for_change(conn, alert_id=alert_id, seq=seq, change="escalated",
+                alert = await conn.fetchrow("SELECT id, kind, case_id, status, max_level FROM alerts WHERE id = $1",
+                                            alert_id)
+                again = await e.outbox.enqueue_for_change(conn, alert=alert, seq=seq, change="escalated",
                                                           level="violation", confidence="confirmed")
             assert again == 0
             keys = [r["idempotency_key"] for r in await s.rows(e.pool)]

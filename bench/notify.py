@@ -4,9 +4,11 @@
 
 An embedded PostgreSQL (fresh data dir), 1,000 cases each with a victim app token, and the real path: each
 alert change is written through ``api.alerts.repository`` (which enqueues the push in the same transaction), the
-dispatcher (as the app runs it: LISTEN/NOTIFY wake-up, 2 workers, batches of 100, 32 connections) claims it
+dispatcher (as the app runs it: LISTEN/NOTIFY wake-up, 2 workers, batches of 100, ``--connections`` to it) claims it
 and sends it through the real FCM channel (FCM HTTP v1 over httpx) to a fake FCM in another process, then
-records the attempt and the batch's ``notified`` changes. Changes are offered at ``--rate`` per second (``0``: as fast as possible).
+records the attempt and the batch's ``notified`` changes. Changes are offered at ``--rate`` per second (``0``: as fast as possible). ``--queued`` enqueues them all
+before the dispatcher starts, to measure the delivery side alone. The CPU each part spent per delivery (this
+process, PostgreSQL, the fake FCM) is printed before the JSON line.
 
 Enqueue-to-FCM latency runs from the commit of the alert change to the fake FCM receiving the request.
 Last line JSON: ``{"deliveries_per_s": …, "p99_enqueue_to_fcm_ms": …}``. Whatever ends the run (the end, an
@@ -85,7 +87,7 @@ async def _run(args: argparse.Namespace, url: str, fcm_port: int, cpu: "_Cpu") -
     from notifications.dispatcher import AlertHooks
     from notifications.service import NotificationService, outbox_for
 
-    settings = Settings(database_url=url, fcm_project_id="bench",
+    settings = Settings(database_url=url, fcm_project_id="bench", notify_concurrency=args.connections,
                         fcm_url=f"http://127.0.0.1:{fcm_port}/v1/projects/{{0}}/messages:send")
     pool = await create_pool(url, 4, 12)
     async with pool.acquire() as conn:
@@ -112,10 +114,14 @@ async def _run(args: argparse.Namespace, url: str, fcm_port: int, cpu: "_Cpu") -
     wake = service.dispatcher.wake
     listener = Listener(url, "dispatcher", {pg_channels.OUTBOX: wake}, wake)  # as the app wakes it
     try:
+        if args.queued:  # the delivery side alone: everything waits in the outbox when the dispatcher starts
+            committed, _, enqueue_s = await _offer(args, pool, outbox, cases)
+        before = cpu.seconds()
+        started = time.time()
         await service.start()
         await listener.start()
-        before = cpu.seconds()
-        committed, started, enqueue_s = await _offer(args, pool, outbox, cases)
+        if not args.queued:
+            committed, started, enqueue_s = await _offer(args, pool, outbox, cases)
         arrivals = await _arrivals(fcm_port, args.changes)
         used = {k: v - before[k] for k, v in cpu.seconds().items()}
         # Let the last records commit, then check nothing is left behind.
@@ -225,6 +231,14 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1500, help="alert changes offered per second; 0 = unpaced")
     parser.add_argument("--cases", type=int, default=1000)
     parser.add_argument("--per-tx", type=int, default=10, help="alert changes per transaction (the engine batches)")
+    # The fake answers in well under a millisecond, so a few requests in flight keep up; over plain http it speaks
+    # HTTP/1.1, where each extra pooled connection costs httpx CPU on every event (FCM itself is one HTTP/2
+    # connection whatever AFSTAND_NOTIFY_CONCURRENCY says, and needs the requests in flight that its round trip
+    # takes).
+    parser.add_argument("--connections", type=int, default=4, help="AFSTAND_NOTIFY_CONCURRENCY for the run")
+    parser.add_argument("--queued", action="store_true",
+                        help="enqueue everything first, then start the dispatcher: the delivery side alone (latency"
+                             " then includes the wait in the outbox)")
     args = parser.parse_args()
 
     from api.platform.database import embedded_database

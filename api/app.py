@@ -262,6 +262,7 @@ def _notifications(config: NotificationConfig, ctx: Context) -> NotificationServ
 
     hooks = AlertHooks(
         append_change=functools.partial(alert_store.append_change, outbox=ctx.outbox),
+        append_changes=functools.partial(alert_store.append_changes, outbox=ctx.outbox),
         open_alert=functools.partial(alert_store.open_alert, outbox=ctx.outbox),
         decrypt=lambda blob: decrypt(ctx.key, blob),
         on_failure=lambda channel, reason: metrics.DELIVERY_FAILURES.labels(channel, reason).inc(),

@@ -10,7 +10,7 @@ from notifications import policy
 
 @dataclass(frozen=True)
 class PushConfig:
-    """FCM (HTTP v1) through firebase-admin; ``url`` points at a fake or a private relay."""
+    """FCM HTTP v1 (notifications/channels/fcm.py); ``url`` points at a fake or a private relay."""
 
     project_id: str
     url: str | None = None

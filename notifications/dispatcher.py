@@ -24,7 +24,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Awaitable, Callable, Sequence
+from typing import Any, Awaitable, Callable, Mapping, Sequence
 
 import asyncpg
 
@@ -45,6 +45,8 @@ class AlertHooks:
     """What the dispatcher needs from the app, passed in so ``notifications`` never imports ``api``."""
 
     append_change: Callable[..., Awaitable[int | None]]
+    # Many changes in one go (api.alerts.repository.append_changes): the ``notified`` changes of a batch.
+    append_changes: Callable[[asyncpg.Connection, Sequence[Mapping[str, Any]]], Awaitable[list[int]]]
     open_alert: Callable[..., Awaitable[bool]]
     decrypt: Callable[[bytes], str] = lambda blob: ""
     on_failure: Callable[[str, str], None] = lambda channel, reason: None
@@ -255,7 +257,8 @@ class Dispatcher:
 
     async def _record_sent(self, conn: asyncpg.Connection, jobs: list[_Job], now: datetime,
                            state: dict[uuid.UUID, asyncpg.Record]) -> None:
-        """The common case in three statements plus one ``notified`` change per delivery."""
+        """The common case in a handful of statements, whatever the batch size: one ``notified`` change per
+        delivery, all written at once."""
         if not jobs:
             return
         ours = await outbox.mark_sent(conn, [(j.row["id"], j.row["attempts"],
@@ -265,11 +268,12 @@ class Dispatcher:
         rows += [(j.row["id"], j.row["attempts"], j.started, now, "sent", None,
                   j.outcome.provider_id if j.outcome else None, None) for j in mine]
         await outbox.record_attempts(conn, rows)
-        for j in mine:
-            r = j.row
-            await self._change(conn, j, state.get(r["alert_id"]), "notified", {
-                "recipient": r["recipient"], "channel": r["channel"], "purpose": r["purpose"],
-                "idempotency_key": str(r["message_key"])})
+        await self.hooks.append_changes(conn, [
+            {"alert_id": alert["id"], "change": "notified", "level": alert["level"],
+             "confidence": alert["confidence"], "actor": SYSTEM_ACTOR,
+             "detail": {"recipient": j.row["recipient"], "channel": j.row["channel"], "purpose": j.row["purpose"],
+                        "idempotency_key": str(j.row["message_key"])}}
+            for j in mine if (alert := state.get(j.row["alert_id"])) is not None])
 
     async def _attempt(self, conn: asyncpg.Connection, j: _Job, now: datetime, outcome: str, reason: str | None,
                        provider_id: str | None = None, retry_after_s: float | None = None) -> None:

@@ -53,13 +53,14 @@ class Row:
     enqueued_at: datetime
 
 
+# The case's side of a decision; the alert's side (``id, kind, case_id, status, max_level``) comes from the
+# statement that stored the change, so enqueueing reads no alert row again.
 _LOOKUP = (
-    "SELECT a.kind, a.case_id, a.status, a.max_level, np.policy, vp.channel, vp.quiet_start, vp.quiet_end,"
-    " vp.update_frequency,"
-    " EXISTS (SELECT 1 FROM parties p WHERE p.case_id = a.case_id AND p.role = 'victim') AS has_victim,"
-    " COALESCE((SELECT p.language FROM parties p WHERE p.case_id = a.case_id AND p.role = 'victim'), 'nl') AS language"
-    " FROM alerts a LEFT JOIN notification_policies np ON np.case_id = a.case_id"
-    " LEFT JOIN victim_preferences vp ON vp.case_id = a.case_id WHERE a.id = $1"
+    "SELECT np.policy, vp.channel, vp.quiet_start, vp.quiet_end, vp.update_frequency,"
+    " EXISTS (SELECT 1 FROM parties p WHERE p.case_id = $1 AND p.role = 'victim') AS has_victim,"
+    " COALESCE((SELECT p.language FROM parties p WHERE p.case_id = $1 AND p.role = 'victim'), 'nl') AS language"
+    " FROM (SELECT 1) one LEFT JOIN notification_policies np ON np.case_id = $1"
+    " LEFT JOIN victim_preferences vp ON vp.case_id = $1"
 )
 
 
@@ -108,7 +109,7 @@ class Outbox:
         self,
         conn: asyncpg.Connection,
         *,
-        alert_id: uuid.UUID,
+        alert: Mapping[str, Any] | None,
         seq: int,
         change: str,
         level: str,
@@ -116,19 +117,20 @@ class Outbox:
         actor: str | None = None,
         detail: Mapping[str, Any] | None = None,
     ) -> int:
-        """Decide and enqueue the notifications of one stored change. Returns rows inserted. Call in its
+        """Decide and enqueue the notifications of one stored change of ``alert`` (its ``id, kind, case_id,
+        status, max_level`` as the change left them; None: no such alert). Returns rows inserted. Call in its
         transaction."""
-        if not policy.may_notify(change, level):
+        if alert is None or not policy.may_notify(change, level):
             return 0
-        a = await conn.fetchrow(_LOOKUP, alert_id)
-        if a is None:
-            return 0
+        alert_id = alert["id"]
+        case_id = alert["case_id"]
+        c = await conn.fetchrow(_LOOKUP, case_id)
         # Her own quiet hours hold for every non-safety message, unless staff set the case's.
-        p = policy.with_preferences(self.case_policy(a["policy"]), victim_preferences(a))
+        p = policy.with_preferences(self.case_policy(c["policy"]), victim_preferences(c))
         facts = policy.ChangeFacts(
-            alert_id=str(alert_id), case_id=str(a["case_id"]), kind=a["kind"], change=change, level=level,
-            confidence=confidence, max_level=_max_level(a["max_level"], level), status=a["status"], seq=seq,
-            actor=actor, detail=detail or {}, has_victim=a["has_victim"],
+            alert_id=str(alert_id), case_id=str(case_id), kind=alert["kind"], change=change, level=level,
+            confidence=confidence, max_level=_max_level(alert["max_level"], level), status=alert["status"], seq=seq,
+            actor=actor, detail=detail or {}, has_victim=c["has_victim"],
         )
         intents = [i for i in policy.decide(facts, p) if i.channel != "stream"]
         if not intents:
@@ -138,15 +140,15 @@ class Outbox:
         for it in intents:
             at = now + timedelta(seconds=it.delay_s)
             if it.recipient == "victim" and not it.safety:
-                at = policy.release_time(at, p, await recent_non_safety(conn, a["case_id"], now))
+                at = policy.release_time(at, p, await recent_non_safety(conn, case_id, now))
             mkey = message_key(alert_id, it.key)
             payload = {
-                "alert_id": str(alert_id), "kind": a["kind"], "level": level, "confidence": confidence,
-                "purpose": it.purpose, "template": it.template, "language": a["language"], "change_seq": seq,
+                "alert_id": str(alert_id), "kind": alert["kind"], "level": level, "confidence": confidence,
+                "purpose": it.purpose, "template": it.template, "language": c["language"], "change_seq": seq,
                 **{k: v for k, v in it.params.items()},
             }
             rows.append(Row(
-                idempotency_key=f"{mkey}:{it.channel}", message_key=mkey, alert_id=alert_id, case_id=a["case_id"],
+                idempotency_key=f"{mkey}:{it.channel}", message_key=mkey, alert_id=alert_id, case_id=case_id,
                 change_seq=seq, recipient=it.recipient, channel=it.channel, purpose=it.purpose, safety=it.safety,
                 payload=payload, next_attempt_at=at, deadline=self.deadline(at), enqueued_at=now,
             ))

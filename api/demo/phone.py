@@ -1,7 +1,7 @@
 """The demo's simulated victim phone: an FCM HTTP v1 endpoint on loopback that shows each push as the phone
 would, and hands the alert ids to the simulated app so it can confirm them (``POST /v1/me/alerts/{id}/ack``).
 
-Only ``afstand demo`` uses it; the real service talks to FCM through firebase-admin unchanged, pointed here by
+Only ``afstand demo`` uses it; the real service talks to FCM through its push channel unchanged, pointed here by
 ``AFSTAND_FCM_URL`` exactly as a private relay would be configured.
 """
 

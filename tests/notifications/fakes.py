@@ -1,8 +1,10 @@
 """Local fake providers on 127.0.0.1: FCM HTTP v1, a police control-room webhook, an SMS gateway.
 
 One threaded HTTP/1.1 server with a scriptable answer. Modes: ``ok``, ``unregistered``, ``invalid_token``,
-``quota`` (429 + Retry-After), ``unavailable`` (503), ``hang`` (answers after ``hang_s``), ``error_400``.
-``script`` is a list of modes used one per request before falling back to ``mode``.
+``quota`` (429 + Retry-After), ``unavailable`` (503), ``unauthenticated`` (401), ``hang`` (answers after
+``hang_s``), ``error_400``. ``script`` is a list of modes used one per request before falling back to ``mode``.
+The FCM fake is also Google's OAuth2 token endpoint (``token_url``): it answers a service account's signed JWT
+with an access token and keeps the requests in ``token_requests``.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
@@ -38,6 +41,8 @@ FCM_ANSWERS: dict[str, tuple[int, dict[str, Any], dict[str, str]]] = {
                                       "The registration token is not a valid FCM registration token"), {}),
     "quota": (429, _fcm_error(429, "RESOURCE_EXHAUSTED", "QUOTA_EXCEEDED", "Quota exceeded."), {"Retry-After": "7"}),
     "unavailable": (503, _fcm_error(503, "UNAVAILABLE", "UNAVAILABLE", "The service is currently unavailable."), {}),
+    "unauthenticated": (401, _fcm_error(401, "UNAUTHENTICATED", None,
+                                        "Request had invalid authentication credentials."), {}),
     "error_400": (400, _fcm_error(400, "INVALID_ARGUMENT", "INVALID_ARGUMENT", "Invalid JSON payload received."), {}),
 }
 
@@ -50,6 +55,8 @@ class FakeServer:
     hang_s: float = 3.0
     received: list[Received] = field(default_factory=list)
     on_request: Callable[[Received], None] | None = None
+    token_requests: list[dict[str, str]] = field(default_factory=list)
+    token_ttl_s: int = 3600
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -58,6 +65,8 @@ class FakeServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes: with Nagle on, the client's delayed ACK holds each answer.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: Any) -> None:
                 return
@@ -65,6 +74,9 @@ class FakeServer:
             def do_POST(self) -> None:  # noqa: N802
                 n = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(n)
+                if fake.kind == "fcm" and self.path == "/token":
+                    self._token(body)
+                    return
                 rec = Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.monotonic())
                 with fake._lock:
                     fake.received.append(rec)
@@ -90,6 +102,14 @@ class FakeServer:
                 else:
                     self._answer(400, {"error": "bad request"}, {})
 
+            def _token(self, body: bytes) -> None:
+                form = dict(urllib.parse.parse_qsl(body.decode()))
+                with fake._lock:
+                    fake.token_requests.append(form)
+                    n = len(fake.token_requests)
+                self._answer(200, {"access_token": f"fake-access-{n}", "expires_in": fake.token_ttl_s,
+                                   "token_type": "Bearer"}, {})
+
             def _answer(self, status: int, payload: dict[str, Any], headers: dict[str, str]) -> None:
                 raw = json.dumps(payload).encode()
                 try:
@@ -103,8 +123,11 @@ class FakeServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            request_queue_size = 128  # a client may open its connections all at once
+
+        self._server = Server(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 
@@ -115,6 +138,10 @@ class FakeServer:
     @property
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def token_url(self) -> str:
+        return self.base + "/token"
 
     @property
     def fcm_url(self) -> str:

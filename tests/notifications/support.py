@@ -97,6 +97,7 @@ def decrypt(blob: bytes) -> str:
 
 def hooks(outbox: Outbox) -> AlertHooks:
     return AlertHooks(append_change=functools.partial(alert_store.append_change, outbox=outbox),
+                      append_changes=functools.partial(alert_store.append_changes, outbox=outbox),
                       open_alert=functools.partial(alert_store.open_alert, outbox=outbox), decrypt=decrypt,
                       alert_log_lock=alert_store.ALERT_LOG_LOCK)
 

@@ -1,5 +1,5 @@
 """Through the real app: the outbox dispatcher runs in the lifespan, routes enqueue in their transaction, and
-the real firebase-admin code reaches a fake FCM on 127.0.0.1."""
+the real FCM channel reaches a fake FCM on 127.0.0.1."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The outbox and dispatcher against a real PostgreSQL, the real firebase-admin code and fake providers on
+"""The outbox and dispatcher against a real PostgreSQL, the real FCM channel and fake providers on
 127.0.0.1, with time driven by an injected clock."""
 
 from __future__ import annotations
@@ -311,7 +311,9 @@ def test_the_same_decision_is_never_enqueued_twice(database_url: str) -> None:
             await s.change(e.outbox, e.pool, alert_id, "escalated", confidence="confirmed")  # qualifies again: same message
             seq = await e.pool.fetchval("SELECT max(seq) FROM alert_changes WHERE alert_id = $1", alert_id)
             async with e.pool.acquire() as conn, conn.transaction():  # a replay of the same change
-                again = await e.outbox.enqueue_for_change(conn, alert_id=alert_id, seq=seq, change="escalated",
+                alert = await conn.fetchrow("SELECT id, kind, case_id, status, max_level FROM alerts WHERE id = $1",
+                                            alert_id)
+                again = await e.outbox.enqueue_for_change(conn, alert=alert, seq=seq, change="escalated",
                                                           level="violation", confidence="confirmed")
             assert again == 0
             keys = [r["idempotency_key"] for r in await s.rows(e.pool)]
@@ -395,5 +397,28 @@ def test_victim_without_any_channel_is_shown_on_the_alert_at_once(database_url: 
             assert detail["reason"] == "no_push_token; sms_not_configured" and detail["final"]
             assert await e.pool.fetchval("SELECT count(*) FROM outbox WHERE channel = 'sms'") == 0
             assert await e.pool.fetchval("SELECT count(*) FROM alerts WHERE kind = 'delivery_failed'") == 0
+
+    run(main())
+
+
+def test_a_batch_of_deliveries_writes_one_notified_change_each_in_one_go(database_url: str) -> None:
+    async def main() -> None:
+        async with Env(database_url) as e:
+            alerts = []
+            for i in range(6):
+                case_id = await e.case(token=f"tok-{i}", policy={"auto_escalate": False, "pursuit": False,
+                                                                 "victim_ack_deadline_s": 3600})
+                alerts.append(await s.open_alert(e.outbox, e.pool, case_id))
+            assert await e.d.run_once() == 6
+            notified = await e.pool.fetch(
+                "SELECT c.seq, c.alert_id, c.actor, c.detail, a.seq AS alert_seq FROM alert_changes c"
+                " JOIN alerts a ON a.id = c.alert_id WHERE c.change = 'notified' ORDER BY c.seq")
+            assert sorted(r["alert_id"] for r in notified) == sorted(alerts)
+            opened_last = await e.pool.fetchval("SELECT max(seq) FROM alert_changes WHERE change = 'opened'")
+            assert [r["seq"] for r in notified] == list(range(opened_last + 1, opened_last + 7))
+            assert all(r["alert_seq"] == r["seq"] and r["actor"] == "system:notifications" for r in notified)
+            keys = {r["alert_id"]: str(r["message_key"]) for r in await s.rows(e.pool, "channel = 'push'")}
+            assert all(r["detail"]["idempotency_key"] == keys[r["alert_id"]] and r["detail"]["channel"] == "push"
+                       for r in notified)
 
     run(main())

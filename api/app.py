@@ -128,7 +128,7 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
             await ctx.keeper.start()
             if watch.engine is not None and ctx.keeper.holds(ENGINE_LEASE):
                 # As a single process always did: ready to judge fixes when it says it has started.
-                await asyncio.wait_for(watch.engine.started.wait(), settings.startup_timeout_s)
+                await asyncio.wait_for(watch.engine.wait_started(), settings.startup_timeout_s)
         app.state.ctx = ctx
         metrics_listener = _metrics_listener(settings)
         log.info("afstand ready", extra={"role": role, "engine": runs_engine, "nats": stream is not None})

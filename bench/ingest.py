@@ -178,6 +178,7 @@ class Load:
     def __init__(self, server: ServerProcess, supplier: dict[str, str], cases: list[dict[str, Any]],
                  in_flight: int) -> None:
         self.server, self.supplier, self.cases = server, supplier, cases
+        self.phone_cases = cases  # the cases whose victim's phone reports
         self.http = Connections(server.port)
         self.in_flight = asyncio.Semaphore(in_flight)
         self.sent_at: dict[tuple[str, datetime], tuple[float, Step]] = {}
@@ -293,7 +294,7 @@ class Load:
                 tasks.add(asyncio.create_task(self.supplier_batch()))
             while owed_phones >= 1:
                 owed_phones -= 1
-                tasks.add(asyncio.create_task(self.phone_fix(rng.choice(self.cases))))
+                tasks.add(asyncio.create_task(self.phone_fix(rng.choice(self.phone_cases))))
             tasks = {t for t in tasks if not t.done()}
             await asyncio.sleep(0.005)
         step.seconds = time.perf_counter() - started

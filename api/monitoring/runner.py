@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+
+import asyncpg
 import logging
 import time
 import uuid
@@ -67,9 +69,10 @@ class EngineRunner:
     the stored snapshot and progress marker."""
 
     def __init__(self, ctx: Context, fix_log: FixLog, engine_id: str = ENGINE_ID, *,
-                 partition: tuple[int, int] | None = None,
+                 pool: asyncpg.Pool | None = None, partition: tuple[int, int] | None = None,
                  may_tick: Callable[[], Awaitable[bool]] | None = None) -> None:
         self.ctx = ctx
+        self.pool = pool or ctx.pool  # an engine on a loop of its own brings a pool of that loop
         self.log = fix_log
         self.engine_id = engine_id
         self.partition = partition  # (this partition, of how many); None: every case
@@ -89,6 +92,8 @@ class EngineRunner:
         self._last_reconcile = time.monotonic()
         self._last_tick = 0.0
         self._last_snapshot = time.monotonic()
+        self._lag_measured = 0.0
+        self._snapshotting: asyncio.Task[None] | None = None
         self._unstored: tuple[list[AlertChange], LogPosition, dict[str, datetime]] | None = None
         self.started.clear()
 
@@ -112,12 +117,17 @@ class EngineRunner:
         """Stop deciding. ``handover``: the lease is still ours, so save a snapshot for the next holder."""
         await background.cancel(self._task)
         self._task = None
+        await background.cancel(self._snapshotting)
+        self._snapshotting = None
         if handover and self.started.is_set():
             try:
                 await self._save(snapshot_now=True)
             except Exception as e:  # the next holder replays from the last marker instead
                 log.warning("no snapshot at handover", extra={"engine": self.engine_id, "error": type(e).__name__})
         await self.log.close()
+
+    async def wait_started(self) -> None:
+        await self.started.wait()
 
     def wake(self) -> None:
         """New fixes may be in the log."""
@@ -131,7 +141,7 @@ class EngineRunner:
     # ------------------------------------------------------------------ restore
 
     async def _restore(self) -> None:
-        pool = self.ctx.pool
+        pool = self.pool
         snap = await repository.read_snapshot(pool, self.engine_id)
         if snap is not None:
             try:
@@ -169,7 +179,7 @@ class EngineRunner:
             raise
 
     async def _load_changed(self) -> None:
-        rows = await repository.config_changes_after(self.ctx.pool, self.config_version)
+        rows = await repository.config_changes_after(self.pool, self.config_version)
         head = rows[0]["head"]
         changes = [r for r in rows if r["version"] is not None]
         metrics.ENGINE_CONFIG_LAG.set(max((r["age_s"] for r in changes), default=0.0))
@@ -189,7 +199,7 @@ class EngineRunner:
     async def _reload(self, case_ids: list[uuid.UUID] | None) -> None:
         """Configure the given cases (``None``: all of this engine's) as the database has them; drop those no
         longer active."""
-        pool = self.ctx.pool
+        pool = self.pool
         configs = [c for c in await load_cases(pool, case_ids, self.partition) if self._mine(c.case_id)]
         if case_ids is None:
             gone = {c for c in await repository.inactive_case_ids(pool) if self._mine(c)}
@@ -262,6 +272,9 @@ class EngineRunner:
         if (self.caught_up or not moved) and not self._check_config:
             try:
                 await asyncio.wait_for(self._wake.wait(), self.ctx.settings.engine_poll_s)
+                if self.ctx.settings.engine_coalesce_s > 0:
+                    # Commits arriving together are read as one batch: one engine pass, one store.
+                    await asyncio.sleep(self.ctx.settings.engine_coalesce_s)
             except asyncio.TimeoutError:
                 pass
 
@@ -287,33 +300,48 @@ class EngineRunner:
         for c in changes:
             if c.evidence and c.evidence[-1] in received:
                 metrics.FIX_TO_ALERT.observe((now - received[c.evidence[-1]]).total_seconds())
-        if self.partition is None:
-            lag = await repository.log_lag(self.ctx.pool, self.position.seq)
+        # The lag is a gauge for operators: measured at most once a second, not after every batch.
+        if self.partition is None and time.monotonic() - self._lag_measured >= 1.0:
+            self._lag_measured = time.monotonic()
+            lag = await repository.log_lag(self.pool, self.position.seq)
             metrics.ENGINE_LAG.set(max(lag["head"] - self.position.seq, 0))
             metrics.ENGINE_LOG_LAG.set(max(lag["age_s"] or 0.0, 0.0))
 
     async def _store(self, changes: list[AlertChange], position: LogPosition | None) -> None:
-        snapshot_due = position is not None and (
-            time.monotonic() - self._last_snapshot >= self.ctx.settings.engine_snapshot_every_s
-        )
-        async with self.ctx.pool.acquire() as conn, conn.transaction():
+        async with self.pool.acquire() as conn, conn.transaction():
             if self.lease is not None:
                 await self.lease.check(conn)
             await apply_engine_changes(conn, changes, outbox=self.ctx.outbox,
                                        hold_silences=self.ctx.settings.outage_check_s > 0)
             if position is not None:
                 await repository.advance_progress(conn, self.engine_id, position.seq, position.stream_seq)
-            if snapshot_due:
-                assert position is not None
-                await repository.save_snapshot(conn, self.engine_id, position, snapshot.encode(self.engine))
-        if snapshot_due:
+        snapshot_due = position is not None and (
+            time.monotonic() - self._last_snapshot >= self.ctx.settings.engine_snapshot_every_s
+        )
+        if snapshot_due and (self._snapshotting is None or self._snapshotting.done()):
+            assert position is not None
             self._last_snapshot = time.monotonic()
+            # The state is copied out as plain data now, as of this stored position; encoding and writing it
+            # happen beside the engine, which goes on with the next batch.
+            self._snapshotting = asyncio.create_task(self._write_snapshot(position, self.engine.snapshot()))
+
+    async def _write_snapshot(self, position: LogPosition, state: dict) -> None:
+        try:
+            data = await asyncio.to_thread(snapshot.encode_plain, state)
+            async with self.pool.acquire() as conn, conn.transaction():
+                if self.lease is not None:
+                    await self.lease.check(conn)
+                await repository.save_snapshot(conn, self.engine_id, position, data)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # the next one is due soon; a restart meanwhile replays a little more
+            log.warning("engine snapshot not saved", extra={"engine": self.engine_id, "error": type(e).__name__})
 
     async def _save(self, *, snapshot_now: bool) -> None:
         """Progress and a snapshot as of now (a clean handover)."""
         if self._unstored is not None:
             await self._flush()  # a snapshot must never hold decisions that are not stored
-        async with self.ctx.pool.acquire() as conn, conn.transaction():
+        async with self.pool.acquire() as conn, conn.transaction():
             if self.lease is not None:
                 await self.lease.check(conn)
             await repository.advance_progress(conn, self.engine_id, self.position.seq, self.position.stream_seq)

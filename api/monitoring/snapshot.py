@@ -18,7 +18,13 @@ from geofence.state import SnapshotRefused
 
 
 def encode(engine: Engine) -> bytes:
-    return zlib.compress(json.dumps(engine.snapshot(), separators=(",", ":")).encode(), 1)
+    return encode_plain(engine.snapshot())
+
+
+def encode_plain(state: dict) -> bytes:
+    """The bytes of a state :meth:`Engine.snapshot` returned; plain data only, so it may run in another thread
+    while the engine goes on."""
+    return zlib.compress(json.dumps(state, separators=(",", ":")).encode(), 1)
 
 
 def decode(data: bytes, settings: EngineSettings) -> Engine:

@@ -22,6 +22,7 @@ from api.monitoring import jetstream, repository
 from api.monitoring.fix_log import PostgresFixLog
 from api.monitoring.jetstream import JetStreamConfig, PartitionLog
 from api.monitoring.relay import Relay
+from api.monitoring.engine_thread import EngineThread, ThreadedEngine
 from api.monitoring.runner import EngineRunner
 from api.platform import pg_channels
 from api.platform.context import Context
@@ -53,7 +54,8 @@ class Watch:
     reports_coverage: bool = True  # /readyz says whether every duty of the watch is held somewhere
     stream: JetStreamConfig | None = None
     nats: NATS | None = None
-    engine: EngineRunner | None = None  # over the PostgreSQL log
+    engine: EngineRunner | ThreadedEngine | None = None  # over the PostgreSQL log
+    thread: EngineThread | None = None
     relay: Relay | None = None
     listener: Listener | None = None
     runners: dict[int, EngineRunner] = field(default_factory=dict)  # the partitions' engines made here
@@ -65,6 +67,13 @@ class Watch:
             await jetstream.ensure_stream(js, self.stream)
             if self.runs_relay:
                 self.relay = Relay(self.ctx.pool, js, self.stream)
+        elif self.runs_engine and self.ctx.settings.engine_thread and self.ctx.settings.role == "all":
+            self.thread = EngineThread()
+            self.thread.start()
+            ctx = self.ctx
+            self.engine = ThreadedEngine(self.thread, self.url,
+                                         lambda pool: EngineRunner(ctx, PostgresFixLog(pool), pool=pool),
+                                         connect_timeout_s=ctx.settings.db_connect_timeout_s)
         elif self.runs_engine:
             self.engine = EngineRunner(self.ctx, PostgresFixLog(self.ctx.pool))
         wakes: dict[str, Any] = {}
@@ -82,6 +91,8 @@ class Watch:
     async def stop(self) -> None:
         if self.listener is not None:
             await self.listener.stop()
+        if isinstance(self.engine, ThreadedEngine):
+            await self.engine.close()
         if self.nats is not None:
             await self.nats.close()
 

@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     relay_max_lag_s: float = Field(default=5.0, gt=0)
     engine_batch_size: int = 1000
     engine_poll_s: float = 1.0
+    engine_coalesce_s: float = Field(default=0.002, ge=0)  # after a wake-up, wait this long so fixes come in batches
+    # In a single process (role all, no NATS) the engine runs on an event loop of its own, in its own thread, so the
+    # API cannot starve it (api/monitoring/engine_thread.py).
+    engine_thread: bool = True
     engine_tick_s: float = 5.0
     engine_snapshot_every_s: float = 30.0
     engine_reconcile_s: float = Field(default=30.0, gt=0)  # compare config versions at least this often

@@ -119,12 +119,18 @@ class PartitionLog:
     A fetch loop reads ahead into a small buffer through an ephemeral pull consumer that starts just after the
     engine's stream position. The position in this process is the truth: when anything goes wrong (NATS away, a
     consumer lost, a gap in the consumer's sequence) the consumer is made again from the position after the last
-    message taken, so nothing is skipped and nothing needs acknowledging.
+    message taken, so nothing is skipped and nothing needs acknowledging. An ephemeral consumer does not survive
+    a NATS restart, and fetching from a lost one only ever times out, which looks like an idle partition; so the
+    consumer is made again after every reconnection, and an idle one is asked every ``check_idle_s`` whether it
+    still exists.
     """
 
-    def __init__(self, js: JetStreamContext, config: JetStreamConfig, partition: int, *,
-                 fetch_batch: int = 1000, fetch_wait_s: float = 1.0, buffered_batches: int = 4) -> None:
-        self.js = js
+    def __init__(self, nc: NATS, config: JetStreamConfig, partition: int, *,
+                 fetch_batch: int = 1000, fetch_wait_s: float = 1.0, buffered_batches: int = 4,
+                 check_idle_s: float = 5.0) -> None:
+        self.nc = nc
+        self.js = nc.jetstream()
+        self.check_idle_s = check_idle_s
         self.config = config
         self.partition = partition
         self.fetch_batch = fetch_batch
@@ -168,10 +174,16 @@ class PartitionLog:
     async def _fetch_loop(self, wake: Wake) -> None:
         sub = None
         consumer_seq = 0
+        reconnects = self.nc.stats["reconnects"]
+        idle_since = asyncio.get_running_loop().time()
         while True:
             try:
+                if self.nc.stats["reconnects"] != reconnects:  # the consumer may be gone with the old connection
+                    reconnects = self.nc.stats["reconnects"]
+                    raise _Gap("NATS reconnected")
                 if sub is None:
                     sub, consumer_seq = await self._subscribe(), 0
+                    idle_since = asyncio.get_running_loop().time()
                 if len(self._ready) >= self.fetch_batch * self.buffered_batches:
                     self._room.clear()
                     await self._room.wait()
@@ -179,6 +191,10 @@ class PartitionLog:
                 try:
                     msgs = await sub.fetch(self.fetch_batch, timeout=self.fetch_wait_s)
                 except TimeoutError:  # nothing arrived within fetch_wait_s (nats.errors.TimeoutError is one)
+                    now = asyncio.get_running_loop().time()
+                    if now - idle_since >= self.check_idle_s:
+                        idle_since = now
+                        await sub.consumer_info()  # raises when the consumer no longer exists
                     if not self._ready:
                         self._pending = 0
                     wake()
@@ -191,6 +207,7 @@ class PartitionLog:
                     self._ready.append((decode(msg.data), meta.sequence.stream))
                     self._next_stream_seq = meta.sequence.stream + 1
                     self._pending = meta.num_pending
+                idle_since = asyncio.get_running_loop().time()
                 wake()
             except asyncio.CancelledError:
                 raise

@@ -124,7 +124,7 @@ class Watch:
     def partition_duty(self, partition: int) -> EngineRunner:
         assert self.stream is not None and self.nats is not None
         runner = EngineRunner(
-            self.ctx, PartitionLog(self.nats.jetstream(), self.stream, partition),
+            self.ctx, PartitionLog(self.nats, self.stream, partition),
             partition_engine_id(partition), partition=(partition, self.stream.partitions),
             may_tick=self._relay_caught_up,
         )

@@ -37,3 +37,15 @@ def test_bench_ingest_runs_tiny_and_times_real_alerts() -> None:
     assert timed > 0 and result["p99_fix_to_alert_ms"] is not None and result["p99_fix_to_alert_ms"] > 0
     assert result["p99_request_ms"] > 0 and result["rss_mb"] > 0
     assert "failed 0 dropped 0" in out
+
+
+@pytest.mark.slow  # ~40 s: setup, a short steady run at the national periods (scaled), and a timed restart
+def test_bench_national_runs_tiny_and_times_a_restart() -> None:
+    result, out = _last_json("bench.national", "--cases", "20", "--phones", "10", "--seconds", "12",
+                             "--tag-period-s", "1", "--phone-period-s", "2", "--approach-every", "2", timeout=300)
+    assert set(result) == {"cases", "p50_fix_to_alert_ms", "p99_fix_to_alert_ms", "max_fix_to_alert_ms", "cpu_pct",
+                           "ready_s"}
+    assert result["cases"] == 20
+    assert result["p99_fix_to_alert_ms"] is not None and result["p99_fix_to_alert_ms"] > 0  # alerts were timed
+    assert 0 < result["cpu_pct"] and 0 < result["ready_s"] < 60
+    assert "failed 0, dropped 0" in out

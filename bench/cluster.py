@@ -172,7 +172,7 @@ def run(args: argparse.Namespace, url: str, root: Path) -> dict[str, Any]:
         supplier.stop()
         _until(lambda: _all_evaluated(url), 60)
         latencies = [r["ms"] for r in query(
-            url, "SELECT extract(epoch FROM ch.at - p.received_at) * 1000 AS ms FROM alert_changes ch"
+            url, "SELECT extract(epoch FROM ch.at - p.received_at)::float8 * 1000 AS ms FROM alert_changes ch"
                  " JOIN alerts a ON a.id = ch.alert_id JOIN positions p ON p.case_id = a.case_id"
                  " AND p.recorded_at = ch.fix_at AND p.party = 'offender'"
                  " WHERE ch.change = 'opened' AND a.kind = 'zone_exclusion'")]

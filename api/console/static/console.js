@@ -39,6 +39,14 @@ window.afstandConsole = {
   get lastSeq() { return state.lastSeq; },
   get alarms() { return state.alarms; },
   get connected() { return !!state.ws && state.ws.readyState === WebSocket.OPEN; },
+  /** Where a place is on the zone drawing map, in page pixels (for the tests' mouse, which draws like a person). */
+  zonePoint(lat, lon) {
+    const map = state.setup && state.setup.map;
+    if (!map) return null;
+    const p = map.latLngToContainerPoint([lat, lon]);
+    const r = map.getContainer().getBoundingClientRect();
+    return { x: r.left + p.x, y: r.top + p.y, zoom: map.getZoom() };
+  },
   /** Close the stream as a network failure would, and stay off it for ``holdMs`` before reconnecting. */
   dropStream(holdMs = 0) {
     state.holdUntil = Date.now() + holdMs;

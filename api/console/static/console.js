@@ -4,6 +4,7 @@ import { $, $$, h, show } from "./dom.js";
 import { chooseLanguage, fmtAgo, fmtDuration, fmtTime, language, setLanguage, t, word } from "./i18n.js";
 import { Incident } from "./incident.js";
 import { CaseSetup } from "./setup.js";
+import { WorkLists } from "./worklists.js";
 
 const TOKEN_KEY = "afstand.token";
 const DEADLINE_KEY = "afstand.ackDeadlineS";
@@ -127,7 +128,7 @@ function updateSoundButton() {
 function showSignIn(message) {
   show($("#signin"), true);
   show($("#app"), false);
-  for (const id of ["#status-area", "#deadline-setting", "#sound-toggle", "#who", "#sign-out", "#views", "#setup"]) show($(id), false);
+  for (const id of ["#status-area", "#deadline-setting", "#sound-toggle", "#who", "#sign-out", "#views", "#setup", "#worklists"]) show($(id), false);
   const err = $("#signin-error");
   err.textContent = message || "";
   show(err, !!message);
@@ -157,6 +158,8 @@ async function signIn(token, { silent = false } = {}) {
   for (const b of $$("#views [data-roles]")) show(b, b.dataset.roles.split(" ").includes(claims.role));
   updateSoundButton();
   state.setup = new CaseSetup({ api, config: state.config, toast });
+  const mayEdit = ["admin", "case_director"].includes(claims.role);
+  state.worklists = new WorkLists({ api, onOpenCase: mayEdit ? (id) => { showView("setup"); state.setup.open(id); } : null });
   showView("room");
   state.incident = new Incident({ api, config: state.config, onChanged: (alert) => { upsert(alert); scheduleRender(); },
     onClose: () => { state.incident = null; renderQueue(); } });
@@ -189,8 +192,10 @@ function showView(name) {
   }
   show($("#app"), name === "room");
   show($("#setup"), name === "setup");
+  show($("#worklists"), name === "worklists");
   document.documentElement.dataset.view = name;
   if (name === "setup" && state.setup) state.setup.show();
+  if (name === "worklists" && state.worklists) state.worklists.show();
 }
 
 // ---------------------------------------------------------------- queue data

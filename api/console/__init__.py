@@ -1,7 +1,8 @@
 """The monitoring-room console: ``GET /console``, a page operators work incidents from.
 
-The page is static: HTML, our own JavaScript and CSS in ``static/`` and the UI's message catalogues in
-``messages/``, all served from this package, so the browser never fetches a script or style from elsewhere
+The page is static: HTML, our own JavaScript and CSS in ``static/``, the third-party libraries vendored into
+``static/vendor/`` at locked versions (``vendor.py``), and the UI's message catalogues in ``messages/``, all served
+from this package, so the browser never fetches a script or style from elsewhere
 (the CSP in api/platform/security_headers.py allows only 'self'). Everything the page shows comes from the public API
 with the operator's own token; this router serves no case data. ``/console/config.json`` tells the page its
 settings (the map's tile source) and which optional endpoints this server has, so that a button whose
@@ -24,7 +25,7 @@ MESSAGES = _DIR / "messages"
 LANGUAGES = ("nl", "en")
 PDOK_BRT = "https://service.pdok.nl/brt/achtergrondkaart/wmts/v2_0/standaard/EPSG:3857/{z}/{x}/{y}.png"
 
-_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
+_TYPES = {".js": "text/javascript; charset=utf-8", ".mjs": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
           ".html": "text/html; charset=utf-8", ".json": "application/json", ".svg": "image/svg+xml"}
 
 # Optional endpoints the page uses when this server has them: feature name -> (method, path).
@@ -53,8 +54,10 @@ router = APIRouter(include_in_schema=False, tags=["console"])
 
 @lru_cache(maxsize=None)
 def _files() -> dict[str, Path]:
-    """The servable files, by name: a fixed set, so no path from a request ever reaches the file system."""
-    return {p.name: p for p in STATIC.iterdir() if p.is_file() and p.suffix in _TYPES}
+    """The servable files, by path under static/: a fixed set, so no path from a request ever reaches the file
+    system."""
+    return {p.relative_to(STATIC).as_posix(): p for p in STATIC.rglob("*")
+            if p.is_file() and p.suffix in _TYPES and p.name != "MANIFEST.json"}
 
 
 @router.get("/console")
@@ -67,7 +70,7 @@ async def console_slash() -> Response:
     return RedirectResponse("/console", status_code=308)
 
 
-@router.get("/console/static/{name}")
+@router.get("/console/static/{name:path}")
 async def console_static(name: str) -> Response:
     path = _files().get(name)
     if path is None:
@@ -96,6 +99,8 @@ def _features(request: Request) -> dict[str, bool]:
 async def console_config(request: Request) -> dict[str, Any]:
     """No personal data: the tile source, defaults, the vocabularies the buttons offer, the optional features."""
     from api.alerts.lifecycle import OUTCOMES
+    from api.cases.orders.schemas import ORDER_KINDS
+    from api.contacts.schemas import AGENCIES, FUNCTIONS
 
     settings = ConsoleSettings()
     try:
@@ -108,6 +113,9 @@ async def console_config(request: Request) -> dict[str, Any]:
         "tile_url": settings.tile_url or None,
         "ack_deadline_s": settings.ack_deadline_s,
         "outcomes": list(OUTCOMES),
+        "order_kinds": list(ORDER_KINDS),
+        "agencies": list(AGENCIES),
+        "functions": list(FUNCTIONS),
         "message_templates": templates,
         "features": _features(request),
     }

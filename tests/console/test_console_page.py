@@ -3,15 +3,18 @@ complete. Fast: the app is built without its lifespan (no database); the browser
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
+import shutil
+import tomllib
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.console import MESSAGES, PDOK_BRT, STATIC
+from api.console import MESSAGES, PDOK_BRT, STATIC, vendor
 from api.alerts.lifecycle import OUTCOMES
 from api.platform.settings import Settings
 
@@ -53,10 +56,11 @@ def test_every_asset_is_local_and_served(page_client: TestClient) -> None:
         assert ref.startswith("/console/"), ref
         r = page_client.get(ref)
         assert r.status_code == 200, ref
-        expected = {"js": "text/javascript", "css": "text/css"}[ref.rsplit(".", 1)[1]]
+        expected = {"js": "text/javascript", "mjs": "text/javascript", "css": "text/css"}[ref.rsplit(".", 1)[1]]
         assert r.headers["content-type"].startswith(expected), ref
-    # No address outside the project anywhere in the page's code (the tile source comes from config.json).
-    for f in list(STATIC.iterdir()):
+    # No address outside the project anywhere in the page's own code (the tile source comes from config.json; the
+    # vendored libraries only name their authors' sites in comments and attributions, test_vendored_files_*).
+    for f in [p for p in STATIC.iterdir() if p.is_file()]:
         text = f.read_text().replace(SVG_NS, "")
         assert not re.search(r"(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}", text, flags=re.I), f.name
 
@@ -99,7 +103,32 @@ def test_config_names_tiles_and_the_optional_endpoints(page_client: TestClient,
 
 
 def test_package_data_ships_the_page() -> None:
-    """pyproject's package-data must carry these files into a non-editable install."""
-    text = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
-    assert '"api.console" = ["static/*", "messages/*.json"]' in text
-    assert {p.suffix for p in STATIC.iterdir()} <= {".html", ".js", ".css"}
+    """pyproject's package-data must carry every file of the page, the vendored ones included, into a non-editable
+    install (setuptools' patterns do not descend into folders by themselves)."""
+    config = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
+    patterns = config["tool"]["setuptools"]["package-data"]["api.console"]
+    package = STATIC.parent
+    files = [p.relative_to(package).as_posix() for p in list(STATIC.rglob("*")) + list(MESSAGES.iterdir()) if p.is_file()]
+    unshipped = [f for f in files if not any(fnmatch.fnmatch(f, pat) and f.count("/") == pat.count("/") for pat in patterns)]
+    assert files and not unshipped, unshipped
+    assert {p.suffix for p in STATIC.iterdir() if p.is_file()} <= {".html", ".js", ".css"}
+
+
+def test_vendored_files_match_the_lock() -> None:
+    """Offline: every file in static/vendor/ is the one its locked package holds (api/console/vendor.py)."""
+    assert vendor.check() == []
+    pins = json.loads(vendor.PACKAGE_JSON.read_text())["dependencies"]
+    assert pins["leaflet"] == "1.9.4" and "@geoman-io/leaflet-geoman-free" in pins
+
+
+def test_vendor_check_notices_a_changed_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    copy = tmp_path / "vendor"
+    shutil.copytree(vendor.VENDOR, copy)
+    monkeypatch.setattr(vendor, "VENDOR", copy)
+    monkeypatch.setattr(vendor, "MANIFEST", copy / "MANIFEST.json")
+    assert vendor.check() == []
+    (copy / "leaflet.js").write_text((copy / "leaflet.js").read_text() + "\n// edited by hand\n")
+    (copy / "extra.js").write_text("alert(1)")
+    problems = vendor.check()
+    assert any("leaflet.js differs from leaflet@1.9.4" in p for p in problems), problems
+    assert any("extra.js" in p for p in problems), problems

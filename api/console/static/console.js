@@ -3,6 +3,8 @@ import { Api, ApiError, qs, tokenClaims } from "./api.js";
 import { $, $$, h, show } from "./dom.js";
 import { chooseLanguage, fmtAgo, fmtDuration, fmtTime, language, setLanguage, t, word } from "./i18n.js";
 import { Incident } from "./incident.js";
+import { CaseSetup } from "./setup.js";
+import { WorkLists } from "./worklists.js";
 
 const TOKEN_KEY = "afstand.token";
 const DEADLINE_KEY = "afstand.ackDeadlineS";
@@ -38,6 +40,14 @@ window.afstandConsole = {
   get lastSeq() { return state.lastSeq; },
   get alarms() { return state.alarms; },
   get connected() { return !!state.ws && state.ws.readyState === WebSocket.OPEN; },
+  /** Where a place is on the zone drawing map, in page pixels (for the tests' mouse, which draws like a person). */
+  zonePoint(lat, lon) {
+    const map = state.setup && state.setup.map;
+    if (!map) return null;
+    const p = map.latLngToContainerPoint([lat, lon]);
+    const r = map.getContainer().getBoundingClientRect();
+    return { x: r.left + p.x, y: r.top + p.y, zoom: map.getZoom() };
+  },
   /** Close the stream as a network failure would, and stay off it for ``holdMs`` before reconnecting. */
   dropStream(holdMs = 0) {
     state.holdUntil = Date.now() + holdMs;
@@ -94,6 +104,7 @@ function wireChrome() {
     if (!state.muted) unlockAudio();
   });
   $("#show-resolved").addEventListener("change", () => renderQueue());
+  for (const b of $$("#views .view-tab")) b.addEventListener("click", () => showView(b.dataset.view));
   document.addEventListener("click", unlockAudio);
   document.addEventListener("keydown", unlockAudio);
 }
@@ -117,7 +128,7 @@ function updateSoundButton() {
 function showSignIn(message) {
   show($("#signin"), true);
   show($("#app"), false);
-  for (const id of ["#status-area", "#deadline-setting", "#sound-toggle", "#who", "#sign-out"]) show($(id), false);
+  for (const id of ["#status-area", "#deadline-setting", "#sound-toggle", "#who", "#sign-out", "#views", "#setup", "#worklists"]) show($(id), false);
   const err = $("#signin-error");
   err.textContent = message || "";
   show(err, !!message);
@@ -143,8 +154,13 @@ async function signIn(token, { silent = false } = {}) {
   $("#token-input").value = "";
   show($("#signin"), false);
   show($("#app"), true);
-  for (const id of ["#status-area", "#deadline-setting", "#sound-toggle", "#who", "#sign-out"]) show($(id), true);
+  for (const id of ["#status-area", "#deadline-setting", "#sound-toggle", "#who", "#sign-out", "#views"]) show($(id), true);
+  for (const b of $$("#views [data-roles]")) show(b, b.dataset.roles.split(" ").includes(claims.role));
   updateSoundButton();
+  state.setup = new CaseSetup({ api, config: state.config, toast });
+  const mayEdit = ["admin", "case_director"].includes(claims.role);
+  state.worklists = new WorkLists({ api, onOpenCase: mayEdit ? (id) => { showView("setup"); state.setup.open(id); } : null });
+  showView("room");
   state.incident = new Incident({ api, config: state.config, onChanged: (alert) => { upsert(alert); scheduleRender(); },
     onClose: () => { state.incident = null; renderQueue(); } });
   await loadQueue();
@@ -165,6 +181,21 @@ function signOut(message) {
   state.lastSeq = 0;
   $("#queue-body").replaceChildren();
   showSignIn(message);
+}
+
+/** The monitoring room (queue and incident) or another workspace; the stream keeps running behind either. */
+function showView(name) {
+  for (const b of $$("#views .view-tab")) {
+    const on = b.dataset.view === name;
+    b.classList.toggle("active", on);
+    b.setAttribute("aria-pressed", on ? "true" : "false");
+  }
+  show($("#app"), name === "room");
+  show($("#setup"), name === "setup");
+  show($("#worklists"), name === "worklists");
+  document.documentElement.dataset.view = name;
+  if (name === "setup" && state.setup) state.setup.show();
+  if (name === "worklists" && state.worklists) state.worklists.show();
 }
 
 // ---------------------------------------------------------------- queue data

@@ -3,6 +3,7 @@ import { ApiError, qs } from "./api.js";
 import { $, $$, h, show } from "./dom.js";
 import { fmtAgo, fmtDate, fmtDateTime, fmtMetres, fmtTime, t, word } from "./i18n.js";
 import { IncidentMap, haversine } from "./map.js";
+import { findingsList, scheduleText } from "./setup.js";
 
 // The reason goes into the audit log in one language, whatever the operator reads the page in.
 const REASONS = {
@@ -505,18 +506,6 @@ export class Incident {
         h("td", {}, x.staff_name, x.staff_active ? "" : ` (${t("case.inactive")})`),
         h("td", {}, x.how_to_reach || "—"), h("td", {}, x.when_to_reach || "—"))))));
   }
-}
-
-function scheduleText(schedule) {
-  if (!schedule || !Array.isArray(schedule.windows) || !schedule.windows.length) return t("case.always");
-  return schedule.windows.map((w) => `${(w.days || []).map((d) => word("day", d)).join(" ")} ${w.start}–${w.end}`).join("; ");
-}
-
-function findingsList(findings) {
-  if (!findings || !findings.length) return h("p", { class: "findings-none" }, t("case.no_findings"));
-  return h("ul", { class: "findings" }, ...findings.map((f) => h("li", { class: `finding severity-${f.severity}`, dataset: { code: f.code } },
-    h("span", { class: `badge severity severity-${f.severity}` }, word("severity", f.severity)), " ",
-    h("strong", {}, word("finding", f.code)), f.explanation ? ` — ${f.explanation}` : "")));
 }
 
 function detailText(detail) {

@@ -126,3 +126,32 @@ def test_a_bad_encounters_body_is_a_problem_naming_the_field(client) -> None:  #
     r = _encounters(client, app, [{"recorded_at": "yesterday", "beacon_id": "XYZ", "rssi": "loud"}, 7])
     assert r.status_code == 200 and [x["status"] for x in r.json()["results"]] == ["rejected", "rejected"]
     assert client.post("/v1/me/encounters", json={"encounters": []}).status_code == 401
+
+
+def test_her_alerts_show_a_silence_only_when_it_went_dark_near_her(client) -> None:  # type: ignore[no-untyped-def]
+    import uuid
+    from geofence import AlertChange, AlertKind, ChangeKind, Confidence, Level
+    from api.alerts.repository import apply_engine_changes
+
+    case_id, tag_id, _, app = _case_with_key(client)
+    at = now() - timedelta(minutes=5)
+
+    def silence(near: bool, kind: AlertKind) -> AlertChange:
+        return AlertChange(str(uuid.uuid4()), 1, case_id, kind, tag_id, ChangeKind.OPENED, Level.VIOLATION,
+                           Level.VIOLATION, Confidence.CONFIRMED, at, at, near_victim=near, trigger="silence")
+
+    near, far = silence(True, AlertKind.OFFENDER_SILENT), silence(False, AlertKind.OFFENDER_SILENT)
+    ctx = client.app.state.ctx
+
+    async def store() -> None:
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            await apply_engine_changes(conn, [near, far], outbox=ctx.outbox)
+
+    client.portal.call(store)
+    items = client.get("/v1/me/alerts", headers=bearer(app)).json()["items"]
+    assert [(i["id"], i["kind"]) for i in items] == [(near.episode_id, "offender_silent")]
+    assert "enkelband" in items[0]["title"]  # her language (nl)
+    assert client.post(f"/v1/me/alerts/{near.episode_id}/ack", headers=bearer(app)).status_code == 200
+    assert client.post(f"/v1/me/alerts/{far.episode_id}/ack", headers=bearer(app)).status_code == 404
+    staff = client.get(f"/v1/alerts/{near.episode_id}", headers=staff_headers(client, "operator")).json()
+    assert staff["near_victim"] is True and staff["changes"][0]["trigger"] == "silence"

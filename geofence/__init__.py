@@ -2,13 +2,15 @@
 
 from geofence.engine import Engine
 from geofence.model import (
-    AlertChange, AlertKind, CaseConfig, ChangeKind, Circle, Confidence, ExclusionZone, Fix, FixStatus,
+    AlertChange, AlertKind, Approach, CaseConfig, ChangeKind, Circle, Confidence, Encounter, ExclusionZone, Fix,
+    FixStatus,
     FixVerdict, InclusionZone, Level, Party, ProximityRule, Schedule, Validity, Window, Zone,
 )
 from geofence.settings import EngineSettings
 
 __all__ = [
-    "AlertChange", "AlertKind", "CaseConfig", "ChangeKind", "Circle", "Confidence", "Engine", "EngineSettings",
+    "AlertChange", "AlertKind", "Approach", "CaseConfig", "ChangeKind", "Circle", "Confidence", "Encounter",
+    "Engine", "EngineSettings",
     "ExclusionZone", "Fix", "FixStatus", "FixVerdict", "InclusionZone", "Level", "Party", "ProximityRule",
     "Schedule", "Validity", "Window", "Zone",
 ]

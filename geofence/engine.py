@@ -22,7 +22,7 @@ from shapely.errors import ShapelyError
 from geofence.episode import Reading, SubjectEpisodes
 from geofence.geometry import GEOD, lonlat_gap_lower_m
 from geofence.model import (
-    AlertChange, AlertKind, CaseConfig, Confidence, Fix, FixStatus, FixVerdict, Level, Party,
+    AlertChange, AlertKind, Approach, CaseConfig, Confidence, Encounter, Fix, FixStatus, FixVerdict, Level, Party,
 )
 from geofence.quality import DeviceTrack, invalid_reason
 from geofence.rules import CompiledCase, CompiledZone, SubjectKey
@@ -145,20 +145,30 @@ class Engine:
                 state.window_due[zone.zone_id] = -math.inf
                 heapq.heappush(self._timers, (-math.inf, case_id, _WINDOW, zone.zone_id))
 
-    def _arm_silence(self, track: DeviceTrack) -> None:
-        threshold = self.settings.offender_silent_s if track.party is Party.OFFENDER else self.settings.victim_silent_s
+    def _silent_after(self, party: Party) -> tuple[float, float]:
+        """(short, normal) silence thresholds of a party: near the victim, and otherwise (R-TICK-4, R-TICK-6)."""
+        normal = self.settings.offender_silent_s if party is Party.OFFENDER else self.settings.victim_silent_s
+        return min(self.settings.near_silent_s, normal), normal
+
+    def _arm_silence(self, track: DeviceTrack, due: float | None = None) -> None:
+        """Queue the device's silence check, at the short threshold unless ``due`` says otherwise: whether the
+        device was near is only judged when that comes (R-TICK-6)."""
         track.timer = True
-        heapq.heappush(self._timers, (track.newest_ts + threshold, track.case_id, _SILENCE, track.device_id))
+        if due is None:
+            due = track.newest_ts + self._silent_after(track.party)[0]
+        heapq.heappush(self._timers, (due, track.case_id, _SILENCE, track.device_id))
 
     # ---------------------------------------------------------------- fixes
 
-    def process(self, fixes: Sequence[Fix]) -> tuple[list[FixVerdict], list[AlertChange]]:
-        """One verdict per fix, in input order, and the alert changes they caused, in causal order."""
+    def process(self, fixes: Sequence[Fix | Encounter]) -> tuple[list[FixVerdict], list[AlertChange]]:
+        """One verdict per fix or encounter, in input order, and the alert changes they caused, in causal order."""
         out: list[AlertChange] = []
         verdicts = [self._process_one(fix, out) for fix in fixes]
         return verdicts, out
 
-    def _process_one(self, fix: Fix, out: list[AlertChange]) -> FixVerdict:
+    def _process_one(self, fix: Fix | Encounter, out: list[AlertChange]) -> FixVerdict:
+        if type(fix) is Encounter:
+            return self._encounter(fix, out)
         settings = self.settings
         track = self._tracks.get(fix.device_id)
         if track is None or track.case_id != fix.case_id:
@@ -209,6 +219,37 @@ class Engine:
         self._evaluate(case, track, ts, lat, lon, acc, fix.fix_id, out)
         track.prune(settings.history_s)
         return verdict
+
+    def _encounter(self, enc: Encounter, out: list[AlertChange]) -> FixVerdict:
+        """The victim's phone heard the offender's tag: proof of proximity, a confirmed contact-ban violation
+        whatever GPS says (R-BLE-1), holding the episode for ``ble_lapse_s`` (R-BLE-2)."""
+        settings = self.settings
+        phone = self._tracks.get(enc.device_id)
+        if phone is None or phone.case_id != enc.case_id or phone.party is not Party.VICTIM:
+            return FixVerdict(enc.fix_id, FixStatus.REJECTED, "unknown_device")
+        tag = self._tracks.get(enc.tag_id)
+        if tag is None or tag.case_id != enc.case_id or tag.party is not Party.OFFENDER:
+            return FixVerdict(enc.fix_id, FixStatus.REJECTED, "unknown_tag")
+        if enc.recorded_at.tzinfo is None or enc.received_at.tzinfo is None:
+            return FixVerdict(enc.fix_id, FixStatus.REJECTED, "naive_time")
+        if not enc.fix_id.isdigit():
+            return FixVerdict(enc.fix_id, FixStatus.REJECTED, "fix_id_not_a_log_position")
+        ts = enc.recorded_at.timestamp()
+        if ts - enc.received_at.timestamp() > settings.future_tolerance_s:
+            return FixVerdict(enc.fix_id, FixStatus.REJECTED, "future")
+        case = self._cases[enc.case_id]
+        if ts >= case.next_expiry:
+            self._expire(case, ts, out)
+        rule = case.compiled.proximity
+        if rule is None or not (rule.valid_from <= ts < rule.valid_until):
+            return FixVerdict(enc.fix_id, FixStatus.REJECTED, "no_contact_ban")
+        # R-BLE-3: an encounter still proves proximity "now" while it would hold the trigger.
+        late = ts < phone.newest_evaluated_ts - settings.ble_lapse_s
+        violation_m = rule.ladder.steps[0][1]
+        reading = Reading(ts, violation_m, 0.0, 0.0, Level.VIOLATION, Level.VIOLATION, Confidence.CONFIRMED, None,
+                          (enc.fix_id,), trigger="ble", rssi=enc.rssi, hold_until=ts + settings.ble_lapse_s)
+        self._feed(case, rule.key, rule.ladder, reading, late, enc.device_id, None, out)
+        return FixVerdict(enc.fix_id, FixStatus.ACCEPTED)
 
     def _keep_timer(self, track: DeviceTrack) -> None:
         if not track.timer and not track.silent:
@@ -282,14 +323,82 @@ class Engine:
         u = acc + other_acc
         # R-PAIR-2: the other party may have moved since its fix, at its plausible speed.
         w = (ts - other_track.ts[i]) * max(other_track.speed[i], self.settings.walking_speed_mps)
-        if x - u - w > rule.ladder.steps[-1][1] and rule.key not in case.open:
+        warn_m = rule.ladder.steps[-1][1]
+        # R-ETA-1: how fast he closes in is judged on live readings, out to the fast-approach reach.
+        approaching = not late and x <= rule.approach_reach_m
+        if x - u - w > warn_m and rule.key not in case.open and not approaching:
             return
         coarse = max(acc, other_acc) > self.settings.coarse_accuracy_m
         level, level_c, confidence = rule.ladder.assess(x, u, w, coarse)
         other_id = other_track.fix_id(i)
         evidence = (fix_id, other_id) if party is Party.OFFENDER else (other_id, fix_id)
-        reading = Reading(ts, x, u, w, level, level_c, confidence, x, evidence)
+        approach, run = None, False
+        if approaching:
+            tag, tag_ts = ((self._tracks[device_id], ts) if party is Party.OFFENDER
+                           else (other_track, other_track.ts[i]))
+            approach, run = self._approach(case, tag, tag_ts, ts, x, u + w)
+        if level is Level.NONE and approach is not None and run and self._fast(rule, x, approach):
+            # R-ETA-2: a fast approach is a warning before the band; its reading stands at the warning threshold.
+            reading = Reading(ts, warn_m, u, w, Level.WARNING, Level.WARNING, Confidence.PROBABLE, x, evidence,
+                              trigger="fast_approach", approach=approach)
+        elif level is Level.NONE and rule.key not in case.open:
+            return
+        else:
+            reading = Reading(ts, x, u, w, level, level_c, confidence, x, evidence, approach=approach)
         self._feed(case, rule.key, rule.ladder, reading, late, device_id, None, out)
+
+    def _fast(self, rule, x: float, approach: Approach) -> bool:  # type: ignore[no-untyped-def]
+        """R-ETA-2: beyond the warning band, within its reach, and at the violation distance soon."""
+        violation_m = rule.ladder.steps[0][1]
+        return (x - violation_m) / approach.closing_speed_mps < self.settings.fast_approach_s
+
+    def _approach(self, case: CaseState, track: DeviceTrack, tag_ts: float, ts: float, x: float,
+                  u: float) -> tuple[Approach | None, bool]:
+        """R-ETA-1: the closing speed over the offender's closing run of fixes before his fix at tag_ts (each
+        paired with the victim as any reading is) up to the reading at ts (distance x, uncertainty u), and
+        whether that run is long enough for a fast approach (R-ETA-2).
+
+        The run reaches back over the window until a step on which he provably moved away. The speed counts
+        only when the run closed by more than the uncertainty at both ends (accuracy radii and the victim fix's
+        age, R-PAIR-2): a jittering offender standing still never closes provably."""
+        settings = self.settings
+        victims = case.tracks[Party.VICTIM]
+        times, good = track.ts, track.good
+        oldest = ts - settings.approach_window_s
+        later_d, later_u = x, u
+        first: tuple[float, float, float] | None = None
+        n = 1
+        j = track.index_of(tag_ts) - 1
+        while j >= 0 and times[j] >= oldest:
+            if good[j]:
+                tj = times[j]
+                other, k = self._counterpart(victims, tj)
+                if other is None:
+                    break
+                lon, lat = track.position(j)
+                other_lon, other_lat = other.position(k)
+                d = _geod_inv(lon, lat, other_lon, other_lat)[2]
+                uj = track.acc[j] + other.acc[k] + (tj - other.ts[k]) * max(other.speed[k],
+                                                                            settings.walking_speed_mps)
+                if d + uj + later_u < later_d:
+                    break  # provably further away after this fix: the run starts after it
+                first = (d, uj, tj)
+                n += 1
+                later_d, later_u = d, uj
+            j -= 1
+        if first is None:
+            return None, False
+        d0, u0, t0 = first
+        span = ts - t0
+        closed = d0 - x
+        if span <= 0.0 or closed <= u0 + u:
+            return None, False
+        speed = closed / span
+        low, high = (closed - u0 - u) / span, (closed + u0 + u) / span
+        eta = x / speed
+        uncertainty = max(eta - max(x - u, 0.0) / high, (x + u) / low - eta)
+        run = n >= settings.approach_min_fixes and span >= settings.approach_min_span_s
+        return Approach(speed, eta, uncertainty), run
 
     def _repair(self, case: CaseState, track: DeviceTrack, ts: float, lat: float, lon: float, acc: float,
                 fix_id: str, other_track: DeviceTrack, out: list[AlertChange]) -> None:
@@ -314,10 +423,11 @@ class Engine:
                            other_track.fix_id(j), other_late, other_track.device_id, track, track.index_of(ts), out)
             j += 1
 
-    def _counterpart(self, tracks: list[DeviceTrack], ts: float) -> tuple[DeviceTrack | None, int]:
-        """The other party's newest good fix recorded at or before ts and at most victim_max_age_s older, as
-        (track, index) (R-PAIR-1)."""
-        oldest = ts - self.settings.victim_max_age_s
+    def _counterpart(self, tracks: list[DeviceTrack], ts: float,
+                     max_age_s: float | None = None) -> tuple[DeviceTrack | None, int]:
+        """The other party's newest good fix recorded at or before ts and at most ``max_age_s`` (default
+        victim_max_age_s) older, as (track, index) (R-PAIR-1)."""
+        oldest = ts - (self.settings.victim_max_age_s if max_age_s is None else max_age_s)
         best: DeviceTrack | None = None
         best_i = -1
         for track in tracks:
@@ -470,16 +580,21 @@ class Engine:
         if track.silent:
             return
         party = track.party
-        threshold = self.settings.offender_silent_s if party is Party.OFFENDER else self.settings.victim_silent_s
-        if now_ts < track.newest_ts + threshold:
+        short, normal = self._silent_after(party)
+        if now_ts < track.newest_ts + short:
             self._arm_silence(track)  # fixes came in since this timer was set
             return
+        near = self._near_victim(case, track)
+        if not near and now_ts < track.newest_ts + normal:
+            self._arm_silence(track, track.newest_ts + normal)  # R-TICK-6: far from her, the usual wait
+            return
         key = (_SILENCE_KIND[party], track.device_id)
-        reading = Reading(track.newest_ts + threshold, math.inf, 0.0, 0.0, _SILENCE_LEVEL[party],
-                          _SILENCE_LEVEL[party], Confidence.CONFIRMED, None, ())
+        level = Level.VIOLATION if near else _SILENCE_LEVEL[party]
+        reading = Reading(track.newest_ts + (short if near else normal), math.inf, 0.0, 0.0, level, level,
+                          Confidence.CONFIRMED, None, (), trigger="silence")
         subject = case.subject(key)
         subject.open_direct(reading, None, out)
-        out[-1] = dataclasses.replace(out[-1], near_victim=self._near_victim(case, track))
+        out[-1] = dataclasses.replace(out[-1], near_victim=near)
         case.settle(key, subject)
         track.silent = True
 
@@ -498,7 +613,7 @@ class Engine:
         rule = case.compiled.proximity
         if rule is not None and rule.valid_from <= ts < rule.valid_until:
             other = Party.VICTIM if track.party is Party.OFFENDER else Party.OFFENDER
-            other_track, j = self._counterpart(case.tracks[other], ts)
+            other_track, j = self._counterpart(case.tracks[other], ts, self.settings.near_counterpart_max_age_s)
             if other_track is not None:
                 other_lon, other_lat = other_track.position(j)
                 x = _geod_inv(lon, lat, other_lon, other_lat)[2]

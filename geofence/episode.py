@@ -15,7 +15,7 @@ from bisect import bisect_right, insort
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
-from geofence.model import AlertChange, AlertKind, ChangeKind, Confidence, Level
+from geofence.model import AlertChange, AlertKind, Approach, ChangeKind, Confidence, Level
 
 EPISODE_NAMESPACE = uuid.UUID("5d0c6a3e-2f4e-4d8b-9a59-7a3f0c1e4b21")
 _NONE = Level.NONE
@@ -87,6 +87,11 @@ class Reading:
     confidence: Confidence  # of level_c; POSSIBLE when level_c is NONE
     distance_m: float | None  # reported as min_distance_m; None when only a lower bound is known
     evidence: tuple[str, ...]
+    trigger: str = "distance"  # what the reading stands for (AlertChange.trigger)
+    rssi: int | None = None  # an encounter's signal strength
+    approach: Approach | None = None  # closing speed and time to contact, when known (R-ETA-1)
+    # The breach the reading proves lasts until this fix time: no hold completes before it (R-BLE-2).
+    hold_until: float = -math.inf
 
 
 class CalmRun:
@@ -114,9 +119,10 @@ class CalmRun:
         self.restless_ts = max(self.restless_ts, ts)
         self.calm = [entry for entry in self.calm if entry[0] > ts]
 
-    def completed_at(self, hold_s: float, min_fixes: int, settled_until: float) -> float | None:
-        """The earliest fix time at which the run spans the hold with enough readings, among the times no
-        reading can still arrive for (R-HOLD-3); None if there is none yet."""
+    def completed_at(self, hold_s: float, min_fixes: int, settled_until: float,
+                     not_before: float = -math.inf) -> float | None:
+        """The earliest fix time, not before ``not_before`` (R-BLE-2), at which the run spans the hold with
+        enough readings, among the times no reading can still arrive for (R-HOLD-3); None if there is none yet."""
         calm = self.calm
         if len(calm) < min_fixes:
             return None
@@ -125,7 +131,7 @@ class CalmRun:
             ts = calm[k][0]
             if ts > settled_until:
                 return None
-            if ts - first >= hold_s:
+            if ts - first >= hold_s and ts >= not_before:
                 return ts
         return None
 
@@ -139,7 +145,7 @@ class AlertEpisode:
     __slots__ = (
         "episode_id", "case_id", "kind", "subject_id", "late", "opened_ts", "cleared_ts", "level", "level_c",
         "confidence", "max_level", "max_level_c", "min_distance_m", "evidence", "n", "runs", "source_device",
-        "window_end_ts", "last_ts", "last_change", "states", "late_seen",
+        "window_end_ts", "last_ts", "last_change", "states", "late_seen", "hold_until",
     )
 
     def __init__(self, case_id: str, kind: AlertKind, subject_id: str, late: bool, reading: Reading,
@@ -169,6 +175,7 @@ class AlertEpisode:
         # said at any moment of its span, for judging late readings (R-LATE-2).
         self.states: list[tuple[float, Level, Level, Confidence]] = []
         self.late_seen = (_NONE, _NONE, _POSSIBLE)  # most serious late reading reported so far
+        self.hold_until = reading.hold_until  # no stepping down before this fix time (R-BLE-2)
 
     def shown(self) -> tuple[Level, Level, Confidence]:
         """(level, max_level, confidence) as the alert shows them: the confident axis, or the possible axis while
@@ -179,10 +186,17 @@ class AlertEpisode:
         return self.level, max_level, _POSSIBLE
 
     def change(self, kind: ChangeKind, ts: float, reason: str | None = None,
-               finding: Reading | None = None) -> AlertChange:
+               finding: Reading | None = None, cause: Reading | None = None) -> AlertChange:
         """The next change. ``finding`` is a late reading: the change then says what was found at its fix time,
-        while the episode's own level stays with the live readings (R-LATE-2)."""
+        while the episode's own level stays with the live readings (R-LATE-2). ``cause`` is the live reading
+        that made the change; its trigger, signal strength and approach travel with it."""
         self.n += 1
+        source = finding if finding is not None else cause
+        if source is not None:
+            trigger, rssi, approach = source.trigger, source.rssi, source.approach
+        else:
+            trigger = "silence" if self.kind in (AlertKind.OFFENDER_SILENT, AlertKind.VICTIM_SILENT) else "distance"
+            rssi = approach = None
         level, max_level, confidence = self.shown()
         if finding is not None:
             level, confidence = ((finding.level_c, finding.confidence) if finding.level_c is not _NONE
@@ -193,6 +207,7 @@ class AlertEpisode:
             opened_at=utc(self.opened_ts), fix_at=utc(ts), late=self.late or finding is not None,
             min_distance_m=self.min_distance_m, reason=reason, evidence=tuple(self.evidence),
             level_possible=finding.level if finding is not None else self.level, max_level_possible=self.max_level,
+            trigger=trigger, rssi=rssi, approach=approach,
         )
         if kind is not ChangeKind.CLEARED and finding is None:
             insort(self.states, (ts, self.level, self.level_c, self.confidence))
@@ -320,8 +335,9 @@ class SubjectEpisodes:
                     self.late = episode
                 else:
                     self.live = episode
-                out.append(episode.change(ChangeKind.OPENED, reading.ts))
+                out.append(episode.change(ChangeKind.OPENED, reading.ts, cause=reading))
             return
+        episode.hold_until = max(episode.hold_until, reading.hold_until)
         self._step(ladder, episode, reading, hold_s, min_fixes, delivery_window_s, evidence_limit, out)
 
     def _step(self, ladder: Ladder, episode: AlertEpisode, reading: Reading, hold_s: float, min_fixes: int,
@@ -341,20 +357,20 @@ class SubjectEpisodes:
                     run.restless(reading.ts)
         if episode.raise_to(reading):
             episode.add_evidence(reading.evidence, evidence_limit)
-            out.append(episode.change(ChangeKind.ESCALATED, reading.ts))
+            out.append(episode.change(ChangeKind.ESCALATED, reading.ts, cause=reading))
             return
         if older:
             # Older than a reading that already moved the episode (the other party's fix arrived first): if it
             # is more serious than what the episode said at its moment, that moment is recorded (R-LATE-3).
             episode.late_reading(reading, evidence_limit, out)
         settled_until = episode.last_ts - delivery_window_s
-        cleared_at = runs[-1].completed_at(hold_s, min_fixes, settled_until)
+        cleared_at = runs[-1].completed_at(hold_s, min_fixes, settled_until, episode.hold_until)
         if cleared_at is not None:
             self.close(episode, cleared_at, "departed", out)
             return
         if len(runs) > 1 and episode.level is Level.VIOLATION:
             first = runs[0]
-            at = first.completed_at(hold_s, min_fixes, settled_until)
+            at = first.completed_at(hold_s, min_fixes, settled_until, episode.hold_until)
             if at is not None:
                 episode.level = steps[1][0]
                 if episode.level_c is Level.VIOLATION:
@@ -367,7 +383,7 @@ class SubjectEpisodes:
         episode = AlertEpisode(self.case_id, self.kind, self.subject_id, False, reading, None, window_end_ts, 0)
         episode.add_evidence(reading.evidence, len(reading.evidence))
         self.live = episode
-        out.append(episode.change(ChangeKind.OPENED, reading.ts))
+        out.append(episode.change(ChangeKind.OPENED, reading.ts, cause=reading))
         return episode
 
     def close(self, episode: AlertEpisode, ts: float, reason: str, out: list[AlertChange]) -> None:

@@ -89,6 +89,35 @@ class Fix:
 
 
 @dataclass(frozen=True, slots=True)
+class Encounter:
+    """The victim's phone heard the case's offender tag over Bluetooth (its rotating identifier matched).
+
+    The third kind of input beside the two parties' fixes, from the same ordered log: ``fix_id`` is its position
+    in the log, ``device_id`` the phone that heard it, ``tag_id`` the tag it heard. The identifier was checked at
+    the edge; the engine takes a match as proof of proximity (RULES.md, R-BLE-1). ``rssi`` is the received signal
+    strength in dBm, kept as evidence.
+    """
+
+    fix_id: str
+    device_id: str
+    case_id: str
+    tag_id: str
+    recorded_at: datetime
+    received_at: datetime
+    rssi: int
+
+
+@dataclass(frozen=True, slots=True)
+class Approach:
+    """How fast the offender closes in on the victim (RULES.md, R-ETA-1): closing speed and the time to contact
+    (distance over closing speed), with the uncertainty of that time from accuracy and fix age."""
+
+    closing_speed_mps: float
+    eta_contact_s: float
+    eta_uncertainty_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class Validity:
     """The period in which the order behind a rule or zone is in force (``valid_until`` None: open-ended)."""
 
@@ -211,6 +240,10 @@ class AlertChange:
     evidence: tuple[str, ...] = field(default=())
     # A silence's ``opened`` change only: the device's last position was near the victim (R-TICK-5).
     near_victim: bool | None = None
+    # What moved the episode: "distance", "ble" (an encounter, R-BLE-1), "fast_approach" (R-ETA-2), "silence".
+    trigger: str = "distance"
+    rssi: int | None = None  # the encounter's signal strength, for trigger "ble"
+    approach: Approach | None = None  # proximity: when a closing speed is known (R-ETA-1)
 
     @property
     def zone_id(self) -> str | None:

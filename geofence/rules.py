@@ -29,11 +29,13 @@ def _two_step_ladder(violation_m: float, warning_m: float, settings: EngineSetti
 class CompiledProximity:
     """Contact ban (contactverbod): x = geodesic distance between offender and victim."""
 
-    __slots__ = ("key", "ladder", "valid_from", "valid_until")
+    __slots__ = ("key", "ladder", "valid_from", "valid_until", "approach_reach_m")
 
     def __init__(self, rule: ProximityRule, settings: EngineSettings) -> None:
         self.key: SubjectKey = (AlertKind.PROXIMITY, rule.rule_id)
         self.ladder = _two_step_ladder(rule.alert_m, rule.warn_m, settings)
+        # Out to here the offender's approach is measured, and a fast one warned of (R-ETA-1, R-ETA-2).
+        self.approach_reach_m = settings.fast_approach_reach * rule.warn_m
         self.valid_from, self.valid_until = _validity_ts(rule.validity)
 
 

@@ -26,6 +26,14 @@ class EngineSettings:
     offender_silent_s: float = 300
     victim_silent_s: float = 900
     clock_fix_max_age_s: float = 180  # oldest position a clock-driven (tick) judgment may rest on (R-TICK-2)
+    near_silent_s: float = 90  # silence of a device near the victim (R-TICK-6)
+    near_counterpart_max_age_s: float = 900  # oldest fix of the other party a silence's nearness is judged on
+    ble_lapse_s: float = 60  # an encounter holds the Bluetooth trigger this long (R-BLE-2)
+    approach_window_s: float = 300  # fixes this far back estimate the closing speed (R-ETA-1)
+    approach_min_fixes: int = 3  # a fast approach needs a closing run of this many fixes ...
+    approach_min_span_s: float = 60  # ... spanning this long (R-ETA-2)
+    fast_approach_s: float = 300  # ... and less than this to reach the violation distance
+    fast_approach_reach: float = 3.0  # ... within this many times the warning distance
 
     def margin(self, threshold_m: float) -> float:
         """Hysteresis margin for stepping down from a level with this threshold."""

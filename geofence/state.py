@@ -17,7 +17,8 @@ Layout, ``FORMAT_VERSION`` 3 (1 and 2 were pickles and are refused; the engine t
             "tracks": {party: [index, ...]}, "window_checked": {zone_id: ts}, "next_expiry": ts}
     key = [alert kind, subject id]
     subject = {"live": episode | None, "late": episode | None, "closed": [episode, ...]}
-    episode = the AlertEpisode's slots; levels and confidences as integers, ``last_change`` an alert change
+    episode = the AlertEpisode's slots; levels and confidences as integers, ``last_change`` an alert change;
+              ``hold_until`` (and a change's ``trigger``, ``rssi``, ``approach``) may be absent: older snapshots
     config = {"case_id", "offender_devices", "victim_devices", "proximity": rule | None, "zones": [zone, ...]}
     zone = {"type": "exclusion" | "inclusion", "zone_id", "geometry": GeoJSON | {"circle": [lon, lat, r]},
             "buffer_m" (exclusion), "validity", "schedule"}
@@ -29,6 +30,7 @@ keeps them. Dict and list order is kept, since the engine's output order follows
 
 from __future__ import annotations
 
+import math
 from array import array
 from datetime import datetime, time
 from typing import Any
@@ -37,8 +39,8 @@ from shapely.geometry import mapping, shape
 
 from geofence.episode import AlertEpisode, CalmRun, SubjectEpisodes
 from geofence.model import (
-    AlertChange, AlertKind, CaseConfig, ChangeKind, Circle, Confidence, ExclusionZone, InclusionZone, Level, Party,
-    ProximityRule, Schedule, Validity, Window, Zone,
+    AlertChange, AlertKind, Approach, CaseConfig, ChangeKind, Circle, Confidence, ExclusionZone, InclusionZone, Level,
+    Party, ProximityRule, Schedule, Validity, Window, Zone,
 )
 from geofence.quality import DeviceTrack
 
@@ -155,7 +157,9 @@ def _change(c: AlertChange) -> Plain:
             "max_level": int(c.max_level), "confidence": int(c.confidence), "opened_at": c.opened_at.isoformat(),
             "fix_at": c.fix_at.isoformat(), "late": c.late, "min_distance_m": c.min_distance_m,
             "level_possible": int(c.level_possible), "max_level_possible": int(c.max_level_possible),
-            "reason": c.reason, "evidence": list(c.evidence)}
+            "reason": c.reason, "evidence": list(c.evidence), "trigger": c.trigger, "rssi": c.rssi,
+            "approach": None if c.approach is None else [c.approach.closing_speed_mps, c.approach.eta_contact_s,
+                                                         c.approach.eta_uncertainty_s]}
 
 
 def _change_from(d: Plain) -> AlertChange:
@@ -166,6 +170,8 @@ def _change_from(d: Plain) -> AlertChange:
         opened_at=datetime.fromisoformat(d["opened_at"]), fix_at=datetime.fromisoformat(d["fix_at"]),
         late=d["late"], min_distance_m=d["min_distance_m"], level_possible=Level(d["level_possible"]),
         max_level_possible=Level(d["max_level_possible"]), reason=d["reason"], evidence=tuple(d["evidence"]),
+        trigger=d.get("trigger", "distance"), rssi=d.get("rssi"),
+        approach=None if d.get("approach") is None else Approach(*d["approach"]),
     )
 
 
@@ -180,7 +186,7 @@ def _episode(e: AlertEpisode | None) -> Plain | None:
                "restless_ts": run.restless_ts} for run in e.runs],
         last_change=None if e.last_change is None else _change(e.last_change),
         states=[[ts, int(level), int(level_c), int(conf)] for ts, level, level_c, conf in e.states],
-        late_seen=[int(v) for v in e.late_seen],
+        late_seen=[int(v) for v in e.late_seen], hold_until=e.hold_until,
     )
     return out
 
@@ -206,6 +212,7 @@ def _episode_from(d: Plain | None) -> AlertEpisode | None:
     e.states = [(ts, Level(level), Level(level_c), Confidence(conf)) for ts, level, level_c, conf in d["states"]]
     seen_level, seen_c, seen_confidence = d["late_seen"]
     e.late_seen = (Level(seen_level), Level(seen_c), Confidence(seen_confidence))
+    e.hold_until = d.get("hold_until", -math.inf)  # absent from snapshots taken before encounters existed
     return e
 
 

@@ -21,6 +21,12 @@ No I/O, no clock reads: the caller passes ``now``. The rules (the defaults, each
   its confident axis, so a possible-only violation never pushes the victim as a violation and never
   auto-escalates. A change made from late data (``detail.late``: a breach in the past, found in a buffered
   upload) notifies nothing automatically: the operator sees it in the queue as a late violation.
+* **Going dark near the victim** (geofence/RULES.md, R-TICK-6): a silence opened with ``near_victim`` true (a
+  tag, or her phone, silent while he was near) is treated as a violation: she is pushed (her phone may be the
+  silent one: the SMS fallback follows when the app does not confirm) and the escalation timer starts. A far
+  silence stays with the operators.
+* **Warnings never reach her**, whatever moved them: a fast approach (``trigger`` ``fast_approach``) is for the
+  operators, like any warning; a Bluetooth contact (``ble``) is a confirmed violation and pushed as one.
 * **Pursuit mode**: a violation of a zone/proximity kind asks the tag's supplier to raise the reporting rate;
   the alert clearing (or being resolved) lowers it again.
 * **Quiet hours and frequency limits** delay non-safety messages only; nothing is dropped.
@@ -40,6 +46,7 @@ from typing import Any, Mapping, Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 CONFIDENCE_RANK = {"possible": 0, "probable": 1, "confirmed": 2}
+SILENCE_KINDS = frozenset({"offender_silent", "victim_silent"})
 LEVEL_RANK = {"none": 0, "warning": 1, "violation": 2}
 
 # A message to the victim that a channel cannot deliver (no address, a dead address, dead-lettered, or not
@@ -229,11 +236,16 @@ def _became_violation(f: ChangeFacts) -> bool:
     return f.change in ("opened", "escalated") and f.level == "violation" and not f.detail.get("late")
 
 
+def _near_silence(f: ChangeFacts) -> bool:
+    """A silence that opened near the victim: a violation in all but name (R-TICK-6)."""
+    return f.kind in SILENCE_KINDS and f.detail.get("near_victim") is True and _became_violation(f)
+
+
 def _victim_violation(f: ChangeFacts, p: CasePolicy) -> bool:
     return (
         p.notify_victim
         and f.has_victim
-        and f.kind in p.victim_kinds
+        and (f.kind in p.victim_kinds or _near_silence(f))
         and _became_violation(f)
         and CONFIDENCE_RANK.get(f.confidence, -1) >= CONFIDENCE_RANK[p.victim_min_confidence]
     )
@@ -252,7 +264,7 @@ def decide(f: ChangeFacts, p: CasePolicy = DEFAULT_POLICY) -> list[Intent]:
         out.append(Intent("system", "timer", "ack_check", "ack_check", safety=True,
                           delay_s=p.victim_ack_deadline_s, params={"of": "violation"}))
 
-    if became_violation and confident and p.auto_escalate and f.kind in p.auto_escalate_kinds:
+    if became_violation and confident and p.auto_escalate and (f.kind in p.auto_escalate_kinds or _near_silence(f)):
         out.append(Intent("system", "timer", "escalation_check", "escalation_check", safety=True,
                           delay_s=p.auto_escalate_after_s))
 

@@ -21,6 +21,7 @@ OWNERS: dict[str, tuple[str, ...]] = {
     "alerts": ("api/alerts/repository.py", "api/alerts/store.py"),
     "alert_changes": ("api/alerts/repository.py", "api/alerts/store.py"),
     "positions": ("api/intake/**/*.py",),
+    "encounters": ("api/intake/**/*.py",),
     "outbox": ("notifications/outbox.py",),
     "audit_log": ("api/privacy/audit.py", "api/privacy/audit/repository.py"),
     # Written by the trigger of migrations/0006_config_changes.sql; the engine's runner prunes what it has read.

@@ -58,6 +58,11 @@ async def list_alerts(
 
 @router.get("/{alert_id}")
 async def get_alert(alert_id: str, ctx: Ctx, staff: ReadAlerts) -> dict[str, Any]:
+    """An alert with its history (CONTRACT.md). A silence carries ``near_victim`` (it went dark near the victim:
+    raised after ``AFSTAND_NEAR_SILENT_S`` at violation level). Each engine change carries ``trigger``
+    (``distance``, ``ble``: the victim's phone heard the tag, ``fast_approach``: a warning before the band,
+    ``silence``) and, for proximity when a closing speed is known, ``eta_contact_s``; its ``detail`` adds
+    ``rssi`` (dBm, for ``ble``), ``closing_speed_mps`` and ``eta_uncertainty_s``."""
     return await service.read_alert(ctx.pool, _uuid(alert_id, "alert"), staff)
 
 

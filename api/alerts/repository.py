@@ -156,6 +156,13 @@ def _engine_detail(c: AlertChange) -> dict[str, Any]:
         detail["reason"] = c.reason
     if c.near_victim is not None:
         detail["near_victim"] = c.near_victim
+    detail["trigger"] = c.trigger
+    if c.rssi is not None:
+        detail["rssi"] = c.rssi
+    if c.approach is not None:
+        detail["closing_speed_mps"] = round(c.approach.closing_speed_mps, 1)
+        detail["eta_contact_s"] = round(c.approach.eta_contact_s)
+        detail["eta_uncertainty_s"] = round(c.approach.eta_uncertainty_s)
     return detail
 
 
@@ -518,6 +525,8 @@ def alert_json(row: asyncpg.Record, changes: list[asyncpg.Record] | None = None)
         "detail": row["detail"],
         # A panic whose recorded_at was implausible, raised at server time instead (api/victim/endpoints.py).
         "clock_suspect": (row["detail"] or {}).get("clock_suspect") is True,
+        # A silence: whether the device went dark near the victim (geofence/RULES.md, R-TICK-5, R-TICK-6).
+        "near_victim": (row["detail"] or {}).get("near_victim") if row["kind"].endswith("_silent") else None,
         "outcome": row["outcome"],
         "seq": row["seq"],
         "group_id": str(row["group_id"]) if row["group_id"] else None,  # the supplier outage it is folded into
@@ -540,6 +549,9 @@ def change_json(ch: asyncpg.Record) -> dict[str, Any]:
         "max_level_possible": ch["max_level_possible"],
         "actor": ch["actor"],
         "detail": ch["detail"],
+        # An engine change: what moved it, and for proximity the time to contact when a closing speed is known.
+        "trigger": (ch["detail"] or {}).get("trigger"),
+        "eta_contact_s": (ch["detail"] or {}).get("eta_contact_s"),
     }
 
 

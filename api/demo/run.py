@@ -3,7 +3,8 @@
 An embedded database, the real server on localhost, a simulated ankle-monitor supplier and a simulated
 victim app talk to it over HTTP exactly as the real ones would, and the monitoring room's view (the alert
 WebSocket) is printed as it arrives. The offender cycles in from the east, breaches the contact ban, enters
-the exclusion zone around the victim's street, and leaves again.
+the exclusion zone around the victim's street, and leaves again. Then the Bluetooth moment: he drives into the
+car park under her flat, his tag loses GPS, and her phone hears the tag: the alert rises all the same.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from api.app import create_app
 from api.auth.principals import mint_staff_token, sign
 from api.cli import create_supplier
 from api.demo.phone import SimulatedPhone
+from api.intake import beacons
 from api.platform.logs import configure_logging
 from api.platform.secrets import server_key
 from api.platform.settings import Settings
@@ -62,8 +64,12 @@ def _describe(item: dict[str, Any]) -> str:
     detail = ch.get("detail") or {}
     dist = f" min distance {detail['min_distance_m']:.0f} m" if detail.get("min_distance_m") is not None else ""
     reason = f" ({detail['reason']})" if detail.get("reason") else ""
+    why = {"ble": f" BLUETOOTH CONTACT (rssi {detail.get('rssi')} dBm)", "fast_approach": " FAST APPROACH"}.get(
+        detail.get("trigger"), "")
+    eta = (f" closing at {detail['closing_speed_mps']:.0f} m/s, about {round(detail['eta_contact_s'] / 60)} min"
+           if detail.get("eta_contact_s") is not None and ch["change"] in ("opened", "escalated") else "")
     return (f"[{at}] {ch['change'].upper():<11} {a['kind']:<15} {ch['level']:<9} {ch['confidence']:<9}"
-            f" case {a['case_reference']}{dist}{reason}")
+            f" case {a['case_reference']}{dist}{reason}{why}{eta}")
 
 
 async def _watch(ws_url: str, seen: list[dict[str, Any]]) -> None:
@@ -112,8 +118,9 @@ async def _script(base: str, settings: Settings, phone: SimulatedPhone) -> list[
             "geometry": {"type": "Polygon", "coordinates": [STREET]}, "buffer_m": 200, "schedule": None,
         })).raise_for_status()
         serial = "TAG-" + secrets.token_hex(3).upper()
+        ble_key = secrets.token_bytes(16)  # what the tag's supplier hands over with it
         (await http.post(f"/v1/cases/{cid}/devices", headers=staff, json={
-            "role": "offender_tag", "supplier_key_id": supplier["key_id"], "serial": serial,
+            "role": "offender_tag", "supplier_key_id": supplier["key_id"], "serial": serial, "ble_key": ble_key.hex(),
         })).raise_for_status()
         code = (await http.post(f"/v1/cases/{cid}/enrollments", headers=staff)).raise_for_status().json()["code"]
         app = (await http.post("/v1/me/enroll", json={
@@ -146,9 +153,42 @@ async def _script(base: str, settings: Settings, phone: SimulatedPhone) -> list[
             ]})).raise_for_status()
             await asyncio.sleep(0.25)
         await asyncio.sleep(2.0)
+        await _car_park(http, supplier, serial, ble_key, victim)
+        await asyncio.sleep(2.0)
         watcher.cancel()
         app_task.cancel()
     return seen
+
+
+def _signed(supplier: dict[str, Any], body: bytes) -> dict[str, str]:
+    ts = str(int(datetime.now(timezone.utc).timestamp()))
+    return {"X-Afstand-Key": supplier["key_id"], "X-Afstand-Timestamp": ts,
+            "X-Afstand-Signature": sign(supplier["secret"], ts, body), "Content-Type": "application/json"}
+
+
+async def _car_park(http: httpx.AsyncClient, supplier: dict[str, Any], serial: str, ble_key: bytes,
+                    victim: dict[str, str]) -> None:
+    """He drives into the car park under her flat: the tag's last fix is 2 km out, then it loses GPS. Her phone
+    listens for the identifiers the server gave it, hears the tag (which advertises them as CONTRACT.md says,
+    api/intake/beacons.py) and reports the matches."""
+    print("\n-- the offender drives into the car park under the victim's flat; his tag loses GPS --\n", flush=True)
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    lon, lat, _ = _GEOD.fwd(HOME[0], HOME[1], 90, 2000)
+    body = json.dumps({"positions": [{"serial": serial, "recorded_at": (now - timedelta(seconds=90)).isoformat(),
+                                      "lat": lat, "lon": lon, "accuracy_m": 8}]}).encode()
+    (await http.post("/v1/ingest/positions", content=body, headers=_signed(supplier, body))).raise_for_status()
+    body = json.dumps({"events": [{"serial": serial, "recorded_at": (now - timedelta(seconds=60)).isoformat(),
+                                   "type": "gps_lost"}]}).encode()
+    (await http.post("/v1/ingest/events", content=body, headers=_signed(supplier, body))).raise_for_status()
+    listening = {b["beacon_id"] for b in (await http.get("/v1/me/beacons", headers=victim)).raise_for_status()
+                 .json()["beacons"]}
+    heard = []
+    for back in (40, 30, 20, 10, 0):
+        at = now - timedelta(seconds=back)
+        advertised = beacons.beacon_id(ble_key, beacons.counter_at(at))  # the tag, in the car park
+        if advertised in listening:
+            heard.append({"recorded_at": at.isoformat(), "beacon_id": advertised, "rssi": -58 - back // 10})
+    (await http.post("/v1/me/encounters", headers=victim, json={"encounters": heard})).raise_for_status()
 
 
 async def run_demo(settings: Settings, port: int = 8765, keep_serving: bool = False) -> int:
@@ -158,7 +198,7 @@ async def run_demo(settings: Settings, port: int = 8765, keep_serving: bool = Fa
     # The victim's phone is simulated too: firebase-admin delivers to it through AFSTAND_FCM_URL.
     phone = SimulatedPhone()
     settings = settings.model_copy(update={
-        "offender_silent_s": 3600.0, "victim_silent_s": 3600.0,
+        "offender_silent_s": 3600.0, "victim_silent_s": 3600.0, "near_silent_s": 3600.0,
         "fcm_project_id": "afstand-demo", "fcm_url": phone.fcm_url,
     })
     port = _free_port(port)

@@ -144,6 +144,40 @@ async def append_group(conn: asyncpg.Connection, members: list[Any], fixes: list
     )
 
 
+async def tag_keys(conn: asyncpg.Connection | asyncpg.Pool, case_id: uuid.UUID) -> list[asyncpg.Record]:
+    """The case's active offender tags that have a Bluetooth key: (id, ble_key_enc)."""
+    return await conn.fetch(
+        "SELECT id, ble_key_enc FROM devices WHERE case_id = $1 AND role = 'offender_tag' AND revoked_at IS NULL"
+        " AND ble_key_enc IS NOT NULL ORDER BY id", case_id)
+
+
+async def insert_encounters(conn: asyncpg.Connection, device: Device, items: list[tuple[Any, ...]],
+                            received_at: datetime) -> set[int]:
+    """Append the phone's matched encounters, as (index, tag id, recorded_at, beacon_id, rssi, lat, lon,
+    accuracy_m), to the engine's log: ``encounters`` shares the seq of ``positions`` and the fix-log lock, so the
+    two commit in one order (migrations/0014). Returns the indexes stored; one already stored (same phone, time
+    and identifier) is not stored again."""
+    if not items:
+        return set()
+    items = sorted(items, key=lambda it: (it[2], it[0]))
+    columns = [list(column) for column in zip(*items)]
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", FIX_LOG_LOCK)
+    rows = await conn.fetch(
+        "INSERT INTO encounters (device_id, case_id, tag_id, recorded_at, received_at, beacon_id, rssi, lat, lon,"
+        " accuracy_m)"
+        " SELECT $1, $2, u.tag_id, u.recorded_at, $3, u.beacon_id, u.rssi, u.lat, u.lon, u.accuracy_m"
+        " FROM unnest($4::int[], $5::uuid[], $6::timestamptz[], $7::text[], $8::int[], $9::float8[], $10::float8[],"
+        " $11::float8[]) WITH ORDINALITY AS u(idx, tag_id, recorded_at, beacon_id, rssi, lat, lon, accuracy_m, ord)"
+        " ORDER BY u.ord ON CONFLICT (device_id, recorded_at, beacon_id) DO NOTHING"
+        " RETURNING recorded_at, beacon_id",
+        device.id, device.case_id, received_at, *columns,
+    )
+    if rows:
+        await conn.execute("SELECT pg_notify($1, '')", pg_channels.FIXES)
+    stored = {(r["recorded_at"], r["beacon_id"]) for r in rows}
+    return {it[0] for it in items if (it[2], it[3]) in stored}
+
+
 # A position of case $1 is evidence while some alert of that case names it or covers its time.
 _HELD_AS_EVIDENCE = """
 EXISTS (

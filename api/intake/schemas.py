@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from api.platform.times import DeviceTime
 
@@ -57,6 +57,23 @@ class AppPosition(_Item):
     source: Source = "gps"
 
 
+class AppEncounter(_Item):
+    """The victim's phone heard the case's tag: one of the identifiers ``GET /v1/me/beacons`` gave it matched."""
+
+    recorded_at: DeviceTime
+    beacon_id: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$", description="the identifier heard, 16 lowercase hex")]
+    rssi: Annotated[int, Field(ge=-127, le=20, strict=True, description="received signal strength, dBm")]
+    lat: Lat | None = None
+    lon: Lon | None = None
+    accuracy_m: Accuracy | None = None
+
+    @model_validator(mode="after")
+    def _position_whole(self) -> "AppEncounter":
+        if (self.lat is None) != (self.lon is None):
+            raise ValueError("lat and lon: give both or neither")
+        return self
+
+
 class SupplierEvent(_Item):
     serial: Serial
     recorded_at: DeviceTime
@@ -66,6 +83,7 @@ class SupplierEvent(_Item):
 
 SUPPLIER_POSITION = TypeAdapter(SupplierPosition)
 APP_POSITION = TypeAdapter(AppPosition)
+APP_ENCOUNTER = TypeAdapter(AppEncounter)
 SUPPLIER_EVENT = TypeAdapter(SupplierEvent)
 
 
@@ -83,6 +101,16 @@ class SupplierPositionBatch(_Envelope):
 
 class AppPositionBatch(_Envelope):
     positions: list[AppPosition]
+
+
+class AppEncounterBatch(_Envelope):
+    """At most ``AFSTAND_INGEST_MAX_ITEMS`` (1,000) items; more is a 413."""
+
+    encounters: list[AppEncounter]
+
+
+class RawEncounterBatch(_Envelope):
+    encounters: list[Any]
 
 
 class SupplierEventBatch(_Envelope):

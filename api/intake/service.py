@@ -31,12 +31,12 @@ from typing import Any
 import asyncpg
 
 from api.auth.principals import device_revoked
-from api.intake import device_events, repository
+from api.intake import beacons, device_events, repository
 from api.intake.fix_log import FixLog, Member, PendingFix
 from api.intake.model import Device, IncomingFix, BatchOutcome, Sender, Status
 from api.intake.protocols import Decoded
 from api.intake.schemas import AppPosition, SupplierEvent, SupplierPosition
-from api.platform import metrics
+from api.platform import metrics, secrets
 from notifications.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -223,6 +223,51 @@ def _reported(sender: Sender, decoded: list[Decoded], outcome: BatchOutcome) -> 
     for status, n in _statuses(outcome):
         metrics.FIXES.labels(source=sender.channel, outcome=status).inc(n)
     _log_counts("positions received", sender, len(decoded), outcome, channel=sender.channel)
+    return outcome.final()
+
+
+async def case_beacons(pool: asyncpg.Pool, key: bytes, case_id: uuid.UUID, now: datetime) -> list[beacons.Beacon]:
+    """The identifiers the case's tags advertise for the coming 24 hours, in time order."""
+    found: list[beacons.Beacon] = []
+    for r in await repository.tag_keys(pool, case_id):
+        found += beacons.schedule(beacons.parse_key(secrets.decrypt(key, r["ble_key_enc"], secrets.BLE_KEYS)), now)
+    return sorted(found, key=lambda b: (b.valid_from, b.beacon_id))
+
+
+async def ingest_encounters(pool: asyncpg.Pool, key: bytes, sender: Sender, decoded: list[Decoded],
+                            plausible: PlausibleTimes) -> list[dict[str, Any]]:
+    """Check, store and report the phone's Bluetooth encounters: each must be an identifier of its own case's tag
+    valid at its recorded_at (api/intake/beacons.py); a stale one or one of no tag of the case is rejected with
+    its reason and kept, the good ones go into the engine's log beside the fixes."""
+    now = datetime.now(timezone.utc)
+    outcome = BatchOutcome(len(decoded))
+    valid = _plausible(decoded, plausible, now, outcome)
+    async with pool.acquire() as conn, conn.transaction():
+        device = await repository.lock_app_device(conn, sender)
+        if device is None:
+            raise device_revoked()
+        keys = {r["id"]: beacons.parse_key(secrets.decrypt(key, r["ble_key_enc"], secrets.BLE_KEYS))
+                for r in await repository.tag_keys(conn, device.case_id)}
+        matcher = beacons.Matcher(keys)
+        items: list[tuple[Any, ...]] = []
+        seen: set[tuple[datetime, str]] = set()
+        for i, model in valid:
+            at = model.recorded_at.astimezone(timezone.utc)
+            tag, why = matcher.match(model.beacon_id, at)
+            if tag is None:
+                outcome.reject(i, decoded[i].raw, why or "beacon_id: no match")
+            elif (at, model.beacon_id) in seen:
+                outcome.mark(i, "duplicate")
+            else:
+                seen.add((at, model.beacon_id))
+                items.append((i, tag, at, model.beacon_id, model.rssi, model.lat, model.lon, model.accuracy_m))
+        await repository.keep_rejections(conn, sender, "encounters", outcome)
+        stored = await repository.insert_encounters(conn, device, items, now)
+        for it in items:
+            outcome.mark(it[0], "accepted" if it[0] in stored else "duplicate")
+    for status, n in _statuses(outcome):
+        metrics.ENCOUNTERS.labels(outcome=status).inc(n)
+    _log_counts("encounters received", sender, len(decoded), outcome, channel=sender.channel)
     return outcome.final()
 
 

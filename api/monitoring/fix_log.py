@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping, Protocol
 import asyncpg
 
 from api.monitoring import repository
-from geofence.model import Fix, Party
+from geofence.model import Encounter, Fix, Party
 
 Wake = Callable[[], None]
 
@@ -27,7 +27,7 @@ class LogPosition:
 
 @dataclass
 class LogBatch:
-    fixes: list[Fix] = field(default_factory=list)
+    fixes: list[Fix | Encounter] = field(default_factory=list)
     position: LogPosition = LogPosition()  # after the last fix of the batch
     caught_up: bool = True  # nothing more is waiting in the log right now
     pending: int = 0  # fixes known to be waiting beyond this batch
@@ -43,8 +43,13 @@ class FixLog(Protocol):
     async def close(self) -> None: ...
 
 
-def fix_from_row(row: Mapping[str, Any]) -> Fix:
-    """A row of ``positions`` (or the relay's copy of one) as the engine's :class:`Fix`."""
+def fix_from_row(row: Mapping[str, Any]) -> Fix | Encounter:
+    """A row of the log (or the relay's copy of one) as the engine's :class:`Fix`, or :class:`Encounter` for
+    the phone's Bluetooth encounters (``source`` 'ble')."""
+    if row["source"] == "ble":
+        return Encounter(fix_id=str(row["seq"]), device_id=str(row["device_id"]), case_id=str(row["case_id"]),
+                         tag_id=str(row["tag_id"]), recorded_at=row["recorded_at"], received_at=row["received_at"],
+                         rssi=row["rssi"])
     return Fix(
         fix_id=str(row["seq"]),
         device_id=str(row["device_id"]),

@@ -30,7 +30,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, S
 from api.cluster.partitioning import partition_of
 from api.monitoring.fix_log import LogBatch, LogPosition, Wake, fix_from_row
 from api.platform import background
-from geofence.model import Fix
+from geofence.model import Encounter, Fix
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +84,11 @@ def encode(row: Mapping[str, Any]) -> bytes:
         "party": row["party"], "recorded_at": row["recorded_at"].isoformat(),
         "received_at": row["received_at"].isoformat(), "lat": row["lat"], "lon": row["lon"],
         "accuracy_m": row["accuracy_m"], "source": row["source"], "speed_mps": row["speed_mps"],
+        "tag_id": None if row["tag_id"] is None else str(row["tag_id"]), "rssi": row["rssi"],
     }, separators=(",", ":")).encode()
 
 
-def decode(payload: bytes) -> Fix:
+def decode(payload: bytes) -> Fix | Encounter:
     row = json.loads(payload)
     row["recorded_at"] = datetime.fromisoformat(row["recorded_at"])
     row["received_at"] = datetime.fromisoformat(row["received_at"])
@@ -136,7 +137,7 @@ class PartitionLog:
         self.fetch_batch = fetch_batch
         self.fetch_wait_s = fetch_wait_s
         self.buffered_batches = buffered_batches
-        self._ready: collections.deque[tuple[Fix, int]] = collections.deque()
+        self._ready: collections.deque[tuple[Fix | Encounter, int]] = collections.deque()
         self._room = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._next_stream_seq = 1
@@ -151,7 +152,7 @@ class PartitionLog:
         self._task = None
 
     async def read(self, limit: int, after: LogPosition) -> LogBatch:
-        fixes: list[Fix] = []
+        fixes: list[Fix | Encounter] = []
         position = after
         while self._ready and len(fixes) < limit:
             fix, stream_seq = self._ready.popleft()

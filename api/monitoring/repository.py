@@ -75,10 +75,13 @@ async def prune_config_changes(conn: Db, kept: str) -> None:
 
 
 async def positions_after(conn: Db, seq: int, limit: int) -> list[asyncpg.Record]:
-    """The next fixes of the log, in log order (api/intake writes it)."""
+    """The next entries of the log, in log order (api/intake writes it): fixes from ``positions`` and the phone's
+    Bluetooth encounters (``source`` 'ble', ``tag_id`` and ``rssi`` set), which share its seq (migrations/0014)."""
     return await conn.fetch(
-        "SELECT seq, device_id, case_id, party, recorded_at, received_at, lat, lon, accuracy_m, source,"
-        " speed_mps FROM positions WHERE seq > $1 ORDER BY seq LIMIT $2",
+        "(SELECT seq, device_id, case_id, party, recorded_at, received_at, lat, lon, accuracy_m, source,"
+        " speed_mps, NULL::uuid AS tag_id, NULL::int AS rssi FROM positions WHERE seq > $1 ORDER BY seq LIMIT $2)"
+        " UNION ALL (SELECT seq, device_id, case_id, 'victim', recorded_at, received_at, lat, lon, accuracy_m, 'ble',"
+        " NULL, tag_id, rssi FROM encounters WHERE seq > $1 ORDER BY seq LIMIT $2) ORDER BY seq LIMIT $2",
         seq, limit,
     )
 

@@ -61,6 +61,9 @@ def engine_settings(ctx: Context) -> EngineSettings:
         walking_speed_mps=s.walking_speed_mps,
         delivery_window_s=s.delivery_window_s,
         clock_fix_max_age_s=s.clock_fix_max_age_s,
+        near_silent_s=s.near_silent_s,
+        ble_lapse_s=s.ble_lapse_s,
+        fast_approach_s=s.fast_approach_s,
     )
 
 

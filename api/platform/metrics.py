@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 FIXES = Counter("afstand_fixes_total", "Fixes received, by source and outcome", ["source", "outcome"])
+ENCOUNTERS = Counter("afstand_encounters_total", "Bluetooth encounters the victim app reported, by outcome", ["outcome"])
 EVENTS = Counter("afstand_device_events_total", "Device events received, by outcome", ["outcome"])
 ALERTS = Counter("afstand_alerts_total", "Alert changes, by kind, level and change", ["kind", "level", "change"])
 FIX_TO_ALERT = Histogram(

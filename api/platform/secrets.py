@@ -1,4 +1,5 @@
-"""The server's own secret: signs development staff tokens and device tokens, encrypts supplier secrets."""
+"""The server's own secret: signs development staff tokens and device tokens, encrypts supplier secrets and the
+tags' Bluetooth keys (each purpose under its own derived key)."""
 
 from __future__ import annotations
 
@@ -33,13 +34,17 @@ def derive(key: bytes, purpose: str) -> bytes:
     return hashlib.sha256(key + b"/" + purpose.encode()).digest()
 
 
-def encrypt(key: bytes, plaintext: str) -> bytes:
+SUPPLIER_SECRETS = "supplier-secrets"
+BLE_KEYS = "ble-keys"
+
+
+def encrypt(key: bytes, plaintext: str, purpose: str = SUPPLIER_SECRETS) -> bytes:
     nonce = secrets.token_bytes(12)
-    return nonce + AESGCM(derive(key, "supplier-secrets")).encrypt(nonce, plaintext.encode(), None)
+    return nonce + AESGCM(derive(key, purpose)).encrypt(nonce, plaintext.encode(), None)
 
 
-def decrypt(key: bytes, blob: bytes) -> str:
-    return AESGCM(derive(key, "supplier-secrets")).decrypt(blob[:12], blob[12:], None).decode()
+def decrypt(key: bytes, blob: bytes, purpose: str = SUPPLIER_SECRETS) -> str:
+    return AESGCM(derive(key, purpose)).decrypt(blob[:12], blob[12:], None).decode()
 
 
 def token_hash(token: str) -> str:

@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     walking_speed_mps: float = 1.5  # geofence/RULES.md R-PAIR-2
     delivery_window_s: float = 10.0  # R-HOLD-3
     clock_fix_max_age_s: float = 180.0  # R-TICK-2
+    near_silent_s: float = Field(default=90.0, gt=0)  # silence of a device near the victim (R-TICK-6)
+    ble_lapse_s: float = Field(default=60.0, gt=0)  # an encounter holds the Bluetooth trigger this long (R-BLE-2)
+    fast_approach_s: float = Field(default=300.0, ge=0)  # time to the violation distance that warns (R-ETA-2)
     # Floods of silence (api/alerts/outage.py): this many tags of one supplier, and this share of its active
     # tags, silent within the window are one supplier_outage alert. A silence that may belong to one waits up to
     # outage_hold_s for that decision; victims of the cases are told once an outage lasts outage_victim_after_s.

@@ -15,13 +15,13 @@ from api.auth.principals import DeviceTokenDep, VictimDep
 from api.contacts.thread import service as thread
 from api.contacts.thread.schemas import MessageIn, MessageOut, MessagePage
 from api.intake.protocols import json_contract
-from api.intake.schemas import AppPositionBatch, BatchResult, body_doc
+from api.intake.schemas import AppEncounterBatch, AppPositionBatch, BatchResult, body_doc
 from api.platform.context import Context
 from api.platform.staff_common import Ctx, Limit
 from api.victim import service
 from api.victim.schemas import (
-    AckOut, Enroll, Panic, PanicOut, Preferences, PushToken, Refresh, TokenPair, VictimAlertPage, VictimCase,
-    VictimEventPage, VictimNotices, VictimOrders,
+    AckOut, BeaconList, Enroll, Panic, PanicOut, Preferences, PushToken, Refresh, TokenPair, VictimAlertPage,
+    VictimCase, VictimEventPage, VictimNotices, VictimOrders,
 )
 
 router = APIRouter(prefix="/v1/me", tags=["victim app"])
@@ -60,6 +60,26 @@ async def post_positions(request: Request, token: DeviceTokenDep) -> BatchResult
     ctx: Context = request.app.state.ctx
     decoded = json_contract.decode_app_positions(await request.body(), ctx.settings.ingest_max_items)
     return BatchResult(results=await service.post_positions(ctx, token, decoded))
+
+
+@router.get("/beacons", response_model=BeaconList)
+async def my_beacons(ctx: Ctx, device: VictimDep) -> BeaconList:
+    """The rotating Bluetooth identifiers her case's tag advertises from the current period (1,024 s) for the
+    next 24 hours, each with its validity (CONTRACT.md, beacon identifiers). The app listens for these and
+    reports only matches; never the tag's key or serial, so nothing lets the phone recognise the tag later.
+    Empty when the tag has no Bluetooth key."""
+    return await service.beacons(ctx, device)
+
+
+@router.post("/encounters", response_model=BatchResult, openapi_extra=body_doc(AppEncounterBatch),
+             responses={413: {"description": "too many items"}})
+async def post_encounters(request: Request, ctx: Ctx, device: VictimDep) -> BatchResult:
+    """The phone heard her case's tag: one item per match of an identifier from ``GET /v1/me/beacons``, with the
+    signal strength and, when it has one, her position. Per-item results as for positions: an identifier that is
+    not her case's tag's at the item's ``recorded_at`` (± one period) is rejected with the reason (stale, or not
+    this case's tag). A match is proof of proximity: a confirmed proximity violation (trigger ``ble``)."""
+    decoded = json_contract.decode_app_encounters(await request.body(), ctx.settings.ingest_max_items)
+    return BatchResult(results=await service.post_encounters(ctx, device, decoded))
 
 
 @router.post("/panic", status_code=201, response_model=PanicOut)

@@ -97,21 +97,29 @@ async def recent_suspect_panic(conn: asyncpg.Connection, device_id: uuid.UUID, c
         " ORDER BY raised_at DESC LIMIT 1", device_id, claim, within_s)
 
 
+# Hers: an alert of one of the kinds ($2), or a silence of one of the kinds ($3) that went dark near her.
+_HERS = "(a.kind = ANY($2::text[]) OR (a.kind = ANY($3::text[]) AND a.detail->>'near_victim' = 'true'))"
+
+
 async def alerts_page(conn: asyncpg.Connection | asyncpg.Pool, case_id: uuid.UUID, kinds: list[str],
-                      before_at: datetime | None, before_id: uuid.UUID | None, limit: int) -> list[asyncpg.Record]:
-    """Newest first, keyset on (opened_at, id), ``limit + 1`` rows; never a position, zone or device."""
+                      near_kinds: list[str], before_at: datetime | None, before_id: uuid.UUID | None,
+                      limit: int) -> list[asyncpg.Record]:
+    """Newest first, keyset on (opened_at, id), ``limit + 1`` rows; never a position, zone or device. ``ble``:
+    her phone heard his tag (a change with trigger ble)."""
     return await conn.fetch(
-        "SELECT id, kind, level, confidence, status, opened_at, cleared_at FROM alerts"
-        " WHERE case_id = $1 AND kind = ANY($2::text[])"
-        " AND ($3::timestamptz IS NULL OR (opened_at, id) < ($3, $4)) ORDER BY opened_at DESC, id DESC LIMIT $5",
-        case_id, kinds, before_at, before_id, limit + 1)
+        "SELECT a.id, a.kind, a.level, a.confidence, a.status, a.opened_at, a.cleared_at,"
+        " EXISTS (SELECT 1 FROM alert_changes ch WHERE ch.alert_id = a.id AND ch.detail->>'trigger' = 'ble') AS ble"
+        f" FROM alerts a WHERE a.case_id = $1 AND {_HERS}"
+        " AND ($4::timestamptz IS NULL OR (a.opened_at, a.id) < ($4, $5)) ORDER BY a.opened_at DESC, a.id DESC"
+        " LIMIT $6",
+        case_id, kinds, near_kinds, before_at, before_id, limit + 1)
 
 
 async def alert_of_case(conn: asyncpg.Connection, alert_id: uuid.UUID, case_id: uuid.UUID,
-                        kinds: list[str]) -> asyncpg.Record | None:
+                        kinds: list[str], near_kinds: list[str]) -> asyncpg.Record | None:
     return await conn.fetchrow(
-        "SELECT level, confidence FROM alerts WHERE id = $1 AND case_id = $2 AND kind = ANY($3::text[])",
-        alert_id, case_id, kinds)
+        f"SELECT a.level, a.confidence FROM alerts a WHERE a.id = $4 AND a.case_id = $1 AND {_HERS}",
+        case_id, kinds, near_kinds, alert_id)
 
 
 async def first_change_by(conn: asyncpg.Connection, alert_id: uuid.UUID, change: str, actor: str) -> datetime | None:

@@ -69,7 +69,9 @@ class VictimAlert(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: uuid.UUID
-    kind: str
+    kind: str = Field(description="proximity, zone_exclusion, panic; offender_silent or victim_silent only when the"
+                                  " device went dark near her")
+    title: str = Field(description="what happened, in her language")
     level: str
     confidence: str
     status: str
@@ -78,6 +80,16 @@ class VictimAlert(BaseModel):
     state: Literal["active", "closed"] = Field(
         description="closed once the danger is over: cleared (the other person left, or the order that made it a"
                     " breach has ended) or resolved by the monitoring room")
+
+
+class Beacon(BaseModel):
+    beacon_id: str = Field(description="16 lowercase hex characters, as the tag advertises it")
+    valid_from: datetime
+    valid_until: datetime
+
+
+class BeaconList(BaseModel):
+    beacons: list[Beacon]
 
 
 class VictimAlertPage(BaseModel):

@@ -40,7 +40,7 @@ from api.platform.times import parse_rfc3339
 from api.privacy import audit
 from api.victim import repository
 from api.victim.schemas import (
-    AckOut, ContactPerson, Enroll, NextContact, Panic, PanicOut, Preferences, QuietHours, Stage, TokenPair,
+    AckOut, Beacon, BeaconList, ContactPerson, Enroll, NextContact, Panic, PanicOut, Preferences, QuietHours, Stage, TokenPair,
     VictimAlert, VictimAlertPage, VictimCase, VictimEvent, VictimEventPage, VictimNotice, VictimNotices,
     VictimOrder, VictimOrders,
 )
@@ -50,6 +50,8 @@ PANIC_NAMESPACE = uuid.UUID("0f6f1a2e-3c4b-4d5e-9f60-7a8b9c0d1e2f")
 # What the victim is shown: alerts about her own safety. Technical alerts (device_event, *_silent) and the
 # offender's inclusion-zone (home curfew) alerts are for the monitoring room, which keeps her informed.
 VICTIM_KINDS = ("proximity", "zone_exclusion", "panic")
+# ... except a silence that went dark near her (geofence/RULES.md, R-TICK-6): she was pushed about it.
+NEAR_SILENCE_KINDS = ("offender_silent", "victim_silent")
 ACK_CHANGE = "victim_acknowledged"
 _NOT_A_TIME = "not an RFC 3339 date-time between 1900 and 9000"
 PANIC_RETRY_S = 300  # a retried panic with the same suspect recorded_at within this returns the same alert
@@ -167,6 +169,20 @@ async def post_positions(ctx: Context, token: DeviceToken, decoded: list[Any]) -
                                             ctx.fix_log)
 
 
+# ---------------------------------------------------------------- Bluetooth contact
+
+async def beacons(ctx: Context, device: VictimDevice) -> BeaconList:
+    found = await ingestion.case_beacons(ctx.pool, ctx.key, device.case_id, datetime.now(timezone.utc))
+    return BeaconList(beacons=[Beacon(beacon_id=b.beacon_id, valid_from=b.valid_from, valid_until=b.valid_until)
+                               for b in found])
+
+
+async def post_encounters(ctx: Context, device: VictimDevice, decoded: list[Any]) -> list[dict[str, Any]]:
+    sender = ingestion.Sender.app(device.device_id, device.case_id)
+    return await ingestion.ingest_encounters(ctx.pool, ctx.key, sender, decoded,
+                                             ingestion.PlausibleTimes.from_settings(ctx.settings))
+
+
 async def panic(ctx: Context, device: VictimDevice, body: Panic) -> PanicOut:
     """A ``panic`` alert at once; a position sent along is stored as a victim fix when it is a good one, and a
     time that is no plausible one raises the alert at server time, marked ``clock_suspect``."""
@@ -229,8 +245,12 @@ def _claimed_text(value: Any, parsed: datetime | None) -> str:
 
 async def alerts(pool: asyncpg.Pool, device: VictimDevice, limit: int, cursor: str | None) -> VictimAlertPage:
     after_at, after_id = decode_cursor(cursor)
-    rows = await repository.alerts_page(pool, device.case_id, list(VICTIM_KINDS), after_at, after_id, limit)
-    items = [VictimAlert(**dict(r), state="closed" if r["status"] == "resolved" or r["cleared_at"] else "active")
+    rows = await repository.alerts_page(pool, device.case_id, list(VICTIM_KINDS), list(NEAR_SILENCE_KINDS),
+                                        after_at, after_id, limit)
+    lang = await notices.victim_language(pool, device.case_id)
+    items = [VictimAlert(**{k: v for k, v in dict(r).items() if k != "ble"},
+                         title=messages.text(lang, f"alert.{r['kind']}{'.ble' if r['ble'] else ''}.title"),
+                         state="closed" if r["status"] == "resolved" or r["cleared_at"] else "active")
              for r in rows[:limit]]
     last = rows[limit - 1] if len(rows) > limit else None
     return VictimAlertPage(items=items, next_cursor=encode_cursor(last["opened_at"], last["id"]) if last else None)
@@ -246,7 +266,7 @@ async def acknowledge(pool: asyncpg.Pool, outbox: Outbox, device: VictimDevice, 
     async with pool.acquire() as conn, conn.transaction():
         # The device's row lock makes a repeated ack from the same app wait, then find the first one.
         await repository.lock_device(conn, device.device_id)
-        row = await repository.alert_of_case(conn, aid, device.case_id, list(VICTIM_KINDS))
+        row = await repository.alert_of_case(conn, aid, device.case_id, list(VICTIM_KINDS), list(NEAR_SILENCE_KINDS))
         if row is None:
             raise not_found("alert")
         at = await repository.first_change_by(conn, aid, ACK_CHANGE, actor)

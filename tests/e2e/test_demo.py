@@ -24,4 +24,8 @@ def test_demo_shows_the_incident_from_approach_to_departure(tmp_path: Path) -> N
     assert "VICTIM'S PHONE  Veiligheidsmelding" in out
     assert "VICTIM_ACKNOWLEDGED" in out
     assert out.index("OPENED      proximity") < out.index("CLEARED     proximity")
+    # The Bluetooth moment: GPS lost 2 km out in the car park, her phone hears the tag, the violation rises.
+    ble = [line for line in out.splitlines() if "BLUETOOTH CONTACT" in line]
+    assert ble and "OPENED      proximity       violation confirmed" in ble[0], out
+    assert out.index("CLEARED     proximity") < out.index("BLUETOOTH CONTACT")
     assert postmasters(tmp_path / "demo") == []  # the embedded PostgreSQL the demo started ended with it

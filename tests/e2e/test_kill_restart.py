@@ -115,7 +115,7 @@ async def _expected_and_actual(database_url: str) -> tuple[list, list, int, list
     conn = await asyncpg.connect(database_url)
     await _init_connection(conn)
     try:
-        engine = Engine(EngineSettings(offender_silent_s=10**9, victim_silent_s=10**9,
+        engine = Engine(EngineSettings(offender_silent_s=10**9, victim_silent_s=10**9, near_silent_s=10**9,
                                        delivery_window_s=DELIVERY_WINDOW_S))
         for cfg in await load_cases(conn):
             engine.configure(cfg, datetime(2020, 1, 1, tzinfo=timezone.utc))
@@ -162,7 +162,7 @@ def test_sigkill_mid_load_loses_nothing_and_raises_nothing_twice(database_url: s
         # would judge the window's start on the first replayed positions if it ran before the catch-up.
         AFSTAND_ENGINE_BATCH_SIZE="20", AFSTAND_ENGINE_TICK_S="60", AFSTAND_OFFENDER_SILENT_S="1000000000",
         AFSTAND_DELIVERY_WINDOW_S=str(DELIVERY_WINDOW_S),
-        AFSTAND_VICTIM_SILENT_S="1000000000",
+        AFSTAND_VICTIM_SILENT_S="1000000000", AFSTAND_NEAR_SILENT_S="1000000000",
     )
     settings = Settings(database_url=database_url, data_dir=tmp_path / "data", secret_key=server.secret_key)
     supplier = asyncio.run(create_supplier(settings, "kill-test-supplier"))

@@ -28,7 +28,7 @@ def test_silence_timer_follows_the_newest_fix_and_survives_a_restore():
 
 def test_order_expiry_after_reconfiguration_is_due_at_the_new_end():
     """R-TICK-1 and R-TICK-4: a case reconfigured with a shorter order is expired at the new valid_until."""
-    engine = Engine(EngineSettings(offender_silent_s=10**9))
+    engine = Engine(EngineSettings(offender_silent_s=10**9, near_silent_s=10**9))
     start = datetime(2024, 1, 1, tzinfo=timezone.utc)
     engine.configure(exclusion_case(home_circle(300), validity=Validity("o", start, at(1000))), T0)
     engine.process([fix("tag-1", 0, UTRECHT)])

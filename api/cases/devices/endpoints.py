@@ -18,7 +18,7 @@ def device_out(row: asyncpg.Record, **override: object) -> DeviceOut:
 
 @router.post("/{case_id}/devices", status_code=201, response_model=DeviceOut)
 async def register_device(case_id: str, body: DeviceCreate, ctx: Ctx, staff: WriteStaff) -> DeviceOut:
-    row = await service.register_device(ctx.pool, staff, case_id, body)
+    row = await service.register_device(ctx.pool, ctx.key, staff, case_id, body)
     return device_out(row, supplier_key_id=body.supplier_key_id)
 
 

@@ -11,7 +11,7 @@ import asyncpg
 # devices holds the supplier, not the key: the current (newest unrevoked) key stands in for it on reads.
 _SELECT = """
 SELECT d.id, d.case_id, d.role, d.serial, d.supplier_id, s.name AS supplier_name, d.platform, d.created_at,
-       d.revoked_at, d.last_seen_at, d.last_battery_pct,
+       d.revoked_at, d.last_seen_at, d.last_battery_pct, d.ble_key_enc IS NOT NULL AS ble_key_set,
        (SELECT k.key_id FROM supplier_keys k WHERE k.supplier_id = d.supplier_id
         ORDER BY k.revoked_at IS NULL DESC, k.created_at DESC LIMIT 1) AS supplier_key_id
 FROM devices d LEFT JOIN suppliers s ON s.id = d.supplier_id
@@ -44,10 +44,10 @@ async def serial_active(conn: asyncpg.Connection, supplier_id: uuid.UUID, serial
 
 
 async def insert_device(conn: asyncpg.Connection, device_id: uuid.UUID, case_id: uuid.UUID, role: str,
-                        supplier_id: uuid.UUID, serial: str) -> None:
+                        supplier_id: uuid.UUID, serial: str, ble_key_enc: bytes | None = None) -> None:
     await conn.execute(
-        "INSERT INTO devices (id, case_id, role, supplier_id, serial) VALUES ($1, $2, $3, $4, $5)",
-        device_id, case_id, role, supplier_id, serial,
+        "INSERT INTO devices (id, case_id, role, supplier_id, serial, ble_key_enc) VALUES ($1, $2, $3, $4, $5, $6)",
+        device_id, case_id, role, supplier_id, serial, ble_key_enc,
     )
 
 

@@ -6,9 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from api.cases.schema_base import Page, StrictRequest
+from api.intake.beacons import parse_key
 
 
 class DeviceCreate(StrictRequest):
@@ -16,6 +17,16 @@ class DeviceCreate(StrictRequest):
     role: Literal["offender_tag"]
     supplier_key_id: str = Field(min_length=1, max_length=200)
     serial: str = Field(min_length=1, max_length=100)
+    ble_key: str | None = Field(default=None, description=(
+        "write-only: the tag's 16-byte key for its rotating Bluetooth identifiers, as 32 hex characters"
+        " (CONTRACT.md, beacon identifiers); stored encrypted and never returned"))
+
+    @field_validator("ble_key")
+    @classmethod
+    def _hex_key(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_key(value)
+        return value
 
 
 class DeviceOut(BaseModel):
@@ -31,6 +42,7 @@ class DeviceOut(BaseModel):
     revoked_at: datetime | None
     last_seen_at: datetime | None
     last_battery_pct: float | None
+    ble_key_set: bool = Field(description="a Bluetooth key is stored for this tag (the key itself is never shown)")
 
 
 class DevicePage(Page):

@@ -10,6 +10,7 @@ from api.auth.principals import Staff
 from api.cases.devices import repository
 from api.cases.devices.schemas import DeviceCreate
 from api.cases.service import case_or_404, changed, locked_part_or_404, page_of_parts
+from api.platform import secrets
 from api.platform.problems import conflict, field_error
 from api.platform.staff_common import parse_id
 
@@ -18,7 +19,10 @@ def _serial_taken(serial: str) -> Exception:
     return conflict(f"serial {serial} is already active for this supplier; revoke that device first")
 
 
-async def register_device(pool: asyncpg.Pool, staff: Staff, case_id: str, body: DeviceCreate) -> asyncpg.Record:
+async def register_device(pool: asyncpg.Pool, key: bytes, staff: Staff, case_id: str,
+                          body: DeviceCreate) -> asyncpg.Record:
+    """``key`` is the server key: a tag's Bluetooth key is stored encrypted with it, as supplier secrets are."""
+    ble_key_enc = None if body.ble_key is None else secrets.encrypt(key, body.ble_key.lower(), secrets.BLE_KEYS)
     async with pool.acquire() as conn, conn.transaction():
         cid = await case_or_404(conn, case_id, lock=True)
         supplier_id = await repository.active_supplier(conn, body.supplier_key_id)
@@ -30,12 +34,13 @@ async def register_device(pool: asyncpg.Pool, staff: Staff, case_id: str, body: 
         device_id = uuid.uuid4()
         try:
             async with conn.transaction():  # savepoint: a racing registration loses on the unique index
-                await repository.insert_device(conn, device_id, cid, body.role, supplier_id, body.serial)
+                await repository.insert_device(conn, device_id, cid, body.role, supplier_id, body.serial,
+                                               ble_key_enc)
         except asyncpg.UniqueViolationError:
             raise _serial_taken(body.serial) from None
         await changed(conn, staff, "device.register", cid, {
             "device_id": str(device_id), "role": body.role, "serial": body.serial,
-            "supplier_key_id": body.supplier_key_id,
+            "supplier_key_id": body.supplier_key_id, "ble_key_set": body.ble_key is not None,
         })
         return await repository.fetch_device(conn, device_id)
 

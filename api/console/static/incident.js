@@ -519,6 +519,13 @@ function detailText(detail) {
     if (k === "template") { parts.push(`${t("detail.template")}: ${word("template", v)}`); continue; }
     if (k === "min_distance_m") { parts.push(`${t("detail.min_distance")} ${fmtMetres(v)}`); continue; }
     if (k === "reason") { parts.push(`${t("detail.reason")}: ${word("clear_reason", v)}`); continue; }
+    if (k === "trigger") { parts.push(word("trigger", v)); continue; }
+    if (k === "rssi") { parts.push(t("detail.rssi", { v })); continue; }
+    if (k === "closing_speed_mps" || k === "eta_uncertainty_s") continue;  // told with the time to contact
+    if (k === "eta_contact_s") {
+      parts.push(t("detail.approach", { speed: Math.round(detail.closing_speed_mps), minutes: Math.max(1, Math.round(v / 60)) }));
+      continue;
+    }
     if (typeof v === "boolean") { parts.push(v ? word("detail", k) : ""); continue; }
     parts.push(`${word("detail", k)}: ${typeof v === "object" ? JSON.stringify(v) : v}`);
   }

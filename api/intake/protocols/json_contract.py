@@ -16,7 +16,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from api.intake.model import storable
 from api.intake.protocols.base import Decoded, SupplierProtocol
 from api.intake.schemas import (
-    APP_POSITION, SUPPLIER_EVENT, SUPPLIER_POSITION, RawEventBatch, RawPositionBatch,
+    APP_ENCOUNTER, APP_POSITION, SUPPLIER_EVENT, SUPPLIER_POSITION, RawEncounterBatch, RawEventBatch, RawPositionBatch,
 )
 from api.platform.problems import Problem, field_error, pydantic_errors
 
@@ -90,6 +90,11 @@ def decode_events(body: bytes, max_items: int) -> list[Decoded]:
 def decode_app_positions(body: bytes, max_items: int) -> list[Decoded]:
     """The victim app's positions: the same envelope, items without a serial (the device is the token's)."""
     return [_decode(APP_POSITION, raw) for raw in read_items(body, RawPositionBatch, "positions", max_items)]
+
+
+def decode_app_encounters(body: bytes, max_items: int) -> list[Decoded]:
+    """The victim app's Bluetooth encounters: ``{encounters: [...]}``, each item on its own."""
+    return [_decode(APP_ENCOUNTER, raw) for raw in read_items(body, RawEncounterBatch, "encounters", max_items)]
 
 
 PROTOCOL = SupplierProtocol(

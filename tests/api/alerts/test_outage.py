@@ -89,16 +89,21 @@ def test_a_flood_is_one_outage_alert_and_each_silence_is_stored_and_linked(datab
             await fleet.setup(10)
             near_tag = next(iter(fleet.tags))
             await fleet.store(fleet.report(10_000, near={near_tag}))
-            silences = fleet.engine.tick(at(10_400))
-            assert len(silences) == 10  # the tags only: phones are silent after 900 s
-            await fleet.store(silences)
+            due = fleet.engine.tick(at(10_400))
+            # The tags, and the phone of the victim the near tag was 800 m from (R-TICK-6); far phones wait 900 s.
+            phones = [c for c in due if c.kind.value == "victim_silent"]
+            assert [(c.near_victim, c.level.label) for c in phones] == [(True, "violation")]
+            silences = [c for c in due if c.kind.value == "offender_silent"]
+            assert len(silences) == 10
+            await fleet.store(due)
             held = await conn.fetchval("SELECT count(*) FROM alerts WHERE held_since IS NOT NULL")
             assert held == 9  # R-TICK-5: the tag 800 m from her is never held
             assert await conn.fetchval("SELECT count(*) FROM alert_changes ch JOIN alerts a ON a.id = ch.alert_id"
                                        " WHERE a.kind = 'offender_silent'") == 1
             report = await OutageMonitor(pool, _settings(), OUTBOX).run_once()
             assert (report.outages_opened, report.grouped, report.released) == (1, 9, 0)
-            queue = [a for a in await _queue(conn) if a["kind"] != "proximity"]  # the near tag's warning
+            # The near tag's warning, and her phone's near silence (never part of an outage).
+            queue = [a for a in await _queue(conn) if a["kind"] not in ("proximity", "victim_silent")]
             assert sorted(a["kind"] for a in queue) == ["offender_silent", "supplier_outage"]
             outage = next(a for a in queue if a["kind"] == "supplier_outage")
             near = next(a for a in queue if a["kind"] == "offender_silent")

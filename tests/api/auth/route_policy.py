@@ -209,6 +209,8 @@ POLICY: dict[tuple[str, str], Rule] = {
         "code": "ABCDEFGH" + "2" * 16, "installation_id": "x", "platform": "android"}),
     ("POST", "/v1/me/token"): login(401, body=lambda w: {"refresh_token": "not-a-refresh-token"}),
     ("POST", "/v1/me/positions"): victim(body=lambda w: {"positions": []}),
+    ("GET", "/v1/me/beacons"): victim(),
+    ("POST", "/v1/me/encounters"): victim(body=lambda w: {"encounters": []}),
     ("POST", "/v1/me/panic"): victim(body=lambda w: {"recorded_at": _now(-1)}),
     ("PUT", "/v1/me/push-token"): victim(body=lambda w: {"push_token": "push-" + uuid.uuid4().hex[:6]}),
     ("GET", "/v1/me/alerts"): victim(),

@@ -298,7 +298,7 @@ def test_my_alerts_never_show_the_offender_position_or_evidence(client) -> None:
     assert [a["id"] for a in items] == [panic, proximity]  # newest first; own case, safety kinds only
     assert technical not in r.text and other_case not in r.text
     for a in items:
-        assert set(a) == {"id", "kind", "level", "confidence", "status", "opened_at", "cleared_at", "state"}
+        assert set(a) == {"id", "kind", "title", "level", "confidence", "status", "opened_at", "cleared_at", "state"}
     for leak in ('"lat"', '"lon"', '"evidence"', "9001", '"min_distance_m"', "123.4", '"device_id"', '"detail"',
                  '"zone_id"', w.tag_id, "52.1234", "5.4321", "offender"):
         assert leak not in r.text, leak

@@ -111,7 +111,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/evidence/public-key"): public(),  # courts and defence check evidence with it
     ("GET", "/console"): public(),  # static page; it reads everything through the API with the operator's token
     ("GET", "/console/"): public(),
-    ("GET", "/console/static/{name}"): public(),
+    ("GET", "/console/static/{name:path}"): public(),
     ("GET", "/console/messages/{language}.json"): public(),
     ("GET", "/console/config.json"): public(),
 

@@ -281,7 +281,7 @@ class World:
             return sub
         if name == "key_id":  # consumed by rotate / revoke
             return self.m.supplier()["key_id"]
-        if name == "name":
+        if name in ("name", "name:path"):
             return "console.js"
         if name == "language":
             return "en"

@@ -20,7 +20,6 @@ which a scheduler loop calls and which is idempotent (the caller may run it unde
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
@@ -63,7 +62,9 @@ class OutageMonitor:
         self.pool = pool
         self.settings = settings
         self.outbox = outbox
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = background.Periodic(
+            "outage monitor", settings.outage_check_s, self.run_once,
+            worth_logging=lambda r: bool(r.grouped or r.released or r.outages_opened or r.outages_cleared))
 
     async def run_once(self) -> Report:
         s = self.settings
@@ -142,21 +143,7 @@ class OutageMonitor:
                 told += len(rows)
 
     async def start(self) -> None:
-        if self.settings.outage_check_s > 0:
-            self._task = asyncio.create_task(self._loop(), name="outage-monitor")
+        await self._periodic.start()
 
     async def stop(self) -> None:
-        await background.cancel(self._task)
-        self._task = None
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                report = await self.run_once()
-                if report.grouped or report.released or report.outages_opened or report.outages_cleared:
-                    log.info("outage monitor", extra=vars(report))
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a failed round is logged and retried next round; the loop never dies
-                log.exception("outage monitor round failed")
-            await asyncio.sleep(self.settings.outage_check_s)
+        await self._periodic.stop()

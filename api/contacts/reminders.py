@@ -22,7 +22,6 @@ twice, in two processes, or after a crash never tells anyone twice.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
@@ -170,7 +169,9 @@ class OrderScheduler:
         self.outbox = outbox
         self.settings = settings
         self.clock = clock
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = background.Periodic(
+            "order scheduler", settings.order_check_s, self.run_once,
+            worth_logging=lambda r: bool(r.reminders or r.victim_warnings or r.expired or r.digests))
 
     async def run_once(self) -> Report:
         now = self.clock()
@@ -184,21 +185,7 @@ class OrderScheduler:
         return report
 
     async def start(self) -> None:
-        if self.settings.order_check_s > 0:
-            self._task = asyncio.create_task(self._loop(), name="order-scheduler")
+        await self._periodic.start()
 
     async def stop(self) -> None:
-        await background.cancel(self._task)
-        self._task = None
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                report = await self.run_once()
-                if report.reminders or report.victim_warnings or report.expired or report.digests:
-                    log.info("order scheduler", extra=vars(report))
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a failed round is logged and retried next round; the loop never dies
-                log.exception("order scheduler round failed")
-            await asyncio.sleep(self.settings.order_check_s)
+        await self._periodic.stop()

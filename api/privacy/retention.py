@@ -25,7 +25,6 @@ held up for long. A session advisory lock makes concurrent runs (two server proc
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -121,26 +120,15 @@ class RetentionJob:
         self.pool = pool
         self.settings = settings
         self.clock = clock
-        self._task: asyncio.Task[None] | None = None
+        # The first run comes one interval after start, so a restart loop cannot turn into a purge loop.
+        self._periodic = background.Periodic("retention", settings.retention_check_s, self.run_once,
+                                             first_after_interval=True)
 
     async def start(self) -> None:
-        if self.settings.retention_check_s > 0:
-            self._task = asyncio.create_task(self._loop(), name="retention")
+        await self._periodic.start()
 
     async def stop(self) -> None:
-        await background.cancel(self._task)
-        self._task = None
+        await self._periodic.stop()
 
     async def run_once(self) -> Report:
         return await purge(self.pool, self.settings, self.clock())
-
-    async def _loop(self) -> None:
-        # The first run comes one interval after start, so a restart loop cannot turn into a purge loop.
-        while True:
-            await asyncio.sleep(self.settings.retention_check_s)
-            try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # keep the schedule; the next run retries
-                log.exception("retention purge failed")

@@ -110,19 +110,23 @@ class StoredSnapshot(NamedTuple):
     last_seq: int
     stream_seq: int
     state: bytes  # encoded as api/monitoring/snapshot.py says
+    config_version: int  # the configuration version its cases were loaded at (0: unknown)
 
 
 async def read_snapshot(conn: Db, engine_id: str) -> StoredSnapshot | None:
-    row = await conn.fetchrow("SELECT last_seq, stream_seq, state FROM engine_snapshots WHERE engine_id = $1",
-                              engine_id)
-    return None if row is None else StoredSnapshot(row["last_seq"], row["stream_seq"], bytes(row["state"]))
+    row = await conn.fetchrow(
+        "SELECT last_seq, stream_seq, state, config_version FROM engine_snapshots WHERE engine_id = $1", engine_id)
+    return None if row is None else StoredSnapshot(row["last_seq"], row["stream_seq"], bytes(row["state"]),
+                                                   row["config_version"])
 
 
-async def save_snapshot(conn: asyncpg.Connection, engine_id: str, position: "LogPositionLike", state: bytes) -> None:
+async def save_snapshot(conn: asyncpg.Connection, engine_id: str, position: "LogPositionLike", state: bytes,
+                        config_version: int) -> None:
     await conn.execute(
-        "INSERT INTO engine_snapshots (engine_id, last_seq, stream_seq, state) VALUES ($1, $2, $3, $4)"
-        " ON CONFLICT (engine_id) DO UPDATE SET last_seq = $2, stream_seq = $3, state = $4, taken_at = now()",
-        engine_id, position.seq, position.stream_seq, state,
+        "INSERT INTO engine_snapshots (engine_id, last_seq, stream_seq, state, config_version)"
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (engine_id) DO UPDATE SET last_seq = $2, stream_seq = $3,"
+        " state = $4, config_version = $5, taken_at = now()",
+        engine_id, position.seq, position.stream_seq, state, config_version,
     )
 
 

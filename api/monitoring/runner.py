@@ -146,10 +146,12 @@ class EngineRunner:
     async def _restore(self) -> None:
         pool = self.pool
         snap = await repository.read_snapshot(pool, self.engine_id)
+        restored_at_version = 0
         if snap is not None:
             try:
                 self.engine = snapshot.decode(snap.state, engine_settings(self.ctx))
                 self.position = LogPosition(snap.last_seq, snap.stream_seq)
+                restored_at_version = snap.config_version
             except SnapshotRefused as e:
                 # A snapshot of another engine version: replay the whole log instead (alert writes are idempotent).
                 log.warning("engine snapshot refused; replaying the log", extra={"reason": str(e)})
@@ -157,9 +159,16 @@ class EngineRunner:
         log.info("engine starting", extra={"engine": self.engine_id, "snapshot_seq": self.position.seq,
                                            "progress_seq": marker or 0})
         # Fixes between the snapshot and the marker are evaluated again; their alert writes are idempotent.
-        # The version is read before the cases: a change committed in between is loaded now and again later.
-        self.config_version = await repository.config_version(pool)
-        await self._reload(None)
+        if restored_at_version:
+            # The snapshot holds every case as configured at its version: load only what changed since (every
+            # case, when that history was pruned). Restoring is as costly as configuring, so not doing both
+            # halves a restart.
+            self.config_version = restored_at_version
+            await self._load_changed()
+        else:
+            # The version is read before the cases: a change committed in between is loaded now and again later.
+            self.config_version = await repository.config_version(pool)
+            await self._reload(None)
         # Case configuration is long-lived: moving it out of the collector's generations keeps GC pauses out
         # of the per-batch latency (bench/README.md measured the difference).
         gc.freeze()
@@ -326,15 +335,16 @@ class EngineRunner:
             self._last_snapshot = time.monotonic()
             # The state is copied out as plain data now, as of this stored position; encoding and writing it
             # happen beside the engine, which goes on with the next batch.
-            self._snapshotting = asyncio.create_task(self._write_snapshot(position, self.engine.snapshot()))
+            self._snapshotting = asyncio.create_task(
+                self._write_snapshot(position, self.engine.snapshot(), self.config_version))
 
-    async def _write_snapshot(self, position: LogPosition, state: dict) -> None:
+    async def _write_snapshot(self, position: LogPosition, state: dict, config_version: int) -> None:
         try:
             data = await asyncio.to_thread(snapshot.encode_plain, state)
             async with self.pool.acquire() as conn, conn.transaction():
                 if self.lease is not None:
                     await self.lease.check(conn)
-                await repository.save_snapshot(conn, self.engine_id, position, data)
+                await repository.save_snapshot(conn, self.engine_id, position, data, config_version)
         except asyncio.CancelledError:
             raise
         except Exception as e:  # the next one is due soon; a restart meanwhile replays a little more
@@ -349,4 +359,5 @@ class EngineRunner:
                 await self.lease.check(conn)
             await repository.advance_progress(conn, self.engine_id, self.position.seq, self.position.stream_seq)
             if snapshot_now:
-                await repository.save_snapshot(conn, self.engine_id, self.position, snapshot.encode(self.engine))
+                await repository.save_snapshot(conn, self.engine_id, self.position, snapshot.encode(self.engine),
+                                               self.config_version)

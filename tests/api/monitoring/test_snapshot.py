@@ -96,3 +96,30 @@ def test_an_engine_finding_an_older_snapshot_rebuilds_from_the_log(make_client) 
     time.sleep(1.0)  # a few engine steps and ticks: nothing may be raised again
     assert _count(restarted, alerts, uuid.UUID(case_id)) == 1
     assert _count(restarted, "SELECT count(*) FROM alert_changes") == changes
+
+
+def test_a_restart_restores_the_snapshot_and_loads_only_what_changed_while_it_was_down(make_client) -> None:  # type: ignore[no-untyped-def]
+    """The snapshot remembers the configuration version of its cases: a restart restores it, loads the changes
+    made since, and so enforces a zone drawn while the engine was down."""
+    running = make_client(engine_snapshot_every_s=0.0)
+    supplier = new_supplier(running)
+    quiet = new_case(running)
+    new_tag(running, quiet, supplier, "SNAP-Q")
+    watched = new_case(running)
+    new_tag(running, watched, supplier, "SNAP-W")
+    assert supplier.positions(running, [fix("SNAP-Q", 30, lat=52.0943), fix("SNAP-W", 30, lat=52.0943)]).status_code == 200
+    version = db_val(running, "SELECT version FROM config_version")
+    _wait(lambda: db_val(running, "SELECT config_version FROM engine_snapshots") == version)
+    make_client.stop(running)
+
+    offline = make_client(run_engine=False)
+    _zone(offline, watched)  # drawn while no engine runs
+    make_client.stop(offline)
+
+    restarted = make_client()
+    engine = restarted.app.state.ctx.engine
+    _wait(lambda: engine.caught_up)
+    assert engine.config_version == db_val(restarted, "SELECT version FROM config_version") > version
+    assert supplier.positions(restarted, [fix("SNAP-W", 10)]).status_code == 200
+    _wait(lambda: db_val(restarted, "SELECT count(*) FROM alerts WHERE case_id = $1 AND kind = 'zone_exclusion'",
+                         uuid.UUID(watched)) == 1)

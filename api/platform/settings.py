@@ -89,7 +89,7 @@ class Settings(BaseSettings):
     engine_reconcile_s: float = Field(default=30.0, gt=0)  # compare config versions at least this often
     # /readyz answers 503 beyond these bounds (api/platform/health_endpoints.py).
     ready_config_lag_s: float = Field(default=40.0, gt=0)  # a config change the engine has not loaded, this old
-    ready_log_lag_s: float = Field(default=30.0, gt=0)  # the oldest fix the engine has not evaluated, this old
+    ready_log_lag_s: float = Field(default=30.0, gt=0)  # the oldest log entry the engine has not evaluated
     ready_dispatch_s: float = Field(default=30.0, gt=0)  # the dispatcher has not finished a round for this long
     victim_max_age_s: float = 120
     coarse_accuracy_m: float = 200

@@ -46,7 +46,8 @@ def _rows(first: int, count: int) -> list[dict]:
     at = datetime(2026, 1, 1, tzinfo=timezone.utc)
     return [{"seq": s, "device_id": uuid.UUID(int=7), "case_id": CASE, "party": "offender",
              "recorded_at": at + timedelta(seconds=s), "received_at": at + timedelta(seconds=s), "lat": 52.0,
-             "lon": 5.0, "accuracy_m": 8.0, "source": "gps", "speed_mps": None} for s in range(first, first + count)]
+             "lon": 5.0, "accuracy_m": 8.0, "source": "gps", "speed_mps": None, "tag_id": None, "rssi": None}
+            for s in range(first, first + count)]
 
 
 async def _take(log: PartitionLog, position: LogPosition, want: int, timeout: float = 20) -> tuple[list[int], LogPosition]:

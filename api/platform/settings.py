@@ -160,7 +160,7 @@ class Settings(BaseSettings):
 
     # Privacy: reading positions, retention, evidence packages. See SECURITY.md.
     track_max_span_h: float = Field(default=24.0, gt=0)  # longest period one track read may cover
-    retention_positions_days: float = Field(default=30.0, gt=0)  # positions (and rejected items) older are purged
+    retention_positions_days: float = Field(default=30.0, gt=0)  # positions, encounters, rejections older: purged
     retention_evidence_days_after_close: float = Field(default=2557.0, ge=0)  # ~7 years after the case closes
     retention_evidence_margin_s: float = Field(default=600.0, ge=0)  # fixes this long around an alert are evidence
     retention_check_s: float = 3600.0  # how often the purge runs; 0 turns the scheduled job off

@@ -193,7 +193,7 @@ def run(args: argparse.Namespace, url: str, root: Path) -> dict[str, Any]:
 
 def _all_evaluated(url: str) -> bool:
     rows = query(url, "SELECT p.part, max(p.seq) AS head, coalesce(e.last_seq, 0) AS done FROM"
-                      " (SELECT afstand_partition(case_id, $1) AS part, seq FROM positions) p"
+                      " (SELECT afstand_partition(case_id, $1) AS part, seq FROM engine_log) p"
                       " LEFT JOIN engine_progress e ON e.engine_id = 'partition-' || lpad(p.part::text, 3, '0')"
                       " GROUP BY p.part, e.last_seq", PARTITIONS)
     return all(r["done"] >= r["head"] for r in rows)

@@ -107,13 +107,13 @@ async def members(conn: Db) -> list[asyncpg.Record]:
 
 
 async def partition_progress(conn: Db, partitions: int) -> list[asyncpg.Record]:
-    """Per partition: its engine's position, and how many committed fixes of its cases lie beyond it and how old
-    the oldest of them is."""
+    """Per partition: its engine's position, and how many committed entries of the log (fixes and encounters) of
+    its cases lie beyond it and how old the oldest of them is."""
     return await conn.fetch(
         "SELECT p.partition, coalesce(e.last_seq, 0) AS last_seq, e.updated_at,"
-        " (SELECT count(*) FROM positions x WHERE x.seq > coalesce(e.last_seq, 0)"
+        " (SELECT count(*) FROM engine_log x WHERE x.seq > coalesce(e.last_seq, 0)"
         "    AND afstand_partition(x.case_id, $1) = p.partition) AS behind_fixes,"
-        " extract(epoch FROM clock_timestamp() - (SELECT min(x.received_at) FROM positions x"
+        " extract(epoch FROM clock_timestamp() - (SELECT min(x.received_at) FROM engine_log x"
         "    WHERE x.seq > coalesce(e.last_seq, 0) AND afstand_partition(x.case_id, $1) = p.partition))::float8"
         "   AS behind_s"
         " FROM generate_series(0, $1 - 1) AS p(partition)"

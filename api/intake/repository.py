@@ -1,6 +1,7 @@
-"""All SQL of the intake: the supplier's and the app's devices, the fix log ``positions`` (this module is its
-only writer, the retention purge included), ``device_events``, ``ingest_rejections``, and the reads of open
-device alerts the device-event policy needs. Functions take a connection; the caller owns the transaction."""
+"""All SQL of the intake: the supplier's and the app's devices, the engine's log ``positions`` and ``encounters``
+(this module is their only writer, the retention purge included), ``device_events``, ``ingest_rejections``, and
+the reads of open device alerts the device-event policy needs. Functions take a connection; the caller owns the
+transaction."""
 
 from __future__ import annotations
 
@@ -178,7 +179,8 @@ async def insert_encounters(conn: asyncpg.Connection, device: Device, items: lis
     return {it[0] for it in items if (it[2], it[3]) in stored}
 
 
-# A position of case $1 is evidence while some alert of that case names it or covers its time.
+# An entry of the log (a position or an encounter) of case $1 is evidence while some alert of that case names it
+# or covers its time.
 _HELD_AS_EVIDENCE = """
 EXISTS (
     SELECT 1 FROM alerts a
@@ -191,11 +193,20 @@ EXISTS (
                             $6::timestamptz) + $5::interval))
 """
 
+# The two tables of the engine's log, which the retention purge empties alike. Each statement is spelt out, not
+# formatted from the table's name, so every write of either table stays visible (tests/test_one_writer_per_table.py).
+_PURGE = {
+    "positions": "DELETE FROM positions WHERE seq IN (SELECT p.seq FROM positions p",
+    "encounters": "DELETE FROM encounters WHERE seq IN (SELECT p.seq FROM encounters p",
+}
+LOG_TABLES = tuple(_PURGE)
 
-async def purge_positions(conn: asyncpg.Connection, case_id: uuid.UUID, *, recorded_before: datetime,
-                          max_seq: int, limit: int, evidence_margin: timedelta | None, now: datetime) -> int:
-    """Delete up to ``limit`` of the case's positions recorded before the cut-off and already processed by the
-    engine (``seq <= max_seq``); returns how many. With ``evidence_margin`` a position an alert of the case names
+
+async def purge_log(conn: asyncpg.Connection, table: str, case_id: uuid.UUID, *, recorded_before: datetime,
+                    max_seq: int, limit: int, evidence_margin: timedelta | None, now: datetime) -> int:
+    """Delete up to ``limit`` of the case's entries of ``table`` (one of :data:`LOG_TABLES`: positions, or the
+    encounters that may hold the victim's position) recorded before the cut-off and already processed by the
+    engine (``seq <= max_seq``); returns how many. With ``evidence_margin`` an entry an alert of the case names
     or covers (its window widened by the margin, ``now`` for an alert still running) is kept; without it (the
     evidence period of a closed case has ended) none is. The retention purge of api/privacy calls this."""
     held = "false" if evidence_margin is None else _HELD_AS_EVIDENCE
@@ -203,8 +214,7 @@ async def purge_positions(conn: asyncpg.Connection, case_id: uuid.UUID, *, recor
     if evidence_margin is not None:
         args += [evidence_margin, now]
     return _count(await conn.execute(
-        "DELETE FROM positions WHERE seq IN (SELECT p.seq FROM positions p"
-        " WHERE p.case_id = $1 AND p.recorded_at < $2 AND p.seq <= $3"
+        _PURGE[table] + " WHERE p.case_id = $1 AND p.recorded_at < $2 AND p.seq <= $3"
         f" AND NOT ({held}) ORDER BY p.seq LIMIT $4)",
         *args,
     ))

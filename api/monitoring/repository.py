@@ -87,10 +87,22 @@ async def positions_after(conn: Db, seq: int, limit: int) -> list[asyncpg.Record
 
 
 async def log_lag(conn: Db, seq: int) -> asyncpg.Record:
-    """``head``: the newest seq of the log; ``age_s``: how long the oldest fix after ``seq`` has waited."""
+    """``head``: the newest seq of the log; ``age_s``: how long its oldest entry after ``seq`` (a fix or an
+    encounter: the view ``engine_log``, migrations/0016) has waited."""
     return await conn.fetchrow(
         "SELECT coalesce(max(seq), 0) AS head, extract(epoch FROM clock_timestamp() - (SELECT received_at"
-        " FROM positions WHERE seq > $1 ORDER BY seq LIMIT 1))::float8 AS age_s FROM positions", seq)
+        " FROM engine_log WHERE seq > $1 ORDER BY seq LIMIT 1))::float8 AS age_s FROM engine_log", seq)
+
+
+async def engine_lags(conn: Db, config_version: int, seq: int) -> asyncpg.Record:
+    """How long the oldest configuration change after ``config_version`` (``config_lag_s``) and the oldest entry
+    of the log after ``seq`` (``log_lag_s``) have waited; NULL when there is none."""
+    return await conn.fetchrow(
+        "SELECT extract(epoch FROM clock_timestamp() - (SELECT min(changed_at) FROM config_changes"
+        "   WHERE version > $1))::float8 AS config_lag_s,"
+        " extract(epoch FROM clock_timestamp() - (SELECT received_at FROM engine_log WHERE seq > $2"
+        "   ORDER BY seq LIMIT 1))::float8 AS log_lag_s",
+        config_version, seq)
 
 
 async def progress_marker(conn: Db, engine_id: str) -> int | None:
@@ -152,9 +164,10 @@ async def advance_relay(conn: asyncpg.Connection, last_seq: int) -> None:
 
 
 async def relay_lag(conn: Db) -> asyncpg.Record:
-    """``last_seq`` published, and ``age_s``: how long the oldest committed fix after it has waited (0: none)."""
+    """``last_seq`` published, and ``age_s``: how long the oldest committed entry of the log (fix or encounter)
+    after it has waited (0: none)."""
     return await conn.fetchrow(
-        "SELECT r.last_seq, coalesce(extract(epoch FROM clock_timestamp() - (SELECT received_at FROM positions"
+        "SELECT r.last_seq, coalesce(extract(epoch FROM clock_timestamp() - (SELECT received_at FROM engine_log"
         " WHERE seq > r.last_seq ORDER BY seq LIMIT 1))::float8, 0) AS age_s"
         " FROM (SELECT coalesce((SELECT last_seq FROM log_relay WHERE relay_id = $1), 0) AS last_seq) r",
         RELAY_ID,

@@ -158,12 +158,7 @@ class Watch:
             if self.engine is not None and keeper is not None and keeper.holds(ENGINE_LEASE):
                 engine = self.engine
                 checks["engine"] = engine.caught_up
-                row = await conn.fetchrow(
-                    "SELECT extract(epoch FROM clock_timestamp() - (SELECT min(changed_at) FROM config_changes"
-                    "   WHERE version > $1))::float8 AS config_lag_s,"
-                    " extract(epoch FROM clock_timestamp() - (SELECT received_at FROM positions WHERE seq > $2"
-                    "   ORDER BY seq LIMIT 1))::float8 AS log_lag_s",
-                    engine.config_version, engine.last_seq)
+                row = await repository.engine_lags(conn, engine.config_version, engine.last_seq)
                 detail["engine_config_lag_s"] = round(row["config_lag_s"] or 0.0, 3)
                 detail["engine_log_lag_s"] = round(row["log_lag_s"] or 0.0, 3)
                 checks["engine_config"] = (row["config_lag_s"] or 0.0) <= s.ready_config_lag_s

@@ -13,13 +13,13 @@ FIX_TO_ALERT = Histogram(
     "From a fix being received to the alert change it caused being committed",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10),
 )
-ENGINE_LAG = Gauge("afstand_engine_lag_fixes", "Accepted fixes not yet evaluated by the engine")
+ENGINE_LAG = Gauge("afstand_engine_lag_fixes", "Entries of the log (fixes, encounters) not yet evaluated by the engine")
 OUTBOX_DEPTH = Gauge("afstand_outbox_depth", "Notifications waiting for delivery")
 DELIVERY_FAILURES = Counter("afstand_delivery_failures_total", "Failed notification attempts", ["channel", "reason"])
 NOTICES = Counter("afstand_notices_total", "Notices recorded, by recipient (victim, staff, agency_queue), kind and"
                   " delivery (enqueued, not_pushed, listed)", ["recipient", "kind", "delivery"])
 ENGINE_LOG_LAG = Gauge("afstand_engine_log_lag_seconds",
-                       "Age of the oldest accepted fix the engine has not evaluated yet (0 when caught up)")
+                       "Age of the oldest log entry (fix or encounter) the engine has not evaluated (0: caught up)")
 ENGINE_CONFIG_LAG = Gauge("afstand_engine_config_lag_seconds",
                           "At the engine's last configuration check: age of the oldest change it had not loaded yet")
 LISTENER_UP = Gauge("afstand_listener_up", "1 while the LISTEN connection is open", ["listener"])
@@ -32,4 +32,5 @@ FAILOVERS = Counter("afstand_failovers_total",
                     ["lease"])
 PARTITION_LOG_LAG = Gauge("afstand_partition_log_lag_fixes",
                           "Fixes on a partition's stream not yet evaluated by its engine here", ["partition"])
-RELAY_LAG = Gauge("afstand_relay_lag_seconds", "Age of the oldest committed fix the relay has not yet published")
+RELAY_LAG = Gauge("afstand_relay_lag_seconds",
+                  "Age of the oldest committed log entry (fix or encounter) the relay has not yet published")

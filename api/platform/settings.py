@@ -89,7 +89,7 @@ class Settings(BaseSettings):
     engine_reconcile_s: float = Field(default=30.0, gt=0)  # compare config versions at least this often
     # /readyz answers 503 beyond these bounds (api/platform/health_endpoints.py).
     ready_config_lag_s: float = Field(default=40.0, gt=0)  # a config change the engine has not loaded, this old
-    ready_log_lag_s: float = Field(default=30.0, gt=0)  # the oldest fix the engine has not evaluated, this old
+    ready_log_lag_s: float = Field(default=30.0, gt=0)  # the oldest log entry the engine has not evaluated
     ready_dispatch_s: float = Field(default=30.0, gt=0)  # the dispatcher has not finished a round for this long
     victim_max_age_s: float = 120
     coarse_accuracy_m: float = 200
@@ -160,7 +160,7 @@ class Settings(BaseSettings):
 
     # Privacy: reading positions, retention, evidence packages. See SECURITY.md.
     track_max_span_h: float = Field(default=24.0, gt=0)  # longest period one track read may cover
-    retention_positions_days: float = Field(default=30.0, gt=0)  # positions (and rejected items) older are purged
+    retention_positions_days: float = Field(default=30.0, gt=0)  # positions, encounters, rejections older: purged
     retention_evidence_days_after_close: float = Field(default=2557.0, ge=0)  # ~7 years after the case closes
     retention_evidence_margin_s: float = Field(default=600.0, ge=0)  # fixes this long around an alert are evidence
     retention_check_s: float = 3600.0  # how often the purge runs; 0 turns the scheduled job off

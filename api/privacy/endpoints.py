@@ -1,4 +1,4 @@
-"""Privacy routes: track reads, the audit log for the auditor, evidence packages and their public key.
+"""Privacy routes: track and encounter reads, the audit log for the auditor, evidence packages and their public key.
 
 Reading positions is an act: each route that returns fixes requires a stated ``reason`` and is audited before it
 answers (api/privacy/service.py). Three routers, as the paths have three prefixes and three tags."""
@@ -16,7 +16,7 @@ from api.platform.problems import Problem, field_error
 from api.platform.staff_common import Ctx, decode_seq_cursor, parse_id
 from api.platform.times import Instant
 from api.privacy import evidence, service
-from api.privacy.schemas import AuditPage, PublicKey, Track
+from api.privacy.schemas import AuditPage, Encounters, PublicKey, Track
 
 track_router = APIRouter(prefix="/v1/cases", tags=["privacy"])
 audit_router = APIRouter(prefix="/v1/audit", tags=["audit"])
@@ -67,6 +67,23 @@ async def track(
     return await service.read_track(ctx.pool, staff, case_id, start, end, party, check_reason(reason))
 
 
+@track_router.get("/{case_id}/encounters", response_model=Encounters)
+async def encounters(
+    case_id: str,
+    ctx: Ctx,
+    staff: ReadPositions,
+    reason: Reason,
+    from_: Annotated[Instant, Query(alias="from", description="start of the period (recorded_at), RFC 3339")],
+    to: Annotated[Instant, Query(description="end of the period (recorded_at, exclusive), RFC 3339")],
+) -> dict[str, Any]:
+    """The times the victim's phone heard the offender's tag over Bluetooth in ``[from, to)`` (at most
+    ``AFSTAND_TRACK_MAX_SPAN_H`` hours), as a GeoJSON FeatureCollection ordered by ``recorded_at``: each with the
+    RSSI and the phone's position ([lon, lat], no geometry when it gave none). Her position is read: requires
+    ``reason`` and is audited as a track read (``encounters.read``)."""
+    start, end = check_period(from_, to, ctx.settings.track_max_span_h)
+    return await service.read_encounters(ctx.pool, staff, case_id, start, end, check_reason(reason))
+
+
 @audit_router.get("", response_model=AuditPage)
 async def read_audit_log(
     ctx: Ctx,
@@ -101,9 +118,9 @@ async def public_key(ctx: Ctx) -> PublicKey:
 
 @evidence_router.get("/v1/alerts/{alert_id}/evidence", response_class=Response, responses=ZIP)  # type: ignore[arg-type]
 async def alert_evidence(alert_id: str, ctx: Ctx, staff: ReadPositions, reason: Reason) -> Response:
-    """The alert, the fixes that are its evidence (its proving fixes and every fix of the case from
-    ``AFSTAND_RETENTION_EVIDENCE_MARGIN_S`` before it opened until that long after it cleared or was resolved),
-    the engine's decisions, operator actions and notification attempts, signed. Audited."""
+    """The alert, the fixes and Bluetooth encounters that are its evidence (those it names and every one of the
+    case from ``AFSTAND_RETENTION_EVIDENCE_MARGIN_S`` before it opened until that long after it cleared or was
+    resolved), the engine's decisions, operator actions and notification attempts, signed. Audited."""
     aid = parse_id(alert_id, "alert")
     package = await service.alert_evidence(
         ctx.pool, ctx.key, staff, aid, margin=timedelta(seconds=ctx.settings.retention_evidence_margin_s),
@@ -121,8 +138,8 @@ async def case_export(
     to: Annotated[Instant | None, Query(description="only fixes recorded before then")] = None,
 ) -> Response:
     """Everything the case holds for a court: case, parties, orders, zones, devices, all alerts with their
-    decisions, operator actions and notifications, device events and the fixes (optionally of ``[from, to)``),
-    signed. Audited."""
+    decisions, operator actions and notifications, device events, the fixes and the Bluetooth encounters
+    (optionally of ``[from, to)``), signed. Audited."""
     why = check_reason(reason)
     start, end = from_, to
     if start is not None and end is not None and end <= start:

@@ -3,6 +3,8 @@
 A package is a zip of plain files:
 
 * ``fixes.geojson``: the fixes (GeoJSON FeatureCollection, [lon, lat], both parties) behind the alert(s);
+* ``encounters.geojson``: the times the victim's phone heard the offender's tag over Bluetooth (RSSI, and the
+  phone's position when it gave one), of the same period;
 * ``alert.json`` / ``alerts.json`` and, for a case export, ``case.json`` and ``device_events.json``;
 * ``decisions.json``: the engine's (and the system's) alert changes, oldest first;
 * ``operator_actions.json``: what staff did (acknowledge, notes, escalation, resolution), with the actor;
@@ -29,7 +31,7 @@ import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 import asyncpg
 from cryptography.exceptions import InvalidSignature
@@ -39,7 +41,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from api.auth.principals import STAFF_ROLES
 from api.privacy import repository
 from api.platform.times import iso
-from api.privacy.schemas import feature
+from api.privacy.schemas import encounter_feature, feature
 from api.platform.secrets import derive
 
 FORMAT = "afstand-evidence/1"
@@ -62,7 +64,10 @@ Check with `afstand evidence verify FILE [--public-key KEY.pem]`, or by hand:
 
 fixes.geojson: GeoJSON (RFC 7946), coordinates [lon, lat] in WGS84; properties: seq (the server's position
 log number, which alert evidence refers to), party, device_id, recorded_at (device time), received_at (server
-time), accuracy_m. decisions.json: the engine's alert changes (fix_at = recorded_at of the deciding fix).
+time), accuracy_m. encounters.geojson: GeoJSON as above, one Feature per time the victim's phone heard the offender's
+tag over Bluetooth, at the phone's position (no geometry when it gave none); properties: seq (in the same log as
+the fixes), device_id (the phone), tag_id, recorded_at, received_at, beacon_id (the tag's rotating identifier),
+rssi (signal strength, dBm), accuracy_m. decisions.json: the engine's alert changes (fix_at = recorded_at of the deciding fix).
 operator_actions.json: staff actions with their actor. notifications.json: messages and delivery attempts.
 All times are UTC, RFC 3339.
 """
@@ -113,8 +118,10 @@ class PackageWriter:
     def add_json(self, name: str, obj: Any) -> None:
         self.add(name, _json_bytes(obj))
 
-    async def add_fixes(self, name: str, rows: AsyncIterator[asyncpg.Record], evidence: set[int] | None = None) -> int:
-        """Stream fixes from the database into a GeoJSON file without holding them all as objects."""
+    async def add_features(self, name: str, rows: AsyncIterator[asyncpg.Record], evidence: set[int] | None = None,
+                           to_feature: Callable[..., dict[str, Any]] = feature) -> int:
+        """Stream rows (fixes; encounters with ``to_feature=encounter_feature``) from the database into a GeoJSON
+        file without holding them all as objects."""
         digest, size, count = hashlib.sha256(), 0, 0
         with self._zip.open(name, "w") as out:
             def write(chunk: bytes) -> None:
@@ -126,7 +133,7 @@ class PackageWriter:
             write(b'{"type": "FeatureCollection", "features": [')
             async for row in rows:
                 extra = {"evidence": row["seq"] in evidence} if evidence is not None else {}
-                write((b",\n" if count else b"\n") + json.dumps(feature(row, **extra)).encode())
+                write((b",\n" if count else b"\n") + json.dumps(to_feature(row, **extra)).encode())
                 count += 1
             write(b"\n]}\n")
         self.files[name] = {"sha256": digest.hexdigest(), "bytes": size}
@@ -209,7 +216,7 @@ def evidence_seqs(alert: asyncpg.Record) -> set[int]:
 
 
 def alert_window(alert: asyncpg.Record, margin: timedelta, now: datetime) -> tuple[datetime, datetime]:
-    """The period whose fixes are evidence for an alert (the same rule retention keeps; see api/privacy/retention.py)."""
+    """The period whose fixes and encounters are evidence for an alert (the same rule retention keeps; see api/privacy/retention.py)."""
     end = alert["cleared_at"] or alert["resolved_at"] or now
     return alert["opened_at"] - margin, end + margin
 
@@ -220,6 +227,7 @@ class Package:
     manifest_sha256: str
     files: list[str]
     fixes: int
+    encounters: int
     case_id: uuid.UUID
 
 
@@ -235,17 +243,20 @@ async def alert_package(conn: asyncpg.Connection, server_key: bytes, alert_id: u
     alert_doc = _alert(alert)
     alert_doc["evidence_window"] = {"from": iso(start), "to": iso(end)}
     w.add_json("alert.json", alert_doc)
-    fixes = await w.add_fixes(
+    fixes = await w.add_features(
         "fixes.geojson", repository.alert_fixes(conn, alert["case_id"], list(seqs), start, end), evidence=seqs)
+    encounters = await w.add_features(
+        "encounters.geojson", repository.alert_encounters(conn, alert["case_id"], list(seqs), start, end),
+        evidence=seqs, to_feature=encounter_feature)
     decisions, actions = await _history(conn, [alert_id])
     w.add_json("decisions.json", decisions)
     w.add_json("operator_actions.json", actions)
     w.add_json("notifications.json", await _notifications(conn, [alert_id]))
     subject = {"kind": "alert", "alert_id": str(alert_id), "case_id": str(alert["case_id"]),
-               "case_reference": alert["case_reference"], "fixes": fixes,
+               "case_reference": alert["case_reference"], "fixes": fixes, "encounters": encounters,
                "period": {"from": iso(start), "to": iso(end)}}
     data, digest = w.finish(signing_key(server_key), subject, issued_by)
-    return Package(data, digest, sorted(w.files), fixes, alert["case_id"])
+    return Package(data, digest, sorted(w.files), fixes, encounters, alert["case_id"])
 
 
 async def case_package(conn: asyncpg.Connection, server_key: bytes, case_id: uuid.UUID, *,
@@ -265,7 +276,9 @@ async def case_package(conn: asyncpg.Connection, server_key: bytes, case_id: uui
     alert_ids = [a["id"] for a in alerts]
     w.add_json("alerts.json", [_alert(a) for a in alerts])
     seqs: set[int] = set().union(*(evidence_seqs(a) for a in alerts)) if alerts else set()
-    fixes = await w.add_fixes("fixes.geojson", repository.case_fixes(conn, case_id, start, end), evidence=seqs)
+    fixes = await w.add_features("fixes.geojson", repository.case_fixes(conn, case_id, start, end), evidence=seqs)
+    encounters = await w.add_features("encounters.geojson", repository.case_encounters(conn, case_id, start, end),
+                                      evidence=seqs, to_feature=encounter_feature)
     events = await repository.device_events(conn, case_id)
     w.add_json("device_events.json", [_alert(e) for e in events])
     decisions, actions = await _history(conn, alert_ids)
@@ -273,9 +286,9 @@ async def case_package(conn: asyncpg.Connection, server_key: bytes, case_id: uui
     w.add_json("operator_actions.json", actions)
     w.add_json("notifications.json", await _notifications(conn, alert_ids))
     subject = {"kind": "case", "case_id": str(case_id), "case_reference": case["reference"], "fixes": fixes,
-               "alerts": len(alerts), "period": {"from": iso(start), "to": iso(end)}}
+               "encounters": encounters, "alerts": len(alerts), "period": {"from": iso(start), "to": iso(end)}}
     data, digest = w.finish(signing_key(server_key), subject, issued_by)
-    return Package(data, digest, sorted(w.files), fixes, case_id)
+    return Package(data, digest, sorted(w.files), fixes, encounters, case_id)
 
 
 # ------------------------------------------------------------------ checking

@@ -1,6 +1,7 @@
-"""All SQL of the privacy domain but the audit log's own (api/privacy/audit.py): reads of positions for tracks
-and evidence, the alert, case and notification rows an evidence package holds, and what the retention purge
-needs to decide (its deletes go through api/intake/repository.py, the one writer of positions).
+"""All SQL of the privacy domain but the audit log's own (api/privacy/audit.py): reads of positions and
+Bluetooth encounters for tracks and evidence, the alert, case and notification rows an evidence package holds,
+and what the retention purge needs to decide (its deletes go through api/intake/repository.py, the one writer of
+positions and encounters).
 Functions take a connection; the caller owns the transaction."""
 
 from __future__ import annotations
@@ -11,12 +12,22 @@ from typing import Any, AsyncIterator
 
 import asyncpg
 
+from api.intake.repository import LOG_TABLES
+
 FIX_COLUMNS = ("seq, device_id, party, recorded_at, received_at, lat, lon, accuracy_m, source, speed_mps,"
                " heading_deg, battery_pct")
 RETENTION_LOCK = 0x7265_7465  # "rete"
 
 
 # ---------------------------------------------------------------- positions
+
+ENCOUNTER_COLUMNS = "seq, device_id, tag_id, recorded_at, received_at, beacon_id, rssi, lat, lon, accuracy_m"
+# What an alert's evidence holds of the log: the entries it names and every entry of its case in its window.
+_OF_ALERT = (" WHERE case_id = $1 AND (seq = ANY($2) OR (recorded_at >= $3 AND recorded_at <= $4))"
+             " ORDER BY recorded_at, seq")
+_OF_PERIOD = (" WHERE case_id = $1 AND ($2::timestamptz IS NULL OR recorded_at >= $2)"
+              " AND ($3::timestamptz IS NULL OR recorded_at < $3) ORDER BY recorded_at, seq")
+
 
 async def track(conn: asyncpg.Connection, case_id: uuid.UUID, start: datetime, end: datetime,
                 party: str | None) -> list[asyncpg.Record]:
@@ -28,27 +39,40 @@ async def track(conn: asyncpg.Connection, case_id: uuid.UUID, start: datetime, e
     )
 
 
-async def alert_fixes(conn: asyncpg.Connection, case_id: uuid.UUID, seqs: list[int], start: datetime,
-                      end: datetime) -> AsyncIterator[asyncpg.Record]:
+async def encounters(conn: asyncpg.Connection, case_id: uuid.UUID, start: datetime,
+                     end: datetime) -> list[asyncpg.Record]:
+    """The case's Bluetooth encounters recorded in ``[start, end)``, oldest first."""
+    return await conn.fetch(f"SELECT {ENCOUNTER_COLUMNS} FROM encounters" + _OF_PERIOD, case_id, start, end)
+
+
+async def _stream(conn: asyncpg.Connection, sql: str, *args: object) -> AsyncIterator[asyncpg.Record]:
+    async for row in conn.cursor(sql, *args):
+        yield row
+
+
+def alert_fixes(conn: asyncpg.Connection, case_id: uuid.UUID, seqs: list[int], start: datetime,
+                end: datetime) -> AsyncIterator[asyncpg.Record]:
     """An alert's evidence: the fixes it names and every fix of its case in ``[start, end]``, streamed oldest
-    first (call inside a transaction)."""
-    async for row in conn.cursor(
-        f"SELECT {FIX_COLUMNS} FROM positions WHERE case_id = $1"
-        " AND (seq = ANY($2) OR (recorded_at >= $3 AND recorded_at <= $4)) ORDER BY recorded_at, seq",
-        case_id, seqs, start, end,
-    ):
-        yield row
+    first (iterate inside a transaction)."""
+    return _stream(conn, f"SELECT {FIX_COLUMNS} FROM positions" + _OF_ALERT, case_id, seqs, start, end)
 
 
-async def case_fixes(conn: asyncpg.Connection, case_id: uuid.UUID, start: datetime | None,
-                     end: datetime | None) -> AsyncIterator[asyncpg.Record]:
-    """The case's fixes, optionally of ``[start, end)``, streamed oldest first (call inside a transaction)."""
-    async for row in conn.cursor(
-        f"SELECT {FIX_COLUMNS} FROM positions WHERE case_id = $1 AND ($2::timestamptz IS NULL OR recorded_at >= $2)"
-        " AND ($3::timestamptz IS NULL OR recorded_at < $3) ORDER BY recorded_at, seq",
-        case_id, start, end,
-    ):
-        yield row
+def alert_encounters(conn: asyncpg.Connection, case_id: uuid.UUID, seqs: list[int], start: datetime,
+                     end: datetime) -> AsyncIterator[asyncpg.Record]:
+    """The encounters among an alert's evidence: those it names and every one of its case in ``[start, end]``."""
+    return _stream(conn, f"SELECT {ENCOUNTER_COLUMNS} FROM encounters" + _OF_ALERT, case_id, seqs, start, end)
+
+
+def case_fixes(conn: asyncpg.Connection, case_id: uuid.UUID, start: datetime | None,
+               end: datetime | None) -> AsyncIterator[asyncpg.Record]:
+    """The case's fixes, optionally of ``[start, end)``, streamed oldest first (iterate inside a transaction)."""
+    return _stream(conn, f"SELECT {FIX_COLUMNS} FROM positions" + _OF_PERIOD, case_id, start, end)
+
+
+def case_encounters(conn: asyncpg.Connection, case_id: uuid.UUID, start: datetime | None,
+                    end: datetime | None) -> AsyncIterator[asyncpg.Record]:
+    """The case's encounters, optionally of ``[start, end)``, streamed oldest first."""
+    return _stream(conn, f"SELECT {ENCOUNTER_COLUMNS} FROM encounters" + _OF_PERIOD, case_id, start, end)
 
 
 # ---------------------------------------------------------------- the audit log (read)
@@ -158,8 +182,11 @@ async def cases_for_retention(conn: asyncpg.Connection | asyncpg.Pool) -> list[a
     return await conn.fetch("SELECT id, status, closed_at FROM cases ORDER BY id")
 
 
-async def count_old_positions(conn: asyncpg.Connection | asyncpg.Pool, case_id: uuid.UUID,
-                              recorded_before: datetime, max_seq: int) -> int:
+async def count_old(conn: asyncpg.Connection | asyncpg.Pool, table: str, case_id: uuid.UUID,
+                    recorded_before: datetime, max_seq: int) -> int:
+    """How many of the case's entries of ``table`` (positions or encounters) are older than the cut-off."""
+    if table not in LOG_TABLES:
+        raise ValueError(f"not a table of the log: {table}")
     return await conn.fetchval(
-        "SELECT count(*) FROM positions WHERE case_id = $1 AND recorded_at < $2 AND seq <= $3",
+        f"SELECT count(*) FROM {table} WHERE case_id = $1 AND recorded_at < $2 AND seq <= $3",
         case_id, recorded_before, max_seq)

@@ -1,4 +1,4 @@
-"""Bodies of the privacy routes: GeoJSON tracks, audit log pages, the evidence signing key."""
+"""Bodies of the privacy routes: GeoJSON tracks and encounters, audit log pages, the evidence signing key."""
 
 from __future__ import annotations
 
@@ -42,6 +42,31 @@ class Track(BaseModel):
     properties: dict[str, Any]
 
 
+class EncounterProperties(BaseModel):
+    seq: int
+    device_id: str  # the victim's phone that heard the tag
+    tag_id: str
+    recorded_at: datetime
+    received_at: datetime
+    beacon_id: str
+    rssi: int
+    accuracy_m: float | None = None
+
+
+class EncounterFeature(BaseModel):
+    type: Literal["Feature"] = "Feature"
+    geometry: PointGeometry | None  # where the victim's phone was, when it said so
+    properties: EncounterProperties
+
+
+class Encounters(BaseModel):
+    """A GeoJSON FeatureCollection: one Feature per Bluetooth encounter, oldest first."""
+
+    type: Literal["FeatureCollection"] = "FeatureCollection"
+    features: list[EncounterFeature]
+    properties: dict[str, Any]
+
+
 class AuditRecord(BaseModel):
     chain_seq: int
     at: datetime
@@ -78,5 +103,21 @@ def feature(row: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
             "recorded_at": iso(row["recorded_at"]), "received_at": iso(row["received_at"]),
             "accuracy_m": row["accuracy_m"], "source": row["source"], "speed_mps": row["speed_mps"],
             "heading_deg": row["heading_deg"], "battery_pct": row["battery_pct"], **extra,
+        },
+    }
+
+
+def encounter_feature(row: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
+    """One Bluetooth encounter as a GeoJSON Feature: the position of the victim's phone that heard the tag
+    ([lon, lat]), or no geometry when the phone gave none."""
+    point = None if row["lat"] is None or row["lon"] is None else \
+        {"type": "Point", "coordinates": [row["lon"], row["lat"]]}
+    return {
+        "type": "Feature",
+        "geometry": point,
+        "properties": {
+            "seq": row["seq"], "device_id": str(row["device_id"]), "tag_id": str(row["tag_id"]),
+            "recorded_at": iso(row["recorded_at"]), "received_at": iso(row["received_at"]),
+            "beacon_id": row["beacon_id"], "rssi": row["rssi"], "accuracy_m": row["accuracy_m"], **extra,
         },
     }

@@ -1,4 +1,4 @@
-"""Audited reads: positions (tracks), the audit log itself and evidence packages. Every read is written to the
+"""Audited reads: positions (tracks, and the victim's positions in Bluetooth encounters), the audit log itself and evidence packages. Every read is written to the
 audit log before it is answered: no audit record, no answer (SECURITY.md, "Audit").
 
 An audited read takes its consistent snapshot in a read-only REPEATABLE READ transaction and records itself
@@ -20,7 +20,7 @@ from api.platform.problems import not_found
 from api.cases.service import case_or_404
 from api.privacy import audit, evidence, repository
 from api.platform.times import iso
-from api.privacy.schemas import AuditPage, AuditRecord, feature
+from api.privacy.schemas import AuditPage, AuditRecord, encounter_feature, feature
 
 
 async def read_track(pool: asyncpg.Pool, staff: Staff, case_id: str, start: datetime, end: datetime,
@@ -35,6 +35,24 @@ async def read_track(pool: asyncpg.Pool, staff: Staff, case_id: str, start: date
     return {
         "type": "FeatureCollection",
         "features": [feature(r) for r in rows],
+        "properties": {"case_id": str(cid), "from": iso(start), "to": iso(end), "count": len(rows)},
+    }
+
+
+async def read_encounters(pool: asyncpg.Pool, staff: Staff, case_id: str, start: datetime, end: datetime,
+                          reason: str) -> dict[str, Any]:
+    """The case's Bluetooth encounters in ``[start, end)`` as a GeoJSON FeatureCollection, each at the victim's
+    phone's position when it gave one: a read of her positions, audited as a track read is."""
+    async with pool.acquire() as conn:
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            cid: uuid.UUID = await case_or_404(conn, case_id)
+            rows = await repository.encounters(conn, cid, start, end)
+        await audit.record(conn, actor=staff.actor, role=staff.role, action="encounters.read", case_id=cid,
+                           reason=reason, detail={"from": iso(start), "to": iso(end), "encounters": len(rows),
+                                                  "with_position": sum(r["lat"] is not None for r in rows)})
+    return {
+        "type": "FeatureCollection",
+        "features": [encounter_feature(r) for r in rows],
         "properties": {"case_id": str(cid), "from": iso(start), "to": iso(end), "count": len(rows)},
     }
 
@@ -77,7 +95,7 @@ async def alert_evidence(pool: asyncpg.Pool, server_key: bytes, staff: Staff, al
         await audit.record(conn, actor=staff.actor, role=staff.role, action="alert.evidence",
                            case_id=package.case_id, reason=reason,
                            detail={"alert_id": str(alert_id), "fixes": package.fixes,
-                                   "manifest_sha256": package.manifest_sha256})
+                                   "encounters": package.encounters, "manifest_sha256": package.manifest_sha256})
     return package
 
 
@@ -90,7 +108,8 @@ async def case_export(pool: asyncpg.Pool, server_key: bytes, staff: Staff, case_
             package = await evidence.case_package(conn, server_key, cid, start=start, end=end,
                                                   issued_by=_issued(staff, reason))
         await audit.record(conn, actor=staff.actor, role=staff.role, action="case.export", case_id=cid, reason=reason,
-                           detail={"fixes": package.fixes, "from": start.isoformat() if start else None,
+                           detail={"fixes": package.fixes, "encounters": package.encounters,
+                                   "from": start.isoformat() if start else None,
                                    "to": end.isoformat() if end else None,
                                    "manifest_sha256": package.manifest_sha256})
     return package

@@ -63,10 +63,11 @@ def new_case(client: TestClient, reference: str | None = None, proximity: dict |
     return r.json()["id"]
 
 
-def new_tag(client: TestClient, case_id: str, supplier: Supplier, serial: str) -> str:
-    r = client.post(f"/v1/cases/{case_id}/devices", headers=staff_headers(client, "case_director"), json={
-        "role": "offender_tag", "supplier_key_id": supplier.key_id, "serial": serial,
-    })
+def new_tag(client: TestClient, case_id: str, supplier: Supplier, serial: str, ble_key: str | None = None) -> str:
+    body = {"role": "offender_tag", "supplier_key_id": supplier.key_id, "serial": serial}
+    if ble_key is not None:
+        body["ble_key"] = ble_key
+    r = client.post(f"/v1/cases/{case_id}/devices", headers=staff_headers(client, "case_director"), json=body)
     assert r.status_code == 201, r.text
     return r.json()["id"]
 
@@ -115,9 +116,11 @@ class World:
         return bearer(self.app)
 
 
-def world(client: TestClient, supplier: Supplier | None = None, serial: str | None = None) -> World:
+def world(client: TestClient, supplier: Supplier | None = None, serial: str | None = None,
+          ble_key: str | None = None) -> World:
+    """``ble_key`` (32 hex characters): the tag also advertises over Bluetooth."""
     supplier = supplier or new_supplier(client)
     case_id = new_case(client)
     serial = serial or f"TAG-{uuid.uuid4().hex[:6].upper()}"
-    tag_id = new_tag(client, case_id, supplier, serial)
+    tag_id = new_tag(client, case_id, supplier, serial, ble_key)
     return World(case_id, supplier, serial, tag_id, enroll(client, case_id))

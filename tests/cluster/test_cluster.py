@@ -57,9 +57,9 @@ def _all_owned(cluster: Cluster, dead_pid: int | None = None) -> bool:
 
 
 def _evaluated_everything(url: str) -> bool:
-    """Every committed fix is at or below its partition engine's position."""
+    """Every committed entry of the log (fix or encounter) is at or below its partition engine's position."""
     rows = query(url, "SELECT p.part, max(p.seq) AS head, coalesce(e.last_seq, 0) AS done FROM"
-                      " (SELECT afstand_partition(case_id, $1) AS part, seq FROM positions) p"
+                      " (SELECT afstand_partition(case_id, $1) AS part, seq FROM engine_log) p"
                       " LEFT JOIN engine_progress e ON e.engine_id = 'partition-' || lpad(p.part::text, 3, '0')"
                       " GROUP BY p.part, e.last_seq", PARTITIONS)
     return all(r["done"] >= r["head"] for r in rows)

@@ -137,6 +137,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/cases/{case_id}/notification-policy"): staff(READ, case=True),
     ("PUT", "/v1/cases/{case_id}/notification-policy"): staff(WRITE, case=True, body=lambda w: {"policy": {}}),
     ("GET", "/v1/cases/{case_id}/track"): staff(POSITIONS, case=True, query=_period),
+    ("GET", "/v1/cases/{case_id}/encounters"): staff(POSITIONS, case=True, query=_period),
     ("GET", "/v1/cases/{case_id}/export"): staff(POSITIONS, case=True, query=lambda w: {"reason": "matrix test"}),
     ("POST", "/v1/cases/{case_id}/feasibility"): staff(READ, case=True, body=lambda w: {}),
     ("PUT", "/v1/cases/{case_id}/addresses"): staff(WRITE, case=True, body=lambda w: {}),

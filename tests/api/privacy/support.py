@@ -1,4 +1,5 @@
-"""Shared set-up of the privacy tests: a case with fixes of both parties, written through the public API."""
+"""Shared set-up of the privacy tests: a case with fixes of both parties, and the Bluetooth encounters of its
+victim's phone, written through the public API."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from tests.api.factories import World, world
+from api.intake import beacons
+from tests.api.factories import World, db_val, world
 from tests.helpers import staff_headers
 
 # Distinctive coordinates, so a test can search logs and audit records for them.
 OFFENDER = (52.371837, 4.896512)
 VICTIM = (52.358211, 4.881934)
+BLE_KEY = "5f0c2a9e41d7b3886a0e1c4f92d7a6b3"  # the tag's Bluetooth key (32 hex characters)
 
 
 def send_fixes(client: TestClient, w: World, start: datetime, n: int = 3, step_s: int = 60) -> None:
@@ -53,3 +56,15 @@ def audit_page(client: TestClient, **params: Any) -> dict[str, Any]:
     r = client.get("/v1/audit", params=params, headers=staff_headers(client, "auditor"))
     assert r.status_code == 200, r.text
     return r.json()
+
+
+def hear(client: TestClient, w: World, at: datetime, *, with_position: bool = True, rssi: int = -71) -> int:
+    """The victim's phone reports hearing its case's tag (created with :data:`BLE_KEY`) at ``at``, where it
+    was (:data:`VICTIM`) unless ``with_position`` is false; returns the encounter's seq."""
+    item: dict[str, Any] = {"recorded_at": at.isoformat(), "rssi": rssi,
+                            "beacon_id": beacons.beacon_id(bytes.fromhex(BLE_KEY), beacons.counter_at(at))}
+    if with_position:
+        item.update(lat=VICTIM[0], lon=VICTIM[1], accuracy_m=11.0)
+    r = client.post("/v1/me/encounters", headers=w.victim, json={"encounters": [item]})
+    assert r.status_code == 200 and r.json()["results"][0]["status"] == "accepted", r.text
+    return db_val(client, "SELECT seq FROM encounters WHERE case_id = $1::uuid AND recorded_at = $2", w.case_id, at)

@@ -62,8 +62,8 @@ def test_alert_evidence_holds_fixes_decisions_actions_and_notifications(client) 
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == "application/zip" and "attachment" in r.headers["content-disposition"]
     files = _files(r.content)
-    assert set(files) == {"alert.json", "fixes.geojson", "decisions.json", "operator_actions.json",
-                          "notifications.json", PUBLIC_KEY, "README.txt", MANIFEST, SIGNATURE}
+    assert set(files) == {"alert.json", "fixes.geojson", "encounters.geojson", "decisions.json",
+                          "operator_actions.json", "notifications.json", PUBLIC_KEY, "README.txt", MANIFEST, SIGNATURE}
     manifest = json.loads(files[MANIFEST])
     assert set(manifest["files"]) == set(files) - {MANIFEST, SIGNATURE}
     assert manifest["subject"]["alert_id"] == alert_id and manifest["issued_by"]["reason"] == "prosecutor OM-77 asked"

@@ -13,7 +13,7 @@ import pytest
 from api.privacy.retention import RetentionJob, purge
 from tests.api.factories import db, db_val, world
 from tests.helpers import staff_headers
-from tests.api.privacy.support import OFFENDER
+from tests.api.privacy.support import OFFENDER, VICTIM
 
 NOW = datetime(2030, 6, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -169,3 +169,59 @@ def test_evidence_of_an_alert_read_later_is_still_there(client) -> None:  # type
     fixes = json.loads(zipfile.ZipFile(io.BytesIO(r.content)).read("fixes.geojson"))
     assert [f["properties"]["seq"] for f in fixes["features"]] == [listed]
     assert _alive(client, [listed, plain]) == {listed}
+
+
+def _encounter(client, w, at: datetime) -> int:  # type: ignore[no-untyped-def]
+    """An encounter with the victim's position, as the intake stores one (tests/api/privacy/test_encounters.py
+    goes through the API)."""
+    phone = db_val(client, "SELECT id FROM devices WHERE case_id = $1 AND role = 'victim_app'", uuid.UUID(w.case_id))
+    return db_val(client, "INSERT INTO encounters (device_id, case_id, tag_id, recorded_at, received_at, beacon_id,"
+                          " rssi, lat, lon, accuracy_m) VALUES ($1, $2, $3, $4, $4, 'a1b2c3d4e5f60718', -70, $5, $6, 9)"
+                          " RETURNING seq",
+                  phone, uuid.UUID(w.case_id), uuid.UUID(w.tag_id), at, VICTIM[0], VICTIM[1])
+
+
+def _heard(client, seqs: list[int]) -> set[int]:  # type: ignore[no-untyped-def]
+    return {r["seq"] for r in db(client, "SELECT seq FROM encounters WHERE seq = ANY($1)", seqs)}
+
+
+def test_encounters_are_purged_as_positions_are_and_kept_as_evidence(client) -> None:  # type: ignore[no-untyped-def]
+    old = NOW - timedelta(days=40)
+    w = world(client)
+    plain_old = _encounter(client, w, old - timedelta(hours=5))
+    listed = _encounter(client, w, old - timedelta(hours=3))  # the Bluetooth alert names it
+    in_window = _encounter(client, w, old + timedelta(minutes=2))
+    before_margin = _encounter(client, w, old - timedelta(minutes=11))
+    in_margin = _encounter(client, w, old - timedelta(minutes=9))
+    recent = _encounter(client, w, NOW - timedelta(days=29))
+    _alert(client, w, opened=old, cleared=old + timedelta(minutes=5), evidence=[listed])
+
+    long_closed = world(client, supplier=w.supplier)
+    gone_evidence = _encounter(client, long_closed, old)
+    _alert(client, long_closed, opened=old - timedelta(minutes=1), cleared=old + timedelta(minutes=1),
+           evidence=[gone_evidence])
+    _close(client, long_closed, NOW - timedelta(days=2558))
+    unread = _encounter(client, w, old - timedelta(hours=6))  # the engine has not read it yet
+
+    every = [plain_old, listed, in_window, before_margin, in_margin, recent, unread, gone_evidence]
+    _progress(client, unread - 1)
+    report = _purge(client)
+
+    assert _heard(client, every) == {listed, in_window, in_margin, recent, unread}
+    assert report.encounters_purged == 3 and report.positions_purged == 0  # plain_old, before_margin, gone_evidence
+    assert report.encounters_kept_as_evidence == 3  # listed, in_window, in_margin
+    rows = db(client, "SELECT action, case_id, detail FROM audit_log WHERE action LIKE 'retention.%' ORDER BY chain_seq")
+    per_case = {str(r["case_id"]): r["detail"]["encounters_purged"] for r in rows if r["action"] == "retention.purge_case"}
+    assert per_case == {w.case_id: 2, long_closed.case_id: 1}
+    assert rows[-1]["detail"]["encounters_purged"] == 3 and rows[-1]["detail"]["cases_purged"] == 2
+    assert not any(str(c)[:7] in json.dumps([dict(r["detail"]) for r in rows]) for c in VICTIM)
+
+    # What retention kept is what the alert's evidence package holds.
+    r = client.get(f"/v1/alerts/{db_val(client, 'SELECT id FROM alerts WHERE case_id = $1', uuid.UUID(w.case_id))}"
+                   "/evidence", params={"reason": "court"}, headers=staff_headers(client, "admin"))
+    assert r.status_code == 200, r.text
+    import io
+    import zipfile
+
+    held = json.loads(zipfile.ZipFile(io.BytesIO(r.content)).read("encounters.geojson"))
+    assert [f["properties"]["seq"] for f in held["features"]] == [listed, in_margin, in_window]

@@ -37,6 +37,15 @@ def query(url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
     return asyncio.run(run())
 
 
+def evaluated_everything(url: str, partitions: int) -> bool:
+    """Every committed entry of the log (fix or encounter) is at or below its partition engine's position."""
+    rows = query(url, "SELECT p.part, max(p.seq) AS head, coalesce(e.last_seq, 0) AS done FROM"
+                      " (SELECT afstand_partition(case_id, $1) AS part, seq FROM engine_log) p"
+                      " LEFT JOIN engine_progress e ON e.engine_id = 'partition-' || lpad(p.part::text, 3, '0')"
+                      " GROUP BY p.part, e.last_seq", partitions)
+    return all(r["done"] >= r["head"] for r in rows)
+
+
 @dataclass
 class Cluster:
     database_url: str

@@ -26,7 +26,7 @@ from api.platform.settings import Settings
 from geofence import Engine
 from geofence.model import AlertKind, Fix, Party
 from tests.chaos.support import StreamWatcher
-from tests.cluster.harness import Cluster, Supplier, cases_in, make_cases, query
+from tests.cluster.harness import Cluster, Supplier, cases_in, evaluated_everything, make_cases, query
 
 pytestmark = pytest.mark.slow
 
@@ -54,15 +54,6 @@ def _all_owned(cluster: Cluster, dead_pid: int | None = None) -> bool:
     owners = cluster.owners()
     names = [f"partition:{p:03d}" for p in range(PARTITIONS)] + ["relay", "schedulers"]
     return all(owners.get(n) and (dead_pid is None or owners[n].split(":")[1] != str(dead_pid)) for n in names)
-
-
-def _evaluated_everything(url: str) -> bool:
-    """Every committed entry of the log (fix or encounter) is at or below its partition engine's position."""
-    rows = query(url, "SELECT p.part, max(p.seq) AS head, coalesce(e.last_seq, 0) AS done FROM"
-                      " (SELECT afstand_partition(case_id, $1) AS part, seq FROM engine_log) p"
-                      " LEFT JOIN engine_progress e ON e.engine_id = 'partition-' || lpad(p.part::text, 3, '0')"
-                      " GROUP BY p.part, e.last_seq", PARTITIONS)
-    return all(r["done"] >= r["head"] for r in rows)
 
 
 async def _replayed_zone_changes(url: str) -> tuple[list, list]:
@@ -165,7 +156,7 @@ def test_sigkill_of_the_busiest_engine_fails_over_within_10_s_losing_and_doublin
 
         time.sleep(2)
         supplier.stop()
-        _until(lambda: _evaluated_everything(url), 30)
+        _until(lambda: evaluated_everything(url, PARTITIONS), 30)
 
         stored = query(url, "SELECT count(*) AS n FROM positions")[0]["n"]
         assert stored == supplier.accepted  # every accepted fix is in the log, and nothing else
@@ -245,7 +236,7 @@ def test_a_rolling_restart_leaves_no_duty_and_no_api_unserved_for_more_than_2_s(
               f" {api_gap:.2f} s")
         assert max(longest.values(), default=0.0) <= 2.0, longest
         assert api_gap <= 2.0
-        _until(lambda: _evaluated_everything(url), 30)
+        _until(lambda: evaluated_everything(url, PARTITIONS), 30)
         assert query(url, "SELECT count(*) AS n FROM positions")[0]["n"] == supplier.accepted
     finally:
         stop.set()

@@ -208,6 +208,17 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
     return app
 
 
+def app_from_environment() -> FastAPI:
+    """The app of one worker process of ``afstand serve`` with ``AFSTAND_WORKERS`` > 1, from the environment the
+    command prepared."""
+    from api.platform.logs import configure_logging
+    from api.platform.settings import load_settings
+
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)
+
+
 def _metrics_listener(settings: Settings):  # type: ignore[no-untyped-def]
     """prometheus_client's own HTTP server on AFSTAND_METRICS_HOST:AFSTAND_METRICS_PORT, when set: a port the
     firewall opens to the scraper only, away from the public API."""

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import getpass
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -36,8 +37,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     configure_logging(settings.log_level)
     # proxy_headers off: uvicorn would otherwise trust X-Forwarded-For from 127.0.0.1 (or FORWARDED_ALLOW_IPS);
     # the app trusts it only from AFSTAND_TRUSTED_PROXIES.
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, ws="websockets",
-                proxy_headers=False, timeout_graceful_shutdown=settings.shutdown_grace_s)
+    common = dict(host=settings.host, port=settings.port, log_config=None, ws="websockets", proxy_headers=False,
+                  timeout_graceful_shutdown=settings.shutdown_grace_s)
+    if settings.workers == 1:
+        uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
+        return 0
+    from api.platform.database import resolve_url
+
+    # Several processes of this role on one port, each a whole app: the leases give the engine, the relay and the
+    # scheduled jobs to one of them at a time, and every one serves HTTP (README, "Running the service"). They
+    # share this command's database (an embedded one is started here and stopped when it exits) and settings.
+    os.environ.update({"DATABASE_URL": resolve_url(settings.database_url, settings.data_dir),
+                       "AFSTAND_ROLE": settings.role, "AFSTAND_DATA_DIR": str(settings.data_dir)})
+    uvicorn.run("api.app:app_from_environment", factory=True, workers=settings.workers, **common)  # type: ignore[arg-type]
     return 0
 
 

@@ -340,8 +340,9 @@ async def drive(load: Load, args: argparse.Namespace, peak: list[float]) -> dict
     server = psutil.Process(load.server.proc.pid)
 
     async def sample_rss() -> None:
-        while True:
-            peak[0] = max(peak[0], server.memory_info().rss / 2**20)
+        while True:  # the server's processes: with --workers, the command and each worker
+            processes = [server, *server.children(recursive=True)]
+            peak[0] = max(peak[0], sum(p.memory_info().rss for p in processes) / 2**20)
             await asyncio.sleep(0.5)
 
     sampler = asyncio.create_task(sample_rss())
@@ -377,6 +378,7 @@ def main() -> None:
     parser.add_argument("--phone-share", type=float, default=1 / 3, help="share of the mixed path's fixes from phones")
     parser.add_argument("--approach-every", type=int, default=10, help="one case in N has an approaching offender")
     parser.add_argument("--in-flight", type=int, default=512, help="requests outstanding at most")
+    parser.add_argument("--workers", type=int, default=1, help="server processes on the port (AFSTAND_WORKERS)")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, _interrupt)
     from api.platform.database import embedded_database
@@ -387,7 +389,7 @@ def main() -> None:
         # One address enrolls every app (the enroll rate limit is for attackers), and the access tokens must
         # outlive the run.
         server = ServerProcess(url, data, AFSTAND_DB_POOL_MAX="20", AFSTAND_RATE_LIMIT_ENABLED="false",
-                               AFSTAND_ACCESS_TOKEN_TTL_S="86400")
+                               AFSTAND_ACCESS_TOKEN_TTL_S="86400", AFSTAND_WORKERS=str(args.workers))
         settings = Settings(database_url=url, data_dir=data, secret_key=server.secret_key)
         supplier = asyncio.run(create_supplier(settings, "bench-supplier"))
         try:

@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     # process, the default), api (stateless, any number of replicas), engine (fixes -> decisions), dispatcher
     # (notifications; several may run). README, deployment.
     role: Literal["all", "api", "engine", "dispatcher"] = "all"
+    # Processes of this role `afstand serve` runs on its port (uvicorn workers). Python serves HTTP on one core per
+    # process; with 2 on a 2-core machine the API has both cores, and the leases keep one engine among them.
+    workers: int = Field(default=1, ge=1, le=64)
     # With a NATS URL the fix log is published to JetStream in `partitions` partitions and engines share them;
     # without, the engine reads PostgreSQL's positions and one process holds it (api/monitoring/).
     nats_url: str | None = None

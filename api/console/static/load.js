@@ -43,7 +43,7 @@ export function floodOf(alerts, now, windowMs, threshold) {
 export function barChart(bars, { title, tick = 1, horizontal = false } = {}) {
   const max = Math.max(1, ...bars.map((b) => b.value));
   const width = 640, height = horizontal ? 28 * Math.max(1, bars.length) + 20 : 220;
-  const left = horizontal ? 220 : 34, bottom = horizontal ? 4 : 24, top = 8, right = 12;
+  const left = horizontal ? 220 : 34, bottom = horizontal ? 4 : 24, top = 8, right = horizontal ? 48 : 12;
   const plotW = width - left - right, plotH = height - top - bottom;
   const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": title, class: "bar-chart" },
     svg("title", {}, title));

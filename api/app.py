@@ -36,6 +36,7 @@ from api.contacts.thread import endpoints as thread
 from api.contacts import endpoints as contacts
 from api.cases.feasibility import endpoints as feasibility
 from api.cases.orders import endpoints as orders
+from api.cases.devices import endpoints as devices
 from api.cases.risk import endpoints as risk
 from api.cases.timeline import endpoints as timeline
 from api.privacy import endpoints as privacy
@@ -196,7 +197,8 @@ def create_app(settings: Settings, *, run_engine: bool = True) -> FastAPI:
     if not serves_api:
         return app
     for router in (cases.router, alerts.router, alerts.policy_router, me.router, thread.staff_router, contacts.router, timeline.router,
-                   orders.terms_router, risk.router, feasibility.router):
+                   orders.terms_router, orders.worklist_router, devices.worklist_router, risk.router,
+                   feasibility.router):
         app.include_router(router, dependencies=guards)
     for router in (privacy.track_router, privacy.audit_router, privacy.evidence_router, access_routes.router):
         app.include_router(router, dependencies=guards)

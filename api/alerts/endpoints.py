@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Query, WebSocket, WebSocketDisconnect
 
 from api.alerts import repository, service
 from api.alerts.lifecycle import Action
-from api.alerts.schemas import AlertPage, Escalate, MessageVictim, Note, NotificationPolicyBody, Resolve
+from api.alerts.schemas import AlertPage, Escalate, MessageVictim, Note, NotificationPolicyBody, Resolve, RoomLoad
 from api.auth import need_to_know as access
 from api.auth.principals import Staff, require_staff
 from api.platform import db_outage
@@ -54,6 +54,22 @@ async def list_alerts(
     items = await repository.list_alerts(ctx.pool, status=status, case_id=case_id, case_ids=visible, after_seq=after,
                                          limit=limit, group_id=group_id, outages=access.sees_outages(staff))
     return AlertPage(items=items, next_cursor=str(items[-1]["seq"]) if len(items) == limit else None)
+
+
+@router.get("/load", response_model=RoomLoad)
+async def room_load(
+    ctx: Ctx,
+    staff: ActOnAlerts,
+    hours: Annotated[int, Query(ge=1, le=168)] = 24,
+    deadline_s: Annotated[float, Query(ge=5, le=3600)] = 60,
+    recent_s: Annotated[float, Query(ge=10, le=3600)] = 60,
+) -> RoomLoad:
+    """The monitoring room's load, for its own plots: alerts per hour over ``hours``, open alerts and those
+    waiting past ``deadline_s`` by cause, acknowledgements per operator (how many past the deadline), and the
+    alerts of the last ``recent_s`` by cause (a flood: a supplier outage is one ``supplier_outage``, device events
+    by event type). Counts for the whole room, naming no case and no position. Declared before
+    ``/{alert_id}`` so that "load" is never read as an alert id."""
+    return RoomLoad(**await service.room_load(ctx.pool, ctx.clock.now(), hours, deadline_s, recent_s))
 
 
 @router.get("/{alert_id}")

@@ -614,3 +614,52 @@ async def changes_after(conn: asyncpg.Connection | asyncpg.Pool, after: int, lim
         )
     }
     return [{"seq": r["seq"], "change": change_json(r), "alert": alerts[r["alert_id"]]} for r in rows]
+
+
+# ---------------------------------------------------------------- the monitoring room's load (counts only)
+
+# What caused an alert, for grouping a flood: a device event by its event type, anything else by its kind.
+_CAUSE = "CASE WHEN a.kind = 'device_event' THEN 'device_event:' || coalesce(a.detail->>'event', 'other') ELSE a.kind END"
+# Silences held for the outage decision or folded into an outage count once, as that outage.
+_COUNTED = "a.held_since IS NULL AND a.group_id IS NULL"
+
+
+async def alerts_per_hour(conn: asyncpg.Connection, now: datetime, hours: int) -> list[asyncpg.Record]:
+    """Alerts raised in each of the last ``hours`` whole hours up to ``now`` (the last one running), oldest first."""
+    return await conn.fetch(
+        "SELECT h.start, count(a.id) AS alerts, count(a.id) FILTER (WHERE a.max_level = 'violation') AS violations"
+        " FROM generate_series(date_trunc('hour', $1::timestamptz) - make_interval(hours => $2 - 1),"
+        "                      date_trunc('hour', $1::timestamptz), interval '1 hour') AS h(start)"
+        f" LEFT JOIN alerts a ON a.raised_at >= h.start AND a.raised_at < h.start + interval '1 hour' AND {_COUNTED}"
+        " GROUP BY h.start ORDER BY h.start", now, hours)
+
+
+async def open_unacknowledged(conn: asyncpg.Connection, now: datetime, deadline_s: float) -> list[asyncpg.Record]:
+    """Open alerts by cause: how many, and how many have waited longer than the deadline."""
+    return await conn.fetch(
+        f"SELECT {_CAUSE} AS cause, count(*) AS open,"
+        " count(*) FILTER (WHERE a.raised_at < $1::timestamptz - make_interval(secs => $2::float8)) AS overdue"
+        f" FROM alerts a WHERE a.status = 'open' AND {_COUNTED} GROUP BY 1 ORDER BY 3 DESC, 2 DESC, 1", now, deadline_s)
+
+
+async def acknowledgements_by_operator(conn: asyncpg.Connection, now: datetime, since_s: float,
+                                       deadline_s: float) -> list[asyncpg.Record]:
+    """Per operator, the alerts they acknowledged since ``since_s`` ago: how many, how many past the deadline, and
+    the median wait from raised to acknowledged."""
+    return await conn.fetch(
+        "SELECT ch.actor, count(*) AS acknowledged,"
+        " count(*) FILTER (WHERE ch.at - a.raised_at > make_interval(secs => $3::float8)) AS late,"
+        " percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM ch.at - a.raised_at)) AS median_s"
+        " FROM alert_changes ch JOIN alerts a ON a.id = ch.alert_id"
+        " WHERE ch.change = 'acknowledged' AND ch.at > $1::timestamptz - make_interval(secs => $2::float8)"
+        " AND ch.actor IS NOT NULL"
+        " GROUP BY ch.actor ORDER BY 3 DESC, 2 DESC, 1", now, since_s, deadline_s)
+
+
+async def recent_by_cause(conn: asyncpg.Connection, now: datetime, window_s: float) -> list[asyncpg.Record]:
+    """Alerts raised in the last ``window_s`` by cause, most first: what a flood is made of."""
+    return await conn.fetch(
+        f"SELECT {_CAUSE} AS cause, count(*) AS alerts,"
+        " count(*) FILTER (WHERE a.max_level = 'violation') AS violations"
+        f" FROM alerts a WHERE a.raised_at > $1::timestamptz - make_interval(secs => $2::float8) AND {_COUNTED}"
+        " GROUP BY 1 ORDER BY 2 DESC, 1", now, window_s)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import datetime
 from typing import Any, Awaitable, Callable
 
 import asyncpg
@@ -142,3 +143,22 @@ async def put_notification_policy(pool: asyncpg.Pool, outbox: Outbox, case_id: u
         await audit.record(conn, actor=staff.actor, role=staff.role, action="case.notification_policy",
                            case_id=case_id,
                            detail={"overrides": sorted(overrides), "victim_phone_set": victim_phone is not None})
+
+
+async def room_load(pool: asyncpg.Pool, now: datetime, hours: int, deadline_s: float, recent_s: float) -> dict[str, Any]:
+    """The monitoring room's load as counts only (no case, no position): alerts per hour, what is open and how much
+    of it has waited past the deadline, each operator's acknowledgements, and what the last minutes brought by
+    cause (what a flood is made of). One REPEATABLE READ snapshot, so the figures agree with each other."""
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        per_hour = await repository.alerts_per_hour(conn, now, hours)
+        open_rows = await repository.open_unacknowledged(conn, now, deadline_s)
+        operators = await repository.acknowledgements_by_operator(conn, now, hours * 3600.0, deadline_s)
+        recent = await repository.recent_by_cause(conn, now, recent_s)
+    return {
+        "at": now, "deadline_s": deadline_s,
+        "hours": [dict(r) for r in per_hour],
+        "open": sum(r["open"] for r in open_rows), "open_overdue": sum(r["overdue"] for r in open_rows),
+        "open_by_cause": [dict(r) for r in open_rows],
+        "operators": [{**dict(r), "median_s": round(r["median_s"], 1)} for r in operators],
+        "recent_s": recent_s, "recent": sum(r["alerts"] for r in recent), "recent_by_cause": [dict(r) for r in recent],
+    }

@@ -17,6 +17,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _DIR = Path(__file__).resolve().parent
@@ -41,12 +42,14 @@ FEATURES = {
 class ConsoleSettings(BaseSettings):
     """``AFSTAND_CONSOLE_TILE_URL``: XYZ template ({z}/{x}/{y}) of the map's background tiles in Web Mercator;
     empty turns tiles off. ``AFSTAND_CONSOLE_ACK_DEADLINE_S``: the default acknowledgement deadline after which
-    an open alert is marked overdue (each operator can change it in the page)."""
+    an open alert is marked overdue (each operator can change it in the page). ``AFSTAND_CONSOLE_FLOOD_PER_MIN``:
+    this many alerts raised within a minute show the flood banner (0: never)."""
 
     model_config = SettingsConfigDict(env_prefix="AFSTAND_CONSOLE_", extra="ignore")
 
     tile_url: str = PDOK_BRT
     ack_deadline_s: int = 60
+    flood_per_min: int = Field(default=20, ge=0)
 
 
 router = APIRouter(include_in_schema=False, tags=["console"])
@@ -112,6 +115,7 @@ async def console_config(request: Request) -> dict[str, Any]:
     return {
         "tile_url": settings.tile_url or None,
         "ack_deadline_s": settings.ack_deadline_s,
+        "flood_per_min": settings.flood_per_min,
         "outcomes": list(OUTCOMES),
         "order_kinds": list(ORDER_KINDS),
         "agencies": list(AGENCIES),

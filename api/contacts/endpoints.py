@@ -15,12 +15,11 @@ from api.contacts.schemas import (
     DeactivateOut, NoticeList, OrphanedList, OverdueList, StaffMemberCreate, StaffMemberOut, StaffMemberPage,
     StaffMemberPatch,
 )
-from api.platform.staff_common import Ctx, Limit, ReadStaff, WriteStaff
+from api.platform.staff_common import Ctx, InformStaff, Limit, ReadStaff, WriteStaff
 
 router = APIRouter(tags=["contact persons"])
 
 AdminStaff = Annotated[Staff, Depends(require_staff())]  # admin only
-InformStaff = Annotated[Staff, Depends(require_staff("case_director", "contact_person"))]
 
 
 # ---------------------------------------------------------------- staff members

@@ -21,6 +21,8 @@ from api.platform.times import in_utc
 # Changing what protects a victim is for the case owner; the monitoring room and contact persons read.
 WriteStaff = Annotated[Staff, Depends(require_staff("case_director"))]
 ReadStaff = Annotated[Staff, Depends(require_staff("case_director", "operator", "contact_person"))]
+# Keeping the victim informed (agreements, messages, the timeline, an order's term) is also the contact person's.
+InformStaff = Annotated[Staff, Depends(require_staff("case_director", "contact_person"))]
 Ctx = Annotated[Context, Depends(get_context)]
 Limit = Annotated[int, Query(ge=1, le=500)]
 _SEQ_CURSOR = re.compile(r"[0-9]{1,18}")  # ASCII digits only, and always inside a bigint

@@ -198,3 +198,56 @@ def test_case_director_sets_up_a_case_and_the_victim_enrolls(chromium: Any, cons
     for name in ("console-setup-finding.png", "console-setup.png", "console-enroll.png",
                  "console-setup-queue.png"):
         assert_screenshot(artifacts / name)
+
+
+def test_a_blocking_finding_needs_a_reason_before_the_zone_is_saved(chromium: Any, console_server: Console,
+                                                                  artifacts: Path) -> None:
+    c = console_server
+    director = mint_staff_token(c.server.key, "case_director", "cd-override")
+    headers = {"Authorization": "Bearer " + director}
+    cid = c.http.post("/v1/cases", headers=headers, json={
+        "reference": "OVERRIDE-1", "proximity": None, "victim": {"display_name": "V", "language": "nl"},
+        "offender": {"display_name": "O"}}).raise_for_status().json()["id"]
+    c.http.post(f"/v1/cases/{cid}/orders", headers=headers, json={
+        "kind": "exclusion_zone", "reference": "OVR-EZ", "valid_from": datetime.now(timezone.utc).isoformat(),
+        "valid_until": (datetime.now(timezone.utc) + timedelta(days=60)).isoformat()}).raise_for_status()
+    home = offset(STREET, 100, 0)  # the offender lives in the victim's street
+    c.http.put(f"/v1/cases/{cid}/addresses", headers=headers,
+               json={"offender_home": {"lat": home[0], "lon": home[1]}}).raise_for_status()
+    context, page, seen = open_page(chromium, c)
+    try:
+        sign_in(page, director)
+        page.click("#views [data-view='setup']")
+        page.click(f"#case-list button[data-case-id='{cid}']")
+        page.wait_for_selector(f"#case-editor[data-case-id='{cid}']")
+        # A circle over the street, by its centre (keyboard): it covers the offender's home.
+        page.fill("#circle-lat", str(STREET[0]))
+        page.fill("#circle-lon", str(STREET[1]))
+        page.fill("#circle-radius", "300")
+        page.click("#circle-add")
+        page.fill("#zone-name", "Street")
+        page.select_option("#zone-kind", "exclusion")
+        wait_checked(page)
+        page.wait_for_selector("#zone-findings .finding.severity-blocking[data-code='zone_contains_offender_home']")
+        assert page.is_visible("#override-label") and page.is_disabled("#zone-save")
+        # Enter in a field does not save it either: the default button is disabled until a reason is given.
+        page.focus("#zone-name")
+        page.keyboard.press("Enter")
+        page.screenshot(path=str(artifacts / "console-setup-override.png"), full_page=True)
+        assert c.http.get(f"/v1/cases/{cid}/zones", headers=headers).json()["items"] == []
+        # A blank reason is no reason.
+        page.fill("#zone-override", "   ")
+        assert page.is_disabled("#zone-save")
+        page.fill("#zone-override", "Court order: the ban includes his street; he moves out this week")
+        assert page.is_enabled("#zone-save")
+        page.click("#zone-save")
+        page.wait_for_selector("#editor-zones .zone-card.exclusion", timeout=5_000)
+        assert not seen["errors"], seen["errors"]
+    finally:
+        context.close()
+    zones = c.http.get(f"/v1/cases/{cid}/zones", headers=headers).raise_for_status().json()["items"]
+    assert len(zones) == 1 and any(f["code"] == "zone_contains_offender_home" for f in zones[0]["findings"])
+    audit = c.http.get("/v1/audit", headers={"Authorization": "Bearer " + mint_staff_token(c.server.key, "auditor", "aud")},
+                       params={"case_id": cid}).raise_for_status().json()["items"]
+    assert any((e.get("reason") or "").startswith("Court order") for e in audit if e["action"] == "zone.create"), audit
+    assert_screenshot(artifacts / "console-setup-override.png")

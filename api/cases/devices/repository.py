@@ -62,3 +62,26 @@ async def revoke(conn: asyncpg.Connection, device_id: uuid.UUID) -> None:
         "UPDATE devices SET revoked_at = now(), refresh_token_hash = NULL, refresh_expires_at = NULL WHERE id = $1",
         device_id,
     )
+
+
+async def needing_attention(conn: asyncpg.Connection, now: datetime, offender_silent_s: float, victim_silent_s: float,
+                            battery_below_pct: float, viewer_sub: str, viewer_role: str, grace_s: float,
+                            after_at: datetime | None, after_id: uuid.UUID | None, limit: int) -> list[asyncpg.Record]:
+    """Active devices of active cases the viewer may reach that are silent (never seen, or not for longer than the
+    engine's silence limit of their role), low on battery, or have an open device alert (tamper, battery, GPS,
+    offline): oldest device first, ``limit + 1`` rows."""
+    return await conn.fetch(
+        "SELECT x.*, c.reference AS case_reference FROM ("
+        " SELECT f.*, (f.last_seen_at IS NULL OR f.last_seen_at < $1::timestamptz - make_interval(secs =>"
+        "   CASE WHEN f.role = 'offender_tag' THEN $2::float8 ELSE $3::float8 END)) AS silent,"
+        "  (f.last_battery_pct IS NOT NULL AND f.last_battery_pct < $4) AS battery_low,"
+        "  ARRAY(SELECT DISTINCT a.detail->>'family' FROM alerts a WHERE a.device_id = f.id"
+        "   AND a.kind = 'device_event' AND a.status <> 'resolved' ORDER BY 1) AS open_alerts"
+        " FROM (" + _SELECT + " WHERE d.revoked_at IS NULL) f) x"
+        " JOIN cases c ON c.id = x.case_id"
+        " WHERE c.status = 'active' AND (x.silent OR x.battery_low OR cardinality(x.open_alerts) > 0)"
+        " AND ($6 = 'admin' OR staff_may_reach(x.case_id, $5, $6, $7::float8))"
+        " AND ($8::timestamptz IS NULL OR (x.created_at, x.id) > ($8, $9::uuid))"
+        " ORDER BY x.created_at, x.id LIMIT $10",
+        now, offender_silent_s, victim_silent_s, battery_below_pct, viewer_sub, viewer_role, grace_s,
+        after_at, after_id, limit + 1)

@@ -47,3 +47,16 @@ class DeviceOut(BaseModel):
 
 class DevicePage(Page):
     items: list[DeviceOut]
+
+
+class AttentionDevice(DeviceOut):
+    """A device on the work list of devices needing attention, and why."""
+
+    case_reference: str
+    silent: bool = Field(description="never seen, or not for longer than the engine's silence limit of its role")
+    battery_low: bool = Field(description="its last reported battery is below the list's threshold")
+    open_alerts: list[str] = Field(description="families of its open device alerts: tamper, battery, gps, offline")
+
+
+class AttentionPage(Page):
+    items: list[AttentionDevice]

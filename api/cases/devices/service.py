@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 import asyncpg
 
@@ -12,7 +13,8 @@ from api.cases.devices.schemas import DeviceCreate
 from api.cases.service import case_or_404, changed, locked_part_or_404, page_of_parts
 from api.platform import secrets
 from api.platform.problems import conflict, field_error
-from api.platform.staff_common import parse_id
+from api.platform.settings import Settings
+from api.platform.staff_common import decode_cursor, parse_id
 
 
 def _serial_taken(serial: str) -> Exception:
@@ -60,3 +62,14 @@ async def revoke_device(pool: asyncpg.Pool, staff: Staff, case_id: str, device_i
                 "device_id": str(did), "role": current["role"], "serial": current["serial"],
             })
         return await repository.fetch_device(conn, did)
+
+
+async def needing_attention(pool: asyncpg.Pool, settings: Settings, staff: Staff, now: datetime,
+                            battery_below_pct: float, limit: int, cursor: str | None) -> list[asyncpg.Record]:
+    """Silent, low or tampered devices on the cases ``staff`` may reach; silence is judged by the same limits the
+    engine raises its silence alerts at, so the list and the alerts agree."""
+    after_at, after_id = decode_cursor(cursor)
+    async with pool.acquire() as conn:
+        return await repository.needing_attention(
+            conn, now, settings.offender_silent_s, settings.victim_silent_s, battery_below_pct, staff.sub, staff.role,
+            settings.operator_grace_s, after_at, after_id, limit)

@@ -4,15 +4,19 @@ extensions and letting an order go)."""
 from __future__ import annotations
 
 import asyncpg
-from fastapi import APIRouter
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 
 from api.cases.orders import service
-from api.cases.orders.schemas import OrderCreate, OrderOut, OrderPage
+from api.cases.orders.schemas import EndingOrder, EndingPage, OrderCreate, OrderOut, OrderPage
 from api.contacts.schemas import ExtensionIn, ExtensionList, ExtensionOut, LetGoIn
-from api.platform.staff_common import Ctx, Limit, ReadStaff, WriteStaff, next_cursor
+from api.platform.staff_common import Ctx, InformStaff, Limit, ReadStaff, WriteStaff, next_cursor
 
 router = APIRouter(tags=["orders"])
 terms_router = APIRouter(prefix="/v1/cases", tags=["orders"])
+worklist_router = APIRouter(prefix="/v1/orders", tags=["orders"])
 
 
 def order_out(row: asyncpg.Record) -> OrderOut:
@@ -31,7 +35,10 @@ async def list_orders(case_id: str, ctx: Ctx, staff: ReadStaff, limit: Limit = 1
 
 
 @terms_router.post("/{case_id}/orders/{order_id}/extensions", status_code=201, response_model=ExtensionOut)
-async def extend_order(case_id: str, order_id: str, body: ExtensionIn, ctx: Ctx, staff: WriteStaff) -> ExtensionOut:
+async def extend_order(case_id: str, order_id: str, body: ExtensionIn, ctx: Ctx, staff: InformStaff) -> ExtensionOut:
+    """Record that an extension was granted. The prosecutor decides; the case director or a contact person of
+    the case (the victim's fixed contact, or the prosecutor's victim coordinator) records it, as they are the
+    ones reminded and the ones who tell the victim. Audited with who recorded it."""
     return ExtensionOut(**dict(await service.extend_order(ctx.pool, ctx.outbox, staff, case_id, order_id, body)))
 
 
@@ -42,7 +49,19 @@ async def list_extensions(case_id: str, order_id: str, ctx: Ctx, staff: ReadStaf
 
 
 @terms_router.post("/{case_id}/orders/{order_id}/let-go", response_model=OrderOut)
-async def let_go(case_id: str, order_id: str, body: LetGoIn, ctx: Ctx, staff: WriteStaff) -> OrderOut:
-    """Decide not to extend: the reminders stop, the reason is kept, the order runs to its end and then expires
-    as any other (operator and victim are told)."""
+async def let_go(case_id: str, order_id: str, body: LetGoIn, ctx: Ctx, staff: InformStaff) -> OrderOut:
+    """Record the decision not to extend (case director or a contact person of the case, as for an extension):
+    the reminders stop, the reason is kept, the order runs to its end and then expires as any other (operator
+    and victim are told)."""
     return order_out(await service.let_go(ctx.pool, ctx.outbox, staff, case_id, order_id, body))
+
+
+@worklist_router.get("/ending", response_model=EndingPage)
+async def orders_ending(ctx: Ctx, staff: InformStaff, limit: Limit = 100, cursor: str | None = None,
+                        within_days: Annotated[int, Query(ge=1, le=90)] = 14) -> EndingPage:
+    """Work list: orders ending within ``within_days`` on cases the caller may reach, soonest first, with what is
+    decided about each (``extended``, ``let_go`` with the reason, or null). An order extended within that span
+    stays on the list, at the end it was heading for, so the decision can be seen."""
+    rows = await service.ending(ctx.pool, staff, ctx.clock.now(), timedelta(days=within_days),
+                                ctx.settings.operator_grace_s, limit, cursor)
+    return EndingPage(items=[EndingOrder(**r) for r in rows[:limit]], next_cursor=next_cursor(rows, limit))

@@ -63,3 +63,33 @@ async def let_go(conn: asyncpg.Connection, order_id: uuid.UUID, by: str, reason:
     return await conn.fetchrow(
         f"UPDATE orders SET let_go_at = now(), let_go_by = $2, let_go_reason = $3 WHERE id = $1"
         f" RETURNING {ORDER_COLUMNS}", order_id, by, reason)
+
+
+async def orders_ending(conn: asyncpg.Connection, now: datetime, window_s: float, viewer_sub: str, viewer_role: str,
+                        grace_s: float, after_at: datetime | None, after_id: uuid.UUID | None,
+                        limit: int) -> list[asyncpg.Record]:
+    """Orders of active cases the viewer may reach that end within the window, and those extended within the
+    window that were then ending within it (so the decision stays in view), by the end they were heading for
+    (``due_at``, aliased ``created_at`` for the cursor), ``limit + 1`` rows."""
+    return await conn.fetch(
+        f"""
+        WITH listed AS (
+            SELECT o.*, c.reference AS case_reference, e.created_at AS extended_at, e.previous_until,
+                   e.reference AS extension_reference,
+                   CASE WHEN o.valid_until > $1 AND o.valid_until <= $1 + make_interval(secs => $2)
+                        THEN o.valid_until ELSE e.previous_until END AS due_at
+            FROM orders o JOIN cases c ON c.id = o.case_id
+            LEFT JOIN LATERAL (SELECT x.created_at, x.previous_until, x.reference FROM order_extensions x
+                               WHERE x.order_id = o.id ORDER BY x.n DESC LIMIT 1) e ON true
+            WHERE c.status = 'active'
+              AND ($4 = 'admin' OR staff_may_reach(o.case_id, $3, $4, $5::float8))
+              AND ((o.valid_until > $1 AND o.valid_until <= $1 + make_interval(secs => $2))
+                   OR (e.created_at > $1 - make_interval(secs => $2)
+                       AND e.previous_until <= e.created_at + make_interval(secs => $2)))
+        )
+        SELECT {", ".join("l." + c.strip() for c in ORDER_COLUMNS.split(","))}, l.case_reference, l.extended_at,
+               l.previous_until, l.extension_reference, l.due_at, l.due_at AS created_at
+        FROM listed l
+        WHERE $6::timestamptz IS NULL OR (l.due_at, l.id) > ($6, $7)
+        ORDER BY l.due_at, l.id LIMIT $8
+        """, now, window_s, viewer_sub, viewer_role, grace_s, after_at, after_id, limit + 1)

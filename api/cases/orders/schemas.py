@@ -60,3 +60,18 @@ class OrderOut(BaseModel):
 
 class OrderPage(Page):
     items: list[OrderOut]
+
+
+class EndingOrder(OrderOut):
+    """An order on the work list of orders ending soon, with what was decided about it."""
+
+    case_reference: str
+    due_at: datetime = Field(description="the end it is heading for, or was heading for when it was extended")
+    decision: Literal["extended", "let_go"] | None = Field(description="null: nothing decided yet")
+    extended_at: datetime | None = None
+    extension_reference: str | None = None
+    extensions_left: int | None = Field(description="extensions still allowed; null: no legal maximum")
+
+
+class EndingPage(Page):
+    items: list[EndingOrder]

@@ -27,7 +27,7 @@ from api.cases.timeline.service import add_event
 from api.contacts.reminders import tell_victim_about_order
 from api.contacts.schemas import ExtensionIn, LetGoIn
 from api.platform.problems import conflict, field_error, not_found
-from api.platform.staff_common import parse_id
+from api.platform.staff_common import decode_cursor, parse_id
 
 MAX_EXTENSIONS = {"behavioural_order": 3}
 MAX_PERIOD = {"behavioural_order": BEHAVIOURAL_ORDER_MAX}
@@ -55,6 +55,25 @@ async def create_order(pool: asyncpg.Pool, staff: Staff, case_id: str, body: Ord
 
 async def list_orders(pool: asyncpg.Pool, case_id: str, limit: int, cursor: str | None) -> list[asyncpg.Record]:
     return await page_of_parts(pool, case_id, repository.fetch_orders, limit, cursor)
+
+
+async def ending(pool: asyncpg.Pool, staff: Staff, now: datetime, within: timedelta, grace_s: float, limit: int,
+                 cursor: str | None) -> list[dict[str, Any]]:
+    """The work list of orders ending within ``within`` (need-to-know filtered), each with what was decided:
+    extended (within the same span), let go (with the reason), or nothing yet; ``limit + 1`` rows."""
+    after_at, after_id = decode_cursor(cursor)
+    async with pool.acquire() as conn:
+        rows = await repository.orders_ending(conn, now, within.total_seconds(), staff.sub, staff.role, grace_s,
+                                              after_at, after_id, limit)
+    out = []
+    for r in rows:
+        extended = r["extended_at"] is not None and r["extended_at"] > now - within
+        limit_n = MAX_EXTENSIONS.get(r["kind"])
+        out.append({**dict(r), "decision": "let_go" if r["let_go_at"] else "extended" if extended else None,
+                    "extended_at": r["extended_at"] if extended else None,
+                    "extension_reference": r["extension_reference"] if extended else None,
+                    "extensions_left": None if limit_n is None else max(0, limit_n - r["extension_count"])})
+    return out
 
 
 def _lapsed(order: asyncpg.Record, now: datetime) -> bool:

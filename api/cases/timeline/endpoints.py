@@ -3,19 +3,15 @@ events, in her language) is ``GET /v1/me/timeline`` in api/victim/case_endpoints
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter
 
-from fastapi import APIRouter, Depends
-
-from api.auth.principals import Staff, require_staff
 from api.cases.timeline import service
 from api.contacts.schemas import EventIn, EventOut, EventPage
-from api.platform.staff_common import Ctx, Limit, ReadStaff
+from api.platform.staff_common import Ctx, InformStaff, Limit, ReadStaff
 
 router = APIRouter(prefix="/v1/cases", tags=["timeline"])
 
 # Posting updates is what contact persons do; case directors and admins may too.
-InformStaff = Annotated[Staff, Depends(require_staff("case_director", "contact_person"))]
 
 
 @router.post("/{case_id}/timeline", status_code=201, response_model=EventOut)

@@ -3,6 +3,7 @@ import { Api, ApiError, qs, tokenClaims } from "./api.js";
 import { $, $$, h, show } from "./dom.js";
 import { chooseLanguage, fmtAgo, fmtDuration, fmtTime, language, setLanguage, t, word } from "./i18n.js";
 import { Incident } from "./incident.js";
+import { causeText, floodOf, RoomLoad } from "./load.js";
 import { CaseSetup } from "./setup.js";
 import { WorkLists } from "./worklists.js";
 
@@ -13,11 +14,12 @@ const RESOLVED_SHOWN = 50;
 const LEVEL_RANK = { violation: 2, warning: 1, none: 0 };
 const CONFIDENCE_RANK = { confirmed: 2, probable: 1, possible: 0 };
 const STATUS_RANK = { open: 0, acknowledged: 1, resolved: 2 };
+const FLOOD_WINDOW_MS = 60000;
 
 const state = {
   api: null,
   token: null,
-  config: { tile_url: null, ack_deadline_s: 60, outcomes: [], message_templates: [], features: {} },
+  config: { tile_url: null, ack_deadline_s: 60, flood_per_min: 20, outcomes: [], message_templates: [], features: {} },
   alerts: new Map(),
   lastSeq: 0,
   baselineSeq: 0,
@@ -33,6 +35,7 @@ const state = {
   incident: null,
   renderPending: false,
   holdUntil: 0,
+  floodKey: "",
 };
 
 // For the end-to-end tests and for support: a read-only look at the console's state, and a way to drop the stream.
@@ -128,7 +131,9 @@ function updateSoundButton() {
 function showSignIn(message) {
   show($("#signin"), true);
   show($("#app"), false);
-  for (const id of ["#status-area", "#deadline-setting", "#sound-toggle", "#who", "#sign-out", "#views", "#setup", "#worklists"]) show($(id), false);
+  for (const id of ["#status-area", "#deadline-setting", "#sound-toggle", "#who", "#sign-out", "#views", "#setup", "#worklists",
+    "#load", "#flood-banner"]) show($(id), false);
+  state.floodKey = "";
   const err = $("#signin-error");
   err.textContent = message || "";
   show(err, !!message);
@@ -158,8 +163,11 @@ async function signIn(token, { silent = false } = {}) {
   for (const b of $$("#views [data-roles]")) show(b, b.dataset.roles.split(" ").includes(claims.role));
   updateSoundButton();
   state.setup = new CaseSetup({ api, config: state.config, toast });
+  // Editors get the case to work on; everyone else on the work lists (contact persons) the same view, read only.
   const mayEdit = ["admin", "case_director"].includes(claims.role);
-  state.worklists = new WorkLists({ api, onOpenCase: mayEdit ? (id) => { showView("setup"); state.setup.open(id); } : null });
+  $("#setup").classList.toggle("read-only", !mayEdit);
+  state.worklists = new WorkLists({ api, onOpenCase: (id) => { showView("setup"); state.setup.open(id); } });
+  state.load = new RoomLoad({ api, deadline: () => state.deadlineS });
   showView("room");
   state.incident = new Incident({ api, config: state.config, onChanged: (alert) => { upsert(alert); scheduleRender(); },
     onClose: () => { state.incident = null; renderQueue(); } });
@@ -175,6 +183,7 @@ function signOut(message) {
   clearTimeout(state.reconnectTimer);
   if (state.ws) { state.ws.onclose = null; state.ws.close(1000); state.ws = null; }
   if (state.incident) state.incident.close();
+  if (state.load) state.load.stop();
   state.api = null;
   state.token = null;
   state.alerts.clear();
@@ -193,9 +202,11 @@ function showView(name) {
   show($("#app"), name === "room");
   show($("#setup"), name === "setup");
   show($("#worklists"), name === "worklists");
+  show($("#load"), name === "load");
   document.documentElement.dataset.view = name;
   if (name === "setup" && state.setup) state.setup.show();
   if (name === "worklists" && state.worklists) state.worklists.show();
+  if (name === "load" && state.load) state.load.show();
 }
 
 // ---------------------------------------------------------------- queue data
@@ -406,6 +417,7 @@ function updateTimes() {
     if (a.status === "open") open += 1;
     if (isOverdue(a, now)) overdue += 1;
   }
+  renderFlood(now);
   $("#count-open").textContent = String(open);
   $("#count-overdue").textContent = String(overdue);
   $(".overdue-counter").classList.toggle("alarm", overdue > 0);
@@ -423,6 +435,27 @@ function updateTimes() {
     tr.classList.toggle("flash", !!until && until > wall);
     if (until && until <= wall) state.flashUntil.delete(a.id);
   }
+}
+
+// ---------------------------------------------------------------- flood
+
+/** The banner when alerts arrive faster than the set rate: the flood by cause, and above it the open alerts that
+ *  may mean someone is in danger, each one click from its incident. Redrawn only when its content changes. */
+function renderFlood(now) {
+  const flood = floodOf(Array.from(state.alerts.values()), now, FLOOD_WINDOW_MS, state.config.flood_per_min);
+  const key = flood ? JSON.stringify([flood.count, flood.causes, flood.real.map((a) => a.id + a.status)]) : "";
+  if (key === state.floodKey) return;
+  state.floodKey = key;
+  show($("#flood-banner"), !!flood);
+  document.documentElement.dataset.flood = flood ? String(flood.count) : "";
+  if (!flood) return;
+  $("#flood-title").textContent = t("flood.title", { n: flood.count });
+  $("#flood-causes").replaceChildren(...flood.causes.map(([cause, n]) => h("li", { dataset: { cause } },
+    h("strong", {}, `${n} ×`), ` ${causeText(cause)}`)));
+  show($("#flood-real-block"), flood.real.length > 0);
+  $("#flood-real").replaceChildren(...flood.real.sort(compareAlerts).slice(0, 8).map((a) => h("li", {},
+    h("button", { type: "button", class: "link", dataset: { alertId: a.id }, onclick: () => { showView("room"); openIncident(a.id); } },
+      `${word("kind", a.kind)} · ${word("level", a.level)} · ${a.case_reference || ""}`))));
 }
 
 // ---------------------------------------------------------------- incident

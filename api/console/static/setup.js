@@ -423,6 +423,12 @@ export class CaseSetup {
     const draft = this.draft();
     if (!draft) { $("#zone-map").focus(); return; }
     if (!$("#zone-name").value.trim()) { $("#zone-name").focus(); return; }
+    if (this.findings.some((f) => f.severity === "blocking") && !$("#zone-override").value.trim()) {
+      // The server would refuse it too; say why here and take the user to the field that is missing.
+      this.status(t("setup.override_needed"), false);
+      $("#zone-override").focus();
+      return;
+    }
     const schedule = draft.schedule;
     if (schedule && !schedule.windows[0].days.length) { $("#zone-days input").focus(); return; }
     const body = { order_id: $("#zone-order").value, name: draft.name, kind: draft.kind, geometry: draft.geometry,

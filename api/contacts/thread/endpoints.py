@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter
 
-from fastapi import APIRouter, Depends
-
-from api.auth.principals import Staff, require_staff
 from api.contacts.notices import service as notices
 from api.contacts.notices.schemas import StaffVictimNoticePage
 from api.contacts.thread import service
 from api.contacts.thread.schemas import MessageIn, MessageOut, MessagePage
-from api.platform.staff_common import Ctx, Limit, ReadStaff
+from api.platform.staff_common import Ctx, InformStaff, Limit, ReadStaff
 
 staff_router = APIRouter(prefix="/v1/cases", tags=["messages"])
-
-InformStaff = Annotated[Staff, Depends(require_staff("case_director", "contact_person"))]
 
 
 @staff_router.get("/{case_id}/messages", response_model=MessagePage)

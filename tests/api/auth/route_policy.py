@@ -145,14 +145,16 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/cases/{case_id}/risk-screenings"): staff(INFORM, case=True, body=lambda w: {
         "level": "low", "screened_on": "2026-01-01"}),
     ("GET", "/v1/cases/{case_id}/risk-screenings"): staff(READ, case=True),
-    ("POST", "/v1/cases/{case_id}/orders/{order_id}/extensions"): staff(WRITE, case=True, body=lambda w: {
+    ("POST", "/v1/cases/{case_id}/orders/{order_id}/extensions"): staff(INFORM, case=True, body=lambda w: {
         "valid_until": w.next_until(), "reference": "OM-EXT"}),
     ("GET", "/v1/cases/{case_id}/orders/{order_id}/extensions"): staff(READ, case=True),
-    ("POST", "/v1/cases/{case_id}/orders/{order_id}/let-go"): staff(WRITE, case=True, body=lambda w: {
+    ("POST", "/v1/cases/{case_id}/orders/{order_id}/let-go"): staff(INFORM, case=True, body=lambda w: {
         "reason": "protection no longer needed"}),
     ("POST", "/v1/cases/{case_id}/timeline"): staff(INFORM, case=True, body=lambda w: {
         "kind": "note", "visibility": "internal", "occurred_at": _now()}),
     ("GET", "/v1/cases/{case_id}/timeline"): staff(READ, case=True),
+    ("GET", "/v1/orders/ending"): staff(INFORM, case=False, query=_whole, lists=lambda w: w.ending_order()),
+    ("GET", "/v1/devices/attention"): staff(READ, case=False, query=_whole, lists=lambda w: w.device_id),
     ("GET", "/v1/cases/{case_id}/messages"): staff(READ, case=True),
     ("GET", "/v1/cases/{case_id}/victim-notices"): staff(READ, case=True),
     ("POST", "/v1/cases/{case_id}/messages"): staff(INFORM, case=True, body=lambda w: {"body": "Update on your case."}),
@@ -177,6 +179,7 @@ POLICY: dict[tuple[str, str], Rule] = {
 
     # ------------------------------------------------------------ alerts (the world's alert is resolved)
     ("GET", "/v1/alerts"): staff(READ, case=False, query=_whole, lists=lambda w: w.alert_id),
+    ("GET", "/v1/alerts/load"): staff(ACT, case=False, query=lambda w: {"hours": 24}),
     ("GET", "/v1/alerts/{alert_id}"): staff(READ, case=True),
     ("POST", "/v1/alerts/{alert_id}/acknowledge"): staff(ACT, case=True, ok="pass"),  # 409: already resolved
     ("POST", "/v1/alerts/{alert_id}/resolve"): staff(ACT, case=True, ok="pass", body=lambda w: {"outcome": "other"}),
@@ -233,4 +236,5 @@ POLICY: dict[tuple[str, str], Rule] = {
 NAMES_NO_CASE: dict[tuple[str, str], str] = {
     ("GET", "/v1/staff"): "staff members, not cases",
     ("GET", "/v1/audit"): "the auditor reads the whole audit log by role; no other role reaches it",
+    ("GET", "/v1/alerts/load"): "the monitoring room's load: counts for the whole room, naming no case",
 }

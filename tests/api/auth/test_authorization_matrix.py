@@ -243,6 +243,12 @@ class World:
         client = self.m.client
         client.portal.call(client.app.state.ctx.order_scheduler.run_once)
 
+    def ending_order(self) -> str:
+        """An order of this case that ends in five days."""
+        return self.m.call("POST", f"/v1/cases/{self.case_id}/orders", self.director, {
+            "kind": "contact_ban", "reference": "OM-END", "valid_from": _iso(-86400),
+            "valid_until": _iso(5 * 86400)}, want=201)["id"]
+
     def next_until(self) -> str:
         self._until += timedelta(days=7)
         return self._until.isoformat()

@@ -221,7 +221,8 @@ query_value = st.one_of(cursors, st.sampled_from(CALENDAR_ENDS), st.integers().m
 LIST_ROUTES = ["/v1/alerts", "/v1/audit", "/v1/cases", "/v1/cases/{case_id}/devices", "/v1/cases/{case_id}/messages",
                "/v1/cases/{case_id}/orders", "/v1/cases/{case_id}/timeline", "/v1/cases/{case_id}/victim-notices",
                "/v1/cases/{case_id}/zones", "/v1/contact/notices", "/v1/contact/orphaned", "/v1/contact/overdue",
-               "/v1/me/alerts", "/v1/me/messages", "/v1/me/notices", "/v1/me/timeline", "/v1/staff"]
+               "/v1/devices/attention", "/v1/me/alerts", "/v1/me/messages", "/v1/me/notices", "/v1/me/timeline",
+               "/v1/orders/ending", "/v1/staff"]
 
 
 def test_the_list_routes_are_every_route_with_a_cursor(world) -> None:  # type: ignore[no-untyped-def]
@@ -238,7 +239,8 @@ def test_list_routes_survive_any_cursor_and_query(world, path: str) -> None:  # 
 
     @FUZZ
     @given(cursor=cursors,
-           extra=st.dictionaries(st.sampled_from(["limit", "status", "case_id", "since", "until", "active", "actor"]),
+           extra=st.dictionaries(st.sampled_from(["limit", "status", "case_id", "since", "until", "active", "actor",
+                                                  "within_days", "battery_below_pct"]),
                                  query_value, max_size=3),
            raw_query=st.sampled_from(["", "", "", "cursor=%FF%FE", "limit=%C3%28", "since=%00", "cursor=9%00"]))
     def run(cursor: str, extra: dict[str, str], raw_query: str) -> None:

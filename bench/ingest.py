@@ -12,9 +12,9 @@ and it runs one more step at 80 % of that rate for the p99 figures. The paths:
 
 The load is open-loop (requests leave on schedule whether or not earlier ones were answered, up to
 ``--in-flight``), every fix carries the wall-clock time, and victims stay at home. One case in ten has an
-offender who walks (at 50 m/s, under the engine's speed limit) from 1.2 km to the victim's home and back, so
-alerts open, escalate and clear all the time. Fix→alert runs from sending the request with the fix to the
-alert change that names the fix arriving on the operators' WebSocket stream.
+offender who walks (at 50 m/s, under the engine's speed limit) from 4 km to the victim's home and back, so
+alerts open, escalate and clear all the time. Fix→alert runs, for every alert change committed during a step, from
+the receipt of the fix that caused it (the last fix of its evidence) to its commit, by the database's clock.
 
 Progress lines, then last one line of JSON: ``mixed_fixes_per_s``, ``supplier_fixes_per_s`` (the sustainable
 rates), ``p99_fix_to_alert_ms`` and ``p99_request_ms`` (the worse path's, at 80 % of its sustainable rate) and
@@ -38,9 +38,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import psutil
-import websockets
 from pyproj import Geod
 
 from api.auth.principals import mint_staff_token, sign
@@ -52,7 +52,7 @@ GEOD = Geod(ellps="WGS84")
 TARGET_P99_MS = 250.0
 BATCH = 100
 WALK_MPS = 50.0
-WALK_FROM_M = 1_200.0
+WALK_FROM_M = 4_000.0  # beyond the warning band long enough (clear_hold_s) for episodes to clear each lap
 
 
 def p99(values: list[float]) -> float | None:
@@ -88,7 +88,7 @@ async def setup(server: ServerProcess, key_id: str, n_cases: int, approach_every
                 "code": code, "installation_id": f"bench-{i}", "platform": "android",
             })).raise_for_status().json()
             return {"id": case["id"], "serial": f"B-{i}", "home": home, "token": app["access_token"],
-                    "approach": i % approach_every == 0, "phase": random.Random(i).uniform(0, 2 * WALK_FROM_M)}
+                    "approach": i % approach_every == 0, "phase": random.Random(i).random()}
 
         cases: list[dict[str, Any]] = []
         for start in range(0, n_cases, 50):
@@ -174,17 +174,41 @@ class Step:
                 and not self.failed and not self.dropped and worst is not None and worst <= TARGET_P99_MS)
 
 
+async def db_now(url: str) -> datetime:
+    conn = await asyncpg.connect(url)
+    try:
+        return await conn.fetchval("SELECT clock_timestamp()")
+    finally:
+        await conn.close()
+
+
+async def fix_to_alert_ms(url: str, since: datetime, until: datetime) -> list[float]:
+    """Each alert change committed in the window, from the receipt of the fix that caused it (the last fix of its
+    evidence, as the engine records it) to the change's commit, both by the database's clock. Keyed by the cause,
+    not by the fix a change names: a change confirmed by a later fix names the earlier one."""
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch(
+            "SELECT extract(epoch FROM ch.at - l.received_at)::float8 * 1000 AS ms FROM alert_changes ch"
+            " JOIN engine_log l ON l.seq = (ch.detail -> 'evidence' ->> -1)::bigint"
+            " WHERE ch.at BETWEEN $1 AND $2 AND jsonb_array_length(ch.detail -> 'evidence') > 0", since, until)
+        return [r["ms"] for r in rows]
+    finally:
+        await conn.close()
+
+
 class Load:
     def __init__(self, server: ServerProcess, supplier: dict[str, str], cases: list[dict[str, Any]],
-                 in_flight: int) -> None:
+                 in_flight: int, database_url: str, walk_from_m: float = WALK_FROM_M) -> None:
+        self.database_url = database_url
+        self.walk_from_m = walk_from_m
         self.server, self.supplier, self.cases = server, supplier, cases
         self.phone_cases = cases  # the cases whose victim's phone reports
         self.http = Connections(server.port)
         self.in_flight = asyncio.Semaphore(in_flight)
-        self.sent_at: dict[tuple[str, datetime], tuple[float, Step]] = {}
         self.last_at: dict[str, datetime] = {}
         self.step: Step | None = None
-        self.alerts_timed = 0
+        self.alerts_timed = 0  # alert changes timed over the whole run
         self.chunk = 0
 
     def at(self, device: str) -> datetime:
@@ -197,16 +221,15 @@ class Load:
     def tag_fix(self, case: dict[str, Any]) -> dict[str, Any]:
         at = self.at(case["serial"])
         lon0, lat0 = case["home"]
-        if case["approach"]:  # a triangle walk between WALK_FROM_M and the victim's home
-            d = (at.timestamp() * WALK_MPS + case["phase"]) % (2 * WALK_FROM_M)
-            dist = abs(d - WALK_FROM_M)
+        if case["approach"]:  # a triangle walk between walk_from_m and the victim's home
+            d = (at.timestamp() * WALK_MPS + case["phase"] * 2 * self.walk_from_m) % (2 * self.walk_from_m)
+            dist = abs(d - self.walk_from_m)
         else:
             dist = 5_000 + (at.timestamp() * 3) % 300
         lon, lat, _ = GEOD.fwd(lon0, lat0, 30, dist)
         return {"serial": case["serial"], "recorded_at": at.isoformat(), "lat": lat, "lon": lon, "accuracy_m": 6}
 
-    async def _send(self, path: str, body: bytes, headers: dict[str, str], fixes: int,
-                    timed: list[tuple[str, datetime]]) -> None:
+    async def _send(self, path: str, body: bytes, headers: dict[str, str], fixes: int) -> None:
         step = self.step
         assert step is not None
         if self.in_flight.locked():
@@ -214,8 +237,6 @@ class Load:
             return
         async with self.in_flight:
             sent = time.perf_counter()
-            for key in timed:
-                self.sent_at[key] = (sent, step)
             step.sent += fixes
             try:
                 status, payload = await self.http.post(path, body, headers)
@@ -238,9 +259,7 @@ class Load:
         ts = str(int(time.time()))
         headers = {"content-type": "application/json", "x-afstand-key": self.supplier["key_id"],
                    "x-afstand-timestamp": ts, "x-afstand-signature": sign(self.supplier["secret"], ts, body)}
-        timed = [(case["id"], datetime.fromisoformat(item["recorded_at"]))
-                 for case, item in zip(chunk, items) if case["approach"]]
-        await self._send("/v1/ingest/positions", body, headers, len(items), timed)
+        await self._send("/v1/ingest/positions", body, headers, len(items))
 
     async def phone_fix(self, case: dict[str, Any]) -> None:
         lon, lat = case["home"]
@@ -248,36 +267,13 @@ class Load:
         body = json.dumps({"positions": [{"recorded_at": at.isoformat(), "lat": lat, "lon": lon,
                                           "accuracy_m": 10}]}).encode()
         headers = {"content-type": "application/json", "authorization": "Bearer " + case["token"]}
-        await self._send("/v1/me/positions", body, headers, 1, [])
-
-    async def watch(self, ready: asyncio.Event) -> None:
-        """The operators' alert stream, resumed after the last change seen if the connection drops (a busy
-        load generator can miss the stream's keepalive)."""
-        token = mint_staff_token(self.server.key, "operator", "bench")
-        last = 0
-        while True:
-            url = self.server.base.replace("http", "ws") + f"/v1/alerts/stream?after={last}&token={token}"
-            try:
-                async with websockets.connect(url, max_size=None, ping_interval=None) as ws:
-                    ready.set()
-                    async for message in ws:
-                        arrived = time.perf_counter()
-                        item = json.loads(message)
-                        last = max(last, item["seq"])
-                        fix_at = (item.get("change") or {}).get("fix_at")
-                        if not fix_at:
-                            continue
-                        sent = self.sent_at.pop((item["alert"]["case_id"], datetime.fromisoformat(fix_at)), None)
-                        if sent is not None:  # counted for the step that sent the fix, however late it comes
-                            sent[1].fix_to_alert_ms.append((arrived - sent[0]) * 1000)
-                            self.alerts_timed += 1
-            except (OSError, websockets.ConnectionClosed):
-                await asyncio.sleep(0.2)
+        await self._send("/v1/me/positions", body, headers, 1)
 
     async def run_step(self, rate: float, phone_share: float, seconds: float) -> Step:
         """Offer ``rate`` fixes/s for ``seconds``: ``phone_share`` of them one per phone request, the rest in
         supplier batches; then wait a little for the last answers and alerts."""
         step = self.step = Step(rate)
+        since = await db_now(self.database_url)
         tasks: set[asyncio.Task[None]] = set()
         phones = rate * phone_share
         batches = rate * (1 - phone_share) / min(BATCH, len(self.cases))
@@ -303,6 +299,8 @@ class Load:
         # The alerts of the step's last fixes. An engine further behind than this leaves the step with few or no
         # timed alerts, and a step without any does not pass.
         await asyncio.sleep(2.0)
+        step.fix_to_alert_ms = await fix_to_alert_ms(self.database_url, since, await db_now(self.database_url))
+        self.alerts_timed += len(step.fix_to_alert_ms)
         self.step = None
         return step
 
@@ -334,8 +332,6 @@ async def sustainable(load: Load, path: str, phone_share: float, args: argparse.
 
 
 async def drive(load: Load, args: argparse.Namespace, peak: list[float]) -> dict[str, Any]:
-    ready = asyncio.Event()
-    watcher = asyncio.create_task(load.watch(ready))
     assert load.server.proc is not None
     server = psutil.Process(load.server.proc.pid)
 
@@ -347,11 +343,9 @@ async def drive(load: Load, args: argparse.Namespace, peak: list[float]) -> dict
 
     sampler = asyncio.create_task(sample_rss())
     try:
-        await asyncio.wait_for(ready.wait(), 30)
         mixed, mixed80 = await sustainable(load, "mixed", args.phone_share, args)
         supplier, supplier80 = await sustainable(load, "supplier", 0.0, args)
     finally:
-        watcher.cancel()
         sampler.cancel()
         load.http.close()
     alert_p99 = [p for p in (p99(mixed80.fix_to_alert_ms), p99(supplier80.fix_to_alert_ms)) if p is not None]
@@ -378,6 +372,8 @@ def main() -> None:
     parser.add_argument("--phone-share", type=float, default=1 / 3, help="share of the mixed path's fixes from phones")
     parser.add_argument("--approach-every", type=int, default=10, help="one case in N has an approaching offender")
     parser.add_argument("--in-flight", type=int, default=512, help="requests outstanding at most")
+    parser.add_argument("--walk-from-m", type=float, default=WALK_FROM_M,
+                        help="how far the approaching offenders turn back (a short walk raises alerts sooner)")
     parser.add_argument("--workers", type=int, default=1, help="server processes on the port (AFSTAND_WORKERS)")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, _interrupt)
@@ -397,7 +393,7 @@ def main() -> None:
             cases = asyncio.run(setup(server, supplier["key_id"], args.cases, args.approach_every))
 
             async def run() -> dict[str, Any]:
-                return await drive(Load(server, supplier, cases, args.in_flight), args, peak)
+                return await drive(Load(server, supplier, cases, args.in_flight, url, args.walk_from_m), args, peak)
 
             result = asyncio.run(run())
         finally:

@@ -184,6 +184,10 @@ class OrderScheduler:
             report.digests = await send_daily_digest(self.pool, self.outbox, now, local.date())
         return report
 
+    @property
+    def running(self) -> bool:
+        return self._periodic.running
+
     async def start(self) -> None:
         await self._periodic.start()
 

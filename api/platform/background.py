@@ -41,6 +41,10 @@ class Periodic:
         self.worth_logging = worth_logging
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
     async def start(self) -> None:
         if self.interval_s > 0:
             self._task = asyncio.create_task(self._loop(), name=self.name)

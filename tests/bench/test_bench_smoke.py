@@ -29,7 +29,7 @@ def test_bench_engine_runs_tiny() -> None:
 @pytest.mark.slow  # ~30 s: an embedded PostgreSQL, a server process and four short load steps
 def test_bench_ingest_runs_tiny_and_times_real_alerts() -> None:
     result, out = _last_json("bench.ingest", "--cases", "10", "--step-s", "3", "--start-rate", "60",
-                             "--max-steps", "1", "--approach-every", "2", timeout=300)
+                             "--max-steps", "1", "--approach-every", "2", "--walk-from-m", "1200", timeout=300)
     assert set(result) == {"mixed_fixes_per_s", "supplier_fixes_per_s", "p99_fix_to_alert_ms", "p99_request_ms",
                            "rss_mb"}
     # Alerts were raised by the staged approaches and timed from the operators' stream.

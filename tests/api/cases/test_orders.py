@@ -195,7 +195,7 @@ def test_the_scheduler_runs_in_the_server_and_ends_a_lapsed_order(make_client) -
                                                           " WHERE id = $1::uuid", oid):
         time.sleep(0.1)
     assert db_val(api, "SELECT count(*) FROM alerts WHERE case_id = $1::uuid AND kind = 'order_ended'", cid) == 1
-    assert api.app.state.ctx.order_scheduler._task is not None
+    assert api.app.state.ctx.order_scheduler.running
 
 
 def test_openapi_documents_the_case_status_routes(api) -> None:  # type: ignore[no-untyped-def]

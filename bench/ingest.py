@@ -13,8 +13,9 @@ and it runs one more step at 80 % of that rate for the p99 figures. The paths:
 The load is open-loop (requests leave on schedule whether or not earlier ones were answered, up to
 ``--in-flight``), every fix carries the wall-clock time, and victims stay at home. One case in ten has an
 offender who walks (at 50 m/s, under the engine's speed limit) from 4 km to the victim's home and back, so
-alerts open, escalate and clear all the time. Fix→alert runs, for every alert change committed during a step, from
-the receipt of the fix that caused it (the last fix of its evidence) to its commit, by the database's clock.
+alerts open, escalate and clear all the time. Fix→alert runs, for every alert a fix raised or escalated during a
+step, from the receipt of the fix that caused it (the last received of the fixes its evidence names) to the
+change's commit, by the database's clock.
 
 Progress lines, then last one line of JSON: ``mixed_fixes_per_s``, ``supplier_fixes_per_s`` (the sustainable
 rates), ``p99_fix_to_alert_ms`` and ``p99_request_ms`` (the worse path's, at 80 % of its sustainable rate) and
@@ -183,15 +184,20 @@ async def db_now(url: str) -> datetime:
 
 
 async def fix_to_alert_ms(url: str, since: datetime, until: datetime) -> list[float]:
-    """Each alert change committed in the window, from the receipt of the fix that caused it (the last fix of its
-    evidence, as the engine records it) to the change's commit, both by the database's clock. Keyed by the cause,
-    not by the fix a change names: a change confirmed by a later fix names the earlier one."""
+    """Each alert raised or escalated by a fix in the window (proximity and exclusion zones: the changes a fix
+    decides; clears wait out their hold and clock-driven changes have no causing fix), from the receipt of the
+    fix that caused it (the last received of the fixes its evidence names: the decision could not come before it)
+    to the change's commit, both by the database's clock."""
     conn = await asyncpg.connect(url)
     try:
         rows = await conn.fetch(
-            "SELECT extract(epoch FROM ch.at - l.received_at)::float8 * 1000 AS ms FROM alert_changes ch"
-            " JOIN engine_log l ON l.seq = (ch.detail -> 'evidence' ->> -1)::bigint"
-            " WHERE ch.at BETWEEN $1 AND $2 AND jsonb_array_length(ch.detail -> 'evidence') > 0", since, until)
+            "SELECT extract(epoch FROM ch.at - max(l.received_at))::float8 * 1000 AS ms FROM alert_changes ch"
+            " JOIN alerts a ON a.id = ch.alert_id"
+            " CROSS JOIN LATERAL jsonb_array_elements_text(ch.detail -> 'evidence') AS e(id)"
+            " JOIN engine_log l ON l.seq = e.id::bigint"
+            " WHERE ch.at BETWEEN $1 AND $2 AND ch.change IN ('opened', 'escalated')"
+            " AND a.kind IN ('proximity', 'zone_exclusion') GROUP BY ch.seq, ch.at",
+            since, until)
         return [r["ms"] for r in rows]
     finally:
         await conn.close()

@@ -4,8 +4,8 @@ Starts ``afstand serve`` (one process, role ``all``) on a fresh embedded Postgre
 ban and an exclusion zone each) and runs them in real time: every tag reports every 30 s (supplier batches of
 100), 2,000 victims' phones every 60 s (one fix a request). One case in ten has an offender walking to and fro
 between 4 km and the victim's home, so alerts open and clear all along (bench/ingest.py's load, at a fixed
-rate). Fix→alert runs from the receipt of the fix that caused an alert change (the last fix of the change's
-evidence) to the change's commit, both by the database's clock, for every change of the steady run.
+rate). Fix→alert is measured as bench/ingest.py does: for every alert a fix raised or escalated during the steady
+run, from the receipt of the causing fix to the change's commit, by the database's clock.
 
 Then it restarts the server (SIGTERM, start) and times ``ready_s``: from the start to ``/readyz`` answering 200,
 which includes loading every case into the engine.

@@ -38,7 +38,10 @@ def test_two_workers_share_the_port_and_one_holds_the_engine(database_url: str, 
     server.start()
     try:
         server.wait_ready()
-        members = _rows(database_url, "SELECT member_id, role FROM cluster_members")
+        deadline = time.monotonic() + 30  # ready means one worker answers; the other may still be starting
+        while len(members := _rows(database_url, "SELECT member_id, role FROM cluster_members")) < 2:
+            assert time.monotonic() < deadline, members
+            time.sleep(0.1)
         assert len(members) == 2 and {m["role"] for m in members} == {"all"}
         owners = {r["name"]: r["owner"] for r in _rows(database_url, "SELECT name, owner FROM leases")}
         assert owners["engine"] in {m["member_id"] for m in members}
